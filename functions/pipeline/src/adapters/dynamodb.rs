@@ -1,0 +1,242 @@
+//! DynamoDB: the prices table (history + latest) and the state table (alert claims).
+
+use super::{describe, is_retryable};
+use crate::backoff::RetryPolicy;
+use crate::batching::{batch_write_chunks, Deduped};
+use crate::envelope::Envelope;
+use crate::table::{self, Item};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use backon::Retryable;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+/// What became of a set of history writes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HistoryOutcome {
+    /// Positions (in the input) of records whose item was not written.
+    pub failed: BTreeSet<usize>,
+    pub written: usize,
+    pub requests: usize,
+    /// Items sent again because DynamoDB returned them as UnprocessedItems (or throttled).
+    pub retried_items: usize,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatestOutcome {
+    Written,
+    /// The stored latest item is as new or newer: nothing written.
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+#[async_trait]
+pub trait PriceStore: Send + Sync {
+    async fn write_history(&self, records: &[Envelope]) -> HistoryOutcome;
+    async fn put_latest(&self, record: &Envelope) -> Result<LatestOutcome, StoreError>;
+}
+
+pub struct DynamoPriceStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    history_ttl: chrono::Duration,
+    policy: RetryPolicy,
+}
+
+impl DynamoPriceStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, history_ttl_days: u32, policy: RetryPolicy) -> Self {
+        DynamoPriceStore { client, table: table.into(), history_ttl: chrono::Duration::days(history_ttl_days.into()), policy }
+    }
+
+    fn key_of(item: &Item) -> (String, String) {
+        let get = |k: &str| match item.get(k) {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => String::new(),
+        };
+        (get("pk"), get("sk"))
+    }
+
+    async fn write_chunk(&self, chunk: Vec<Deduped<Item>>, out: &mut HistoryOutcome) {
+        let mut pending: HashMap<(String, String), Deduped<Item>> =
+            chunk.into_iter().map(|d| (Self::key_of(&d.item), d)).collect();
+        let mut delays = self.policy.delays();
+        loop {
+            out.requests += 1;
+            let mut requests = Vec::with_capacity(pending.len());
+            for d in pending.values() {
+                match PutRequest::builder().set_item(Some(d.item.clone())).build() {
+                    Ok(put) => requests.push(WriteRequest::builder().put_request(put).build()),
+                    Err(e) => out.last_error = Some(e.to_string()),
+                }
+            }
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), requests)
+                .send()
+                .await;
+            match result {
+                Ok(resp) => {
+                    let unprocessed: BTreeSet<(String, String)> = resp
+                        .unprocessed_items()
+                        .and_then(|m| m.get(&self.table))
+                        .map(|reqs| {
+                            reqs.iter()
+                                .filter_map(|r| r.put_request().map(|p| Self::key_of(&p.item().clone())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let sent = pending.len();
+                    pending.retain(|key, _| unprocessed.contains(key));
+                    out.written += sent - pending.len();
+                    if pending.is_empty() {
+                        return;
+                    }
+                    out.last_error = Some(format!("{} UnprocessedItems", pending.len()));
+                }
+                Err(e) => {
+                    out.last_error = Some(describe(&e));
+                    if !is_retryable(&e) {
+                        break;
+                    }
+                }
+            }
+            match delays.next() {
+                Some(delay) => {
+                    out.retried_items += pending.len();
+                    tracing::warn!(retrying = pending.len(), error = ?out.last_error, "BatchWriteItem left items unprocessed; retrying them");
+                    tokio::time::sleep(delay).await;
+                }
+                None => break,
+            }
+        }
+        for d in pending.into_values() {
+            out.failed.extend(d.origins);
+        }
+    }
+}
+
+#[async_trait]
+impl PriceStore for DynamoPriceStore {
+    async fn write_history(&self, records: &[Envelope]) -> HistoryOutcome {
+        let items: Vec<Item> = records.iter().map(|e| table::history_item(e, self.history_ttl)).collect();
+        let mut out = HistoryOutcome::default();
+        for chunk in batch_write_chunks(items, Self::key_of) {
+            self.write_chunk(chunk, &mut out).await;
+        }
+        out
+    }
+
+    async fn put_latest(&self, record: &Envelope) -> Result<LatestOutcome, StoreError> {
+        let item = table::latest_item(record);
+        let values = table::latest_condition_values(record);
+        let attempt = || async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(table::LATEST_CONDITION)
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+                .await
+        };
+        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+            Ok(_) => Ok(LatestOutcome::Written),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(LatestOutcome::Stale),
+            Err(e) => Err(StoreError(describe(&e))),
+        }
+    }
+}
+
+/// Whether an alert may be sent now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours: publish, then mark sent.
+    Acquired,
+    /// Sent within the window already.
+    AlreadySent,
+}
+
+#[async_trait]
+pub trait DedupStore: Send + Sync {
+    async fn claim(&self, key: &str, record_id: &str, now: DateTime<Utc>, window: Duration) -> Result<Claim, StoreError>;
+    async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError>;
+}
+
+/// Claims live in the state table as `pk = ALERT#…`, `sk = CLAIM`, with a TTL.
+pub struct DynamoDedup {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    policy: RetryPolicy,
+}
+
+pub const CLAIM_SK: &str = "CLAIM";
+/// A claim is free when absent, expired (TTL deletion lags by up to days, so expiry is
+/// checked here), or left `pending` by an invocation that failed before publishing.
+const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now OR #status = :pending";
+
+impl DynamoDedup {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, policy: RetryPolicy) -> Self {
+        DynamoDedup { client, table: table.into(), policy }
+    }
+}
+
+#[async_trait]
+impl DedupStore for DynamoDedup {
+    async fn claim(&self, key: &str, record_id: &str, now: DateTime<Utc>, window: Duration) -> Result<Claim, StoreError> {
+        let expires = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::days(1));
+        let item: Item = HashMap::from([
+            ("pk".to_string(), AttributeValue::S(key.to_string())),
+            ("sk".to_string(), AttributeValue::S(CLAIM_SK.to_string())),
+            ("status".to_string(), AttributeValue::S("pending".into())),
+            ("record_id".to_string(), AttributeValue::S(record_id.to_string())),
+            ("claimed_at".to_string(), AttributeValue::S(now.to_rfc3339())),
+            ("expires_at".to_string(), AttributeValue::N(expires.timestamp().to_string())),
+        ]);
+        let attempt = || async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(CLAIM_CONDITION)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+                .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+                .send()
+                .await
+        };
+        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+            Ok(_) => Ok(Claim::Acquired),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Claim::AlreadySent),
+            Err(e) => Err(StoreError(describe(&e))),
+        }
+    }
+
+    async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError> {
+        let attempt = || async {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key.to_string()))
+                .key("sk", AttributeValue::S(CLAIM_SK.to_string()))
+                .update_expression("SET #status = :sent, message_id = :m")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
+                .expression_attribute_values(":m", AttributeValue::S(message_id.to_string()))
+                .send()
+                .await
+        };
+        attempt
+            .retry(self.policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(describe(&e)))
+    }
+}

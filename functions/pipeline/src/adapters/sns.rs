@@ -1,0 +1,79 @@
+//! SNS: publish an alert to the topic, one text per protocol.
+//!
+//! `MessageStructure=json` lets one Publish carry the one-segment SMS text for phones, the
+//! full text for e-mail, and the alert as JSON for queues. Message attributes (source, kind,
+//! rule) let subscribers filter.
+
+use super::{describe, is_retryable};
+use crate::backoff::RetryPolicy;
+use crate::limits::SNS_MAX_MESSAGE_ATTRIBUTES;
+use crate::message::Alert;
+use async_trait::async_trait;
+use aws_sdk_sns::types::MessageAttributeValue;
+use backon::Retryable;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SNS publish: {0}")]
+pub struct PublishError(pub String);
+
+#[async_trait]
+pub trait AlertPublisher: Send + Sync {
+    /// Publishes and returns the message id.
+    async fn publish(&self, alert: &Alert) -> Result<String, PublishError>;
+}
+
+pub struct SnsTopic {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+    policy: RetryPolicy,
+}
+
+impl SnsTopic {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>, policy: RetryPolicy) -> Self {
+        SnsTopic { client, topic_arn: topic_arn.into(), policy }
+    }
+}
+
+/// The per-protocol message document.
+pub fn message_document(alert: &Alert) -> String {
+    serde_json::json!({
+        "default": alert.text,
+        "email": alert.text,
+        "sms": alert.sms,
+        "sqs": serde_json::to_string(alert).unwrap_or_default(),
+    })
+    .to_string()
+}
+
+fn attribute(value: &str) -> Option<MessageAttributeValue> {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+}
+
+#[async_trait]
+impl AlertPublisher for SnsTopic {
+    async fn publish(&self, alert: &Alert) -> Result<String, PublishError> {
+        let document = message_document(alert);
+        let attributes: Vec<(&str, MessageAttributeValue)> = [("source", &alert.source), ("kind", &alert.kind), ("rule", &alert.rule)]
+            .into_iter()
+            .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
+            .take(SNS_MAX_MESSAGE_ATTRIBUTES)
+            .collect();
+        let attempt = || async {
+            let mut req = self
+                .client
+                .publish()
+                .topic_arn(&self.topic_arn)
+                .message_structure("json")
+                .message(&document)
+                .subject(&alert.subject);
+            for (k, v) in &attributes {
+                req = req.message_attributes(*k, v.clone());
+            }
+            req.send().await
+        };
+        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+            Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
+            Err(e) => Err(PublishError(describe(&e))),
+        }
+    }
+}

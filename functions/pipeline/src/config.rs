@@ -1,0 +1,170 @@
+//! Function configuration from the environment. A bad value fails at start, naming the
+//! variable; nothing secret is read from here (the token comes from SSM).
+
+use crate::rules::{RuleError, RuleSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+/// Reads variables through a lookup function, so tests need not touch the process env.
+pub struct Vars<F: Fn(&str) -> Option<String>>(pub F);
+
+impl Vars<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Vars(|name| std::env::var(name).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    pub fn required(&self, var: &str) -> Result<String, ConfigError> {
+        match (self.0)(var) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ConfigError { var: var.into(), problem: "required but not set".into() }),
+        }
+    }
+
+    pub fn parsed<T: FromStr>(&self, var: &str, default: T, valid: impl Fn(&T) -> bool, expect: &str) -> Result<T, ConfigError> {
+        match (self.0)(var) {
+            None => Ok(default),
+            Some(v) if v.trim().is_empty() => Ok(default),
+            Some(v) => match v.trim().parse::<T>() {
+                Ok(parsed) if valid(&parsed) => Ok(parsed),
+                _ => Err(ConfigError { var: var.into(), problem: format!("{v:?} is not {expect}") }),
+            },
+        }
+    }
+
+    pub fn optional(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+}
+
+pub const STREAM_NAME: &str = "PRICEWIRE_STREAM_NAME";
+pub const ARCHIVE_BUCKET: &str = "PRICEWIRE_ARCHIVE_BUCKET";
+pub const TOKEN_PARAMETER: &str = "PRICEWIRE_TOKEN_PARAMETER";
+pub const TRAVELPAYOUTS_BASE_URL: &str = "PRICEWIRE_TRAVELPAYOUTS_BASE_URL";
+pub const HTTP_TIMEOUT_MS: &str = "PRICEWIRE_HTTP_TIMEOUT_MS";
+pub const HTTP_MAX_ATTEMPTS: &str = "PRICEWIRE_HTTP_MAX_ATTEMPTS";
+pub const PUT_MAX_ATTEMPTS: &str = "PRICEWIRE_PUT_MAX_ATTEMPTS";
+pub const PRICES_TABLE: &str = "PRICEWIRE_PRICES_TABLE";
+pub const HISTORY_TTL_DAYS: &str = "PRICEWIRE_HISTORY_TTL_DAYS";
+pub const WRITE_MAX_ATTEMPTS: &str = "PRICEWIRE_WRITE_MAX_ATTEMPTS";
+pub const TOPIC_ARN: &str = "PRICEWIRE_TOPIC_ARN";
+pub const STATE_TABLE: &str = "PRICEWIRE_STATE_TABLE";
+pub const ALERT_RULES: &str = "PRICEWIRE_ALERT_RULES";
+pub const DEDUP_WINDOW_SECONDS: &str = "PRICEWIRE_DEDUP_WINDOW_SECONDS";
+
+pub const DEFAULT_TRAVELPAYOUTS_BASE_URL: &str = "https://api.travelpayouts.com";
+
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub stream_name: String,
+    pub archive_bucket: String,
+    /// Name of the SSM SecureString holding the upstream token.
+    pub token_parameter: String,
+    pub travelpayouts_base_url: String,
+    pub http_timeout: Duration,
+    pub http_max_attempts: u32,
+    pub put_max_attempts: u32,
+}
+
+impl CollectorConfig {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
+        let base = v.optional(TRAVELPAYOUTS_BASE_URL).unwrap_or_else(|| DEFAULT_TRAVELPAYOUTS_BASE_URL.into());
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ConfigError { var: TRAVELPAYOUTS_BASE_URL.into(), problem: format!("{base:?} is not an http(s) URL") });
+        }
+        Ok(CollectorConfig {
+            stream_name: v.required(STREAM_NAME)?,
+            archive_bucket: v.required(ARCHIVE_BUCKET)?,
+            token_parameter: v.required(TOKEN_PARAMETER)?,
+            travelpayouts_base_url: base.trim_end_matches('/').to_string(),
+            http_timeout: Duration::from_millis(v.parsed(HTTP_TIMEOUT_MS, 10_000u64, |n| (100..=900_000).contains(n), "milliseconds from 100 to 900000")?),
+            http_max_attempts: v.parsed(HTTP_MAX_ATTEMPTS, 4u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+            put_max_attempts: v.parsed(PUT_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub prices_table: String,
+    pub archive_bucket: String,
+    pub history_ttl_days: u32,
+    pub write_max_attempts: u32,
+}
+
+impl ConsumerConfig {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
+        Ok(ConsumerConfig {
+            prices_table: v.required(PRICES_TABLE)?,
+            archive_bucket: v.required(ARCHIVE_BUCKET)?,
+            history_ttl_days: v.parsed(HISTORY_TTL_DAYS, 90u32, |n| (1..=3650).contains(n), "days from 1 to 3650")?,
+            write_max_attempts: v.parsed(WRITE_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct AlerterConfig {
+    pub topic_arn: String,
+    pub state_table: String,
+    pub rules: RuleSet,
+    pub dedup_window: Duration,
+    pub write_max_attempts: u32,
+}
+
+impl AlerterConfig {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
+        let rules_json = v.optional(ALERT_RULES).unwrap_or_else(|| "[]".into());
+        let rules = RuleSet::from_json(&rules_json).map_err(|e: RuleError| ConfigError { var: ALERT_RULES.into(), problem: e.to_string() })?;
+        Ok(AlerterConfig {
+            topic_arn: v.required(TOPIC_ARN)?,
+            state_table: v.required(STATE_TABLE)?,
+            rules,
+            dedup_window: Duration::from_secs(v.parsed(DEDUP_WINDOW_SECONDS, 86_400u64, |n| (60..=31_536_000).contains(n), "seconds from 60 to 31536000")?),
+            write_max_attempts: v.parsed(WRITE_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Vars(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn collector_config_defaults_and_named_errors() {
+        let ok = [(STREAM_NAME, "s"), (ARCHIVE_BUCKET, "b"), (TOKEN_PARAMETER, "/p")];
+        let c = CollectorConfig::from_vars(&vars(&ok)).unwrap();
+        assert_eq!(c.travelpayouts_base_url, DEFAULT_TRAVELPAYOUTS_BASE_URL);
+        assert_eq!(c.http_timeout, Duration::from_secs(10));
+        let err = CollectorConfig::from_vars(&vars(&ok[..2])).unwrap_err();
+        assert_eq!(err.to_string(), "configuration: PRICEWIRE_TOKEN_PARAMETER: required but not set");
+        let mut bad = ok.to_vec();
+        bad.push((HTTP_TIMEOUT_MS, "fast"));
+        assert_eq!(CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var, HTTP_TIMEOUT_MS);
+        let mut bad = ok.to_vec();
+        bad.push((TRAVELPAYOUTS_BASE_URL, "ftp://x"));
+        assert_eq!(CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var, TRAVELPAYOUTS_BASE_URL);
+    }
+
+    #[test]
+    fn alerter_config_fails_on_a_bad_rule_naming_it() {
+        let err = AlerterConfig::from_vars(&vars(&[(TOPIC_ARN, "t"), (STATE_TABLE, "s"),
+            (ALERT_RULES, r#"[{"name":"broken","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#)])).unwrap_err();
+        assert_eq!(err.var, ALERT_RULES);
+        assert!(err.problem.contains("alert rule \"broken\""), "{err}");
+    }
+}

@@ -1,0 +1,319 @@
+//! The record on the stream: a versioned JSON envelope around one upstream observation.
+//!
+//! ```json
+//! {"schema":1,"id":"5f0c…","source":"travelpayouts","kind":"flight_price",
+//!  "key":"LED-KZN/2026-12-05/2026-12-10","job":"led-kzn",
+//!  "observed_at":"2026-11-20T08:12:44Z","fetched_at":"2026-11-21T09:00:03.120Z",
+//!  "fields":{"origin":"LED","destination":"KZN","price":{"amount":"4830","currency":"RUB"},…}}
+//! ```
+//!
+//! `id` is a digest of everything that describes the observation and nothing that describes
+//! the act of fetching it (`fetched_at`, `job`): the same upstream observation always gives
+//! the same id, a changed price gives a new one. Downstream writes are keyed by it, which is
+//! what makes retries and replays idempotent.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the envelope layout. Consumers reject versions they do not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Hex characters of the SHA-256 digest kept as the id (128 bits).
+const ID_HEX_CHARS: usize = 32;
+
+/// An exact amount of money. `amount` travels as a decimal string ("4830.50"): no floats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount: Decimal,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.amount.normalize(), self.currency)
+    }
+}
+
+/// One flight offer as the Travelpayouts Data API reports it, normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlightPrice {
+    /// IATA code of the origin city or airport.
+    pub origin: String,
+    /// IATA code of the destination city or airport.
+    pub destination: String,
+    /// Departure as the upstream gives it: a date (`2026-12-05`) or a date-time with offset.
+    pub departure_at: String,
+    /// Return as the upstream gives it; `None` for one-way offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_at: Option<String>,
+    pub price: Money,
+    /// Marketing airline IATA code (v3 `airline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight_number: Option<String>,
+    /// Agency or airline that sells the ticket (v2 `gate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// Number of changes on the way out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u32>,
+    /// 0 economy, 1 business, 2 first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip_class: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<u32>,
+    /// Whether the upstream still considers the price current (v2 `actual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<bool>,
+    /// Absolute booking/search link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// What a record holds, tagged by `kind`. New kinds (odds, market data) are new variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "fields", rename_all = "snake_case")]
+pub enum Payload {
+    FlightPrice(FlightPrice),
+}
+
+impl Payload {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::FlightPrice(_) => "flight_price",
+        }
+    }
+}
+
+/// The envelope as it travels on the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub schema: u32,
+    pub id: String,
+    pub source: String,
+    /// The entity this observation is about; also the Kinesis partition key.
+    pub key: String,
+    /// The scheduled job that fetched it.
+    pub job: String,
+    /// The upstream's own time for the observation where it has one, else `fetched_at`.
+    #[serde(with = "rfc3339_millis")]
+    pub observed_at: DateTime<Utc>,
+    #[serde(with = "rfc3339_millis")]
+    pub fetched_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub payload: Payload,
+}
+
+/// Why bytes from the stream are not an envelope we can process.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("not a valid envelope: {0}")]
+    Malformed(String),
+    #[error("unsupported envelope schema {found} (this build reads {SCHEMA_VERSION})")]
+    UnsupportedSchema { found: u32 },
+    #[error("envelope id {id} does not match its content (expected {expected})")]
+    IdMismatch { id: String, expected: String },
+}
+
+impl Envelope {
+    /// Builds an envelope and derives its id. `upstream_time` is the upstream's own
+    /// observation time, if it reports one; it is part of the identity when present.
+    pub fn new(
+        source: &str,
+        job: &str,
+        key: String,
+        upstream_time: Option<DateTime<Utc>>,
+        fetched_at: DateTime<Utc>,
+        payload: Payload,
+    ) -> Envelope {
+        let id = derive_id(source, &key, upstream_time, &payload);
+        Envelope {
+            schema: SCHEMA_VERSION,
+            id,
+            source: source.to_string(),
+            key,
+            job: job.to_string(),
+            observed_at: upstream_time.unwrap_or(fetched_at),
+            fetched_at,
+            payload,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.payload.kind()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising owned strings, decimals and dates cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and checks an envelope read from the stream.
+    pub fn from_slice(data: &[u8]) -> Result<Envelope, EnvelopeError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            schema: u32,
+        }
+        let probe: Probe =
+            serde_json::from_slice(data).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if probe.schema != SCHEMA_VERSION {
+            return Err(EnvelopeError::UnsupportedSchema {
+                found: probe.schema,
+            });
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(data).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if envelope.key.is_empty() {
+            return Err(EnvelopeError::Malformed("key: empty".into()));
+        }
+        Ok(envelope)
+    }
+
+    /// Recomputes the id from the content. The upstream time is part of the identity only
+    /// when it differs from `fetched_at` (which is how `new` records "no upstream time").
+    pub fn verify_id(&self) -> Result<(), EnvelopeError> {
+        let upstream_time = (self.observed_at != self.fetched_at).then_some(self.observed_at);
+        let expected = derive_id(&self.source, &self.key, upstream_time, &self.payload);
+        if expected == self.id {
+            Ok(())
+        } else {
+            Err(EnvelopeError::IdMismatch {
+                id: self.id.clone(),
+                expected,
+            })
+        }
+    }
+}
+
+/// SHA-256 over a canonical JSON array of what identifies the observation.
+fn derive_id(
+    source: &str,
+    key: &str,
+    upstream_time: Option<DateTime<Utc>>,
+    payload: &Payload,
+) -> String {
+    let canonical = serde_json::json!([
+        SCHEMA_VERSION,
+        source,
+        payload.kind(),
+        key,
+        upstream_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        payload,
+    ]);
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let mut id = hex::encode(digest);
+    id.truncate(ID_HEX_CHARS);
+    id
+}
+
+/// Times as RFC 3339 UTC with milliseconds: fixed width, so they sort as strings.
+pub mod rfc3339_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::str::FromStr;
+
+    fn offer(amount: &str) -> Payload {
+        Payload::FlightPrice(FlightPrice {
+            origin: "LED".into(),
+            destination: "KZN".into(),
+            departure_at: "2026-12-05".into(),
+            return_at: Some("2026-12-10".into()),
+            price: Money {
+                amount: Decimal::from_str(amount).unwrap(),
+                currency: "RUB".into(),
+            },
+            carrier: None,
+            flight_number: None,
+            gate: Some("Aeroflot".into()),
+            transfers: Some(0),
+            duration_minutes: None,
+            trip_class: Some(0),
+            distance_km: Some(1200),
+            actual: Some(true),
+            link: None,
+        })
+    }
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn same_observation_same_id_whoever_fetches_it_and_when() {
+        let found = Some(at(8));
+        let a = Envelope::new("travelpayouts", "job-a", "K".into(), found, at(9), offer("4830"));
+        let b = Envelope::new("travelpayouts", "job-b", "K".into(), found, at(10), offer("4830"));
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id.len(), ID_HEX_CHARS);
+    }
+
+    #[test]
+    fn changed_price_or_time_or_key_gives_a_new_id() {
+        let base = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4830"));
+        let price = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4831"));
+        let time = Envelope::new("travelpayouts", "j", "K".into(), Some(at(7)), at(9), offer("4830"));
+        let key = Envelope::new("travelpayouts", "j", "K2".into(), Some(at(8)), at(9), offer("4830"));
+        assert_ne!(base.id, price.id);
+        assert_ne!(base.id, time.id);
+        assert_ne!(base.id, key.id);
+    }
+
+    #[test]
+    fn without_upstream_time_fetch_time_is_not_identity() {
+        let a = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("4830"));
+        let b = Envelope::new("travelpayouts", "j", "K".into(), None, at(11), offer("4830"));
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.observed_at, at(9));
+    }
+
+    #[test]
+    fn round_trips_with_exact_money_and_verifiable_id() {
+        let e = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4830.50"));
+        let json = e.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(text.contains(r#""amount":"4830.50""#), "{text}");
+        assert!(text.contains(r#""kind":"flight_price""#), "{text}");
+        assert!(text.contains(r#""observed_at":"2026-11-21T08:00:00.000Z""#), "{text}");
+        let back = Envelope::from_slice(&json).unwrap();
+        assert_eq!(back, e);
+        back.verify_id().unwrap();
+        let none = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("1"));
+        Envelope::from_slice(&none.to_json()).unwrap().verify_id().unwrap();
+    }
+
+    #[test]
+    fn rejects_garbage_unknown_schema_and_tampering() {
+        assert!(matches!(Envelope::from_slice(b"not json"), Err(EnvelopeError::Malformed(_))));
+        assert_eq!(
+            Envelope::from_slice(br#"{"schema":99}"#),
+            Err(EnvelopeError::UnsupportedSchema { found: 99 })
+        );
+        let mut e = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("10"));
+        let Payload::FlightPrice(f) = &mut e.payload;
+        f.price.amount = Decimal::from(9);
+        assert!(matches!(e.verify_id(), Err(EnvelopeError::IdMismatch { .. })));
+    }
+}

@@ -1,0 +1,162 @@
+//! Fetching one request from an upstream with bounded retries.
+//!
+//! Retried: 429, 5xx, timeouts, connection errors, and a 2xx body the caller rejects as
+//! transient (garbage instead of JSON). Not retried: other 4xx (401/403/404 cannot succeed
+//! by asking again). Waits are full-jitter exponential, or `Retry-After` when the upstream
+//! says so (capped). Every response received is handed to `on_response` (the archive).
+
+use crate::adapters::http::{HttpResponse, TransportError, Upstream};
+use crate::backoff::RetryPolicy;
+use crate::sources::RequestSpec;
+use std::time::Duration;
+
+/// The longest `Retry-After` honoured inside one invocation; longer means "not now".
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("job {job}: upstream answered HTTP {status} for {url}; not retried")]
+    Rejected { job: String, status: u16, url: String },
+    #[error("job {job}: upstream asked to wait {wait:?} (Retry-After) for {url}; giving up for this run")]
+    RetryAfterTooLong { job: String, wait: Duration, url: String },
+    #[error("job {job}: gave up after {attempts} attempts: {last}")]
+    Exhausted { job: String, attempts: u32, last: String },
+}
+
+/// What the caller makes of a 2xx body.
+pub enum Verdict<T> {
+    Accept(T),
+    /// Transient: worth another attempt (the reason is kept if attempts run out).
+    Retry(String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FetchStats {
+    pub attempts: u32,
+    pub retries: u32,
+    pub throttled: u32,
+}
+
+pub async fn fetch<T>(
+    upstream: &dyn Upstream,
+    spec: &RequestSpec,
+    job: &str,
+    policy: RetryPolicy,
+    stats: &mut FetchStats,
+    mut on_response: impl AsyncFnMut(&HttpResponse),
+    mut accept: impl FnMut(&HttpResponse) -> Verdict<T>,
+) -> Result<T, FetchError> {
+    let mut delays = policy.delays();
+    loop {
+        stats.attempts += 1;
+        let (last, hinted) = match upstream.send(spec).await {
+            Ok(response) => {
+                on_response(&response).await;
+                match response.status {
+                    200..=299 => match accept(&response) {
+                        Verdict::Accept(value) => return Ok(value),
+                        Verdict::Retry(reason) => (reason, None),
+                    },
+                    429 | 500..=599 => {
+                        if response.status == 429 {
+                            stats.throttled += 1;
+                        }
+                        if let Some(wait) = response.retry_after.filter(|w| *w > MAX_RETRY_AFTER) {
+                            return Err(FetchError::RetryAfterTooLong { job: job.into(), wait, url: response.url });
+                        }
+                        (format!("HTTP {} from {}", response.status, response.url), response.retry_after)
+                    }
+                    status => return Err(FetchError::Rejected { job: job.into(), status, url: response.url }),
+                }
+            }
+            Err(e @ (TransportError::Timeout { .. } | TransportError::Connect { .. } | TransportError::Other { .. })) => (e.to_string(), None),
+        };
+        match delays.next() {
+            Some(delay) => {
+                let wait = hinted.map_or(delay, |h| h.max(delay));
+                stats.retries += 1;
+                tracing::warn!(job, attempt = stats.attempts, wait_ms = wait.as_millis() as u64, error = %last, "upstream request failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            None => return Err(FetchError::Exhausted { job: job.into(), attempts: stats.attempts, last }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// Answers from a script: a status, or a timeout.
+    struct Scripted(Mutex<Vec<Result<(u16, &'static str, Option<u64>), ()>>>);
+
+    #[async_trait]
+    impl Upstream for Scripted {
+        async fn send(&self, spec: &RequestSpec) -> Result<HttpResponse, TransportError> {
+            let next = self.0.lock().unwrap().remove(0);
+            match next {
+                Ok((status, body, retry_after)) => Ok(HttpResponse {
+                    status,
+                    body: body.as_bytes().to_vec(),
+                    url: format!("http://up{}", spec.path),
+                    retry_after: retry_after.map(Duration::from_millis),
+                    fetched_at: chrono::Utc::now(),
+                }),
+                Err(()) => Err(TransportError::Timeout { url: "http://up".into() }),
+            }
+        }
+    }
+
+    fn spec() -> RequestSpec {
+        RequestSpec { path: "/p", query: vec![] }
+    }
+
+    fn policy(n: u32) -> RetryPolicy {
+        RetryPolicy::new(n, Duration::from_millis(1), Duration::from_millis(2))
+    }
+
+    async fn run(script: Vec<Result<(u16, &'static str, Option<u64>), ()>>, attempts: u32) -> (Result<String, FetchError>, FetchStats, usize) {
+        let up = Scripted(Mutex::new(script));
+        let mut stats = FetchStats::default();
+        let mut seen = 0usize;
+        let r = fetch(&up, &spec(), "led-kzn", policy(attempts), &mut stats, async |_r: &HttpResponse| seen += 1, |r| {
+            let body = String::from_utf8_lossy(&r.body).to_string();
+            if body.starts_with('{') { Verdict::Accept(body) } else { Verdict::Retry("garbage".into()) }
+        })
+        .await;
+        (r, stats, seen)
+    }
+
+    #[tokio::test]
+    async fn retries_429_5xx_timeouts_and_garbage_then_succeeds() {
+        let (r, stats, seen) = run(vec![Ok((429, "", Some(1))), Ok((502, "", None)), Err(()), Ok((200, "<html>", None)), Ok((504, "", None)), Ok((200, "{}", None))], 6).await;
+        assert_eq!(r.unwrap(), "{}");
+        assert_eq!(stats, FetchStats { attempts: 6, retries: 5, throttled: 1 });
+        assert_eq!(seen, 5, "every response received is archived");
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_name_job_and_status() {
+        for status in [401, 403, 404] {
+            let (r, stats, _) = run(vec![Ok((status, "no", None)), Ok((200, "{}", None))], 5).await;
+            let err = r.unwrap_err();
+            assert_eq!(stats.attempts, 1);
+            assert!(err.to_string().starts_with(&format!("job led-kzn: upstream answered HTTP {status}")), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_are_capped() {
+        let (r, stats, _) = run(vec![Ok((502, "", None)), Ok((503, "", None)), Ok((504, "", None))], 3).await;
+        assert!(matches!(r, Err(FetchError::Exhausted { attempts: 3, .. })), "{r:?}");
+        assert_eq!(stats.attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_ends_the_run_instead_of_sleeping_through_it() {
+        let (r, _, _) = run(vec![Ok((429, "", Some(120_000)))], 3).await;
+        assert!(matches!(r, Err(FetchError::RetryAfterTooLong { .. })), "{r:?}");
+    }
+}

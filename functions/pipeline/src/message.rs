@@ -1,0 +1,212 @@
+//! Alert messages: the deal, for a phone (one SMS segment) and for a mailbox (everything).
+
+use crate::envelope::{Envelope, FlightPrice, Payload};
+use crate::gsm;
+use chrono::{DateTime, NaiveDate};
+use serde::Serialize;
+
+/// SNS e-mail subjects: at most 100 printable ASCII characters.
+const SUBJECT_MAX_CHARS: usize = 100;
+
+/// What is published for one (rule, record) match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub rule: String,
+    pub source: String,
+    pub kind: String,
+    pub key: String,
+    pub record_id: String,
+    /// The deal in one SMS segment.
+    pub sms: String,
+    /// The deal in full, for e-mail and other subscribers.
+    pub text: String,
+    pub subject: String,
+}
+
+/// "2026-12-05" → "05 Dec"; "2026-12-05T10:30:00+03:00" → "05 Dec 10:30"; else as given.
+fn short_date(v: &str) -> String {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return t.format("%d %b %H:%M").to_string();
+    }
+    match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        Ok(d) => d.format("%d %b").to_string(),
+        Err(_) => v.to_string(),
+    }
+}
+
+fn stops(transfers: Option<u32>) -> Option<String> {
+    match transfers {
+        Some(0) => Some("direct".into()),
+        Some(1) => Some("1 stop".into()),
+        Some(n) => Some(format!("{n} stops")),
+        None => None,
+    }
+}
+
+fn seller(f: &FlightPrice) -> Option<String> {
+    match (&f.gate, &f.carrier, &f.flight_number) {
+        (Some(g), _, _) => Some(g.clone()),
+        (None, Some(c), Some(n)) => Some(format!("{c}{n}")),
+        (None, Some(c), None) => Some(c.clone()),
+        _ => None,
+    }
+}
+
+fn dates(f: &FlightPrice) -> String {
+    match &f.return_at {
+        Some(r) => format!("{}-{}", short_date(&f.departure_at), short_date(r)),
+        None => short_date(&f.departure_at),
+    }
+}
+
+/// The SMS text: the most complete variant that fits one segment. Variants drop, in order,
+/// the link's query string, the link, the seller, the stops; the last resort is cut to fit.
+pub fn sms_text(f: &FlightPrice) -> String {
+    let route = format!("{}-{}", f.origin, f.destination);
+    let head = format!("{route} {} {}", dates(f), f.price);
+    let stops = stops(f.transfers);
+    let link_full = f.link.clone();
+    let link_short = f.link.as_ref().map(|l| l.split('?').next().unwrap_or(l).to_string());
+    let compose = |with_seller: bool, stops_on: bool, link: &Option<String>| {
+        let mut parts = vec![head.clone()];
+        if with_seller {
+            parts.extend(seller(f));
+        }
+        if stops_on {
+            parts.extend(stops.clone());
+        }
+        let mut text = parts.join(", ");
+        if let Some(l) = link {
+            text.push(' ');
+            text.push_str(l);
+        }
+        text
+    };
+    let variants = [
+        compose(true, true, &link_full),
+        compose(true, true, &link_short),
+        compose(true, true, &None),
+        compose(false, true, &None),
+        compose(false, false, &None),
+    ];
+    for v in &variants {
+        if gsm::fits_one_segment(v) {
+            return v.clone();
+        }
+    }
+    let mut cut: String = head;
+    while !gsm::fits_one_segment(&cut) {
+        cut.pop();
+    }
+    cut
+}
+
+fn full_text(rule: &str, e: &Envelope, f: &FlightPrice) -> String {
+    let mut lines = vec![
+        format!("{}-{}: {}", f.origin, f.destination, f.price),
+        format!("Departure: {}", f.departure_at),
+    ];
+    if let Some(r) = &f.return_at {
+        lines.push(format!("Return: {r}"));
+    }
+    if let Some(s) = seller(f) {
+        lines.push(format!("Carrier/gate: {s}"));
+    }
+    if let Some(s) = stops(f.transfers) {
+        lines.push(format!("Transfers: {s}"));
+    }
+    if let Some(l) = &f.link {
+        lines.push(format!("Link: {l}"));
+    }
+    lines.push(String::new());
+    lines.push(format!("Rule: {rule}"));
+    lines.push(format!(
+        "Observed: {} (record {}, job {})",
+        e.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        e.id,
+        e.job
+    ));
+    lines.join("\n")
+}
+
+fn subject(f: &FlightPrice) -> String {
+    let s: String = format!("pricewire: {}-{} {} {}", f.origin, f.destination, dates(f), f.price)
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(SUBJECT_MAX_CHARS)
+        .collect();
+    s
+}
+
+pub fn alert(rule: &str, e: &Envelope) -> Alert {
+    match &e.payload {
+        Payload::FlightPrice(f) => Alert {
+            rule: rule.to_string(),
+            source: e.source.clone(),
+            kind: e.kind().to_string(),
+            key: e.key.clone(),
+            record_id: e.id.clone(),
+            sms: sms_text(f),
+            text: full_text(rule, e, f),
+            subject: subject(f),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Money;
+    use crate::gsm::{measure, Encoding};
+    use crate::limits::{SMS_GSM7_SEGMENT_SEPTETS, SMS_UCS2_SEGMENT_UNITS};
+
+    fn offer(gate: Option<&str>, link: Option<&str>) -> FlightPrice {
+        FlightPrice {
+            origin: "LED".into(), destination: "KZN".into(),
+            departure_at: "2026-12-05T10:30:00+03:00".into(), return_at: Some("2026-12-10".into()),
+            price: Money { amount: "4830".parse().unwrap(), currency: "RUB".into() },
+            carrier: Some("SU".into()), flight_number: Some("1234".into()), gate: gate.map(str::to_string),
+            transfers: Some(0), duration_minutes: None, trip_class: None, distance_km: None, actual: None,
+            link: link.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn gsm7_message_carries_the_deal_in_one_segment() {
+        let text = sms_text(&offer(Some("Aeroflot"), Some("https://www.aviasales.com/search/LED0512KZN10121")));
+        assert_eq!(text, "LED-KZN 05 Dec 10:30-10 Dec 4830 RUB, Aeroflot, direct https://www.aviasales.com/search/LED0512KZN10121");
+        let (enc, n) = measure(&text);
+        assert_eq!(enc, Encoding::Gsm7);
+        assert!(n <= SMS_GSM7_SEGMENT_SEPTETS);
+    }
+
+    #[test]
+    fn long_links_lose_their_query_string_first() {
+        let long = format!("https://www.aviasales.com/search/LED0512KZN10121?t={}", "X".repeat(120));
+        let text = sms_text(&offer(None, Some(&long)));
+        assert_eq!(text, "LED-KZN 05 Dec 10:30-10 Dec 4830 RUB, SU1234, direct https://www.aviasales.com/search/LED0512KZN10121");
+    }
+
+    #[test]
+    fn non_gsm_text_fits_seventy_units() {
+        let text = sms_text(&offer(Some("Аэрофлот"), Some("https://www.aviasales.com/search/LED0512KZN10121")));
+        let (enc, n) = measure(&text);
+        assert_eq!(enc, Encoding::Ucs2, "{text}");
+        assert!(n <= SMS_UCS2_SEGMENT_UNITS, "{n}: {text}");
+        assert!(text.contains("4830 RUB") && text.contains("Аэрофлот") && text.contains("LED-KZN"), "{text}");
+        // Even an absurd seller name cannot push it past one segment.
+        let text = sms_text(&offer(Some(&"Ж".repeat(200)), None));
+        assert!(gsm::fits_one_segment(&text), "{text}");
+        assert!(text.starts_with("LED-KZN 05 Dec 10:30-10 Dec 4830 RUB"), "{text}");
+    }
+
+    #[test]
+    fn full_alert_has_everything_and_an_ascii_subject() {
+        let e = Envelope::new("travelpayouts", "led-kzn", "K".into(), None, chrono::Utc::now(),
+            Payload::FlightPrice(offer(Some("Аэрофлот"), Some("https://x/y?t=1"))));
+        let a = alert("cheap", &e);
+        assert!(a.text.contains("Link: https://x/y?t=1") && a.text.contains("Rule: cheap"), "{}", a.text);
+        assert!(a.subject.is_ascii() && a.subject.starts_with("pricewire: LED-KZN"), "{}", a.subject);
+        assert_eq!(a.record_id, e.id);
+    }
+}

@@ -1,0 +1,297 @@
+//! Alert rules: CEL expressions over a record's fields, scoped to a source and kind.
+//!
+//! `price < 5000 && gate == "Aeroflot"` is the filter of the classic Kinesis Analytics design
+//! (`cost < 5000 AND gate = 'Aeroflot'`), word for word in CEL. Rules are configuration
+//! (`PRICEWIRE_ALERT_RULES`, a JSON list); a rule that does not parse, names an unknown
+//! field, or does not yield a boolean fails at start, naming the rule.
+
+use crate::envelope::{Envelope, FlightPrice, Money, Payload};
+use cel::{Context, Program, Value};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::HashSet;
+
+/// A rule as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    pub source: String,
+    pub kind: String,
+    pub when: String,
+}
+
+/// A compiled rule.
+pub struct Rule {
+    pub spec: RuleSpec,
+    program: Program,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule").field("spec", &self.spec).finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("alert rules: not a JSON list of {{name, source, kind, when}}: {0}")]
+    NotAList(String),
+    #[error("alert rule {rule:?}: {problem}")]
+    Invalid { rule: String, problem: String },
+}
+
+/// Variables a `flight_price` rule may use.
+pub const FLIGHT_PRICE_VARIABLES: &[&str] = &[
+    "price", "currency", "origin", "destination", "route", "departure_at", "return_at", "carrier",
+    "flight_number", "gate", "transfers", "duration_minutes", "trip_class", "distance_km",
+    "actual", "link", "key", "source", "kind", "job",
+];
+
+fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "flight_price" => Some(FLIGHT_PRICE_VARIABLES),
+        _ => None,
+    }
+}
+
+/// A record to validate rules against at start: every field set, so a type error shows.
+fn sample(kind: &str) -> Option<Envelope> {
+    match kind {
+        "flight_price" => Some(Envelope::new(
+            "sample", "sample", "AAA-BBB/2026-01-01/oneway".into(), None, chrono::Utc::now(),
+            Payload::FlightPrice(FlightPrice {
+                origin: "AAA".into(), destination: "BBB".into(), departure_at: "2026-01-01".into(),
+                return_at: Some("2026-01-02".into()),
+                price: Money { amount: Decimal::new(123450, 2), currency: "RUB".into() },
+                carrier: Some("SU".into()), flight_number: Some("1".into()), gate: Some("G".into()),
+                transfers: Some(0), duration_minutes: Some(60), trip_class: Some(0),
+                distance_km: Some(100), actual: Some(true), link: Some("https://x".into()),
+            }),
+        )),
+        _ => None,
+    }
+}
+
+/// Always a CEL double: CEL does no mixed int/double arithmetic, so one type for every price
+/// keeps `price * 0.8 < 4000` valid whatever the amount. Comparisons with int literals
+/// (`price < 5000`) work too. Rules compare against thresholds, where a double is exact
+/// enough; storage keeps the decimal.
+fn money_value(amount: Decimal) -> Value {
+    Value::Float(amount.to_f64().unwrap_or(f64::NAN))
+}
+
+fn opt_str(v: &Option<String>) -> Value {
+    v.as_ref().map(|s| Value::from(s.as_str())).unwrap_or(Value::Null)
+}
+
+fn opt_u32(v: Option<u32>) -> Value {
+    v.map(|n| Value::Int(n.into())).unwrap_or(Value::Null)
+}
+
+/// The CEL variables of a record.
+pub fn bind(e: &Envelope) -> Context<'static, 'static> {
+    let mut ctx = Context::default();
+    ctx.add_variable_from_value("key", e.key.as_str());
+    ctx.add_variable_from_value("source", e.source.as_str());
+    ctx.add_variable_from_value("kind", e.kind());
+    ctx.add_variable_from_value("job", e.job.as_str());
+    match &e.payload {
+        Payload::FlightPrice(f) => {
+            ctx.add_variable_from_value("price", money_value(f.price.amount));
+            ctx.add_variable_from_value("currency", f.price.currency.as_str());
+            ctx.add_variable_from_value("origin", f.origin.as_str());
+            ctx.add_variable_from_value("destination", f.destination.as_str());
+            ctx.add_variable_from_value("route", format!("{}-{}", f.origin, f.destination));
+            ctx.add_variable_from_value("departure_at", f.departure_at.as_str());
+            ctx.add_variable_from_value("return_at", opt_str(&f.return_at));
+            ctx.add_variable_from_value("carrier", opt_str(&f.carrier));
+            ctx.add_variable_from_value("flight_number", opt_str(&f.flight_number));
+            ctx.add_variable_from_value("gate", opt_str(&f.gate));
+            ctx.add_variable_from_value("transfers", opt_u32(f.transfers));
+            ctx.add_variable_from_value("duration_minutes", opt_u32(f.duration_minutes));
+            ctx.add_variable_from_value("trip_class", opt_u32(f.trip_class));
+            ctx.add_variable_from_value("distance_km", opt_u32(f.distance_km));
+            ctx.add_variable_from_value("actual", f.actual.map(Value::Bool).unwrap_or(Value::Null));
+            ctx.add_variable_from_value("link", opt_str(&f.link));
+        }
+    }
+    ctx
+}
+
+impl Rule {
+    pub fn compile(spec: RuleSpec) -> Result<Rule, RuleError> {
+        let rule_name = spec.name.clone();
+        let invalid = |problem: String| RuleError::Invalid { rule: rule_name.clone(), problem };
+        let name_ok = !spec.name.is_empty()
+            && spec.name.len() <= 64
+            && spec.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(invalid("name must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'".into()));
+        }
+        let Some(known) = variables_for(&spec.kind) else {
+            return Err(invalid(format!("unknown kind {:?} (expected flight_price)", spec.kind)));
+        };
+        let program = Program::compile(&spec.when).map_err(|e| invalid(format!("does not parse: {e}")))?;
+        let references = program.references();
+        let mut unknown: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|v| !known.contains(v))
+            .collect();
+        unknown.sort_unstable();
+        if !unknown.is_empty() {
+            return Err(invalid(format!(
+                "unknown field(s) {} (known: {})",
+                unknown.join(", "),
+                known.join(", ")
+            )));
+        }
+        let rule = Rule { spec, program };
+        if let Some(sample) = sample(&rule.spec.kind) {
+            match rule.program.execute(&bind(&sample)) {
+                Ok(Value::Bool(_)) => {}
+                Ok(other) => return Err(invalid(format!("must yield a boolean, yields {other:?}"))),
+                Err(e) => return Err(invalid(format!("fails on a complete record: {e}"))),
+            }
+        }
+        Ok(rule)
+    }
+
+    pub fn applies_to(&self, e: &Envelope) -> bool {
+        self.spec.source == e.source && self.spec.kind == e.kind()
+    }
+
+    /// `Ok(true)` when the record matches; an evaluation error (a comparison with a field the
+    /// record lacks, say) is reported, never a match.
+    pub fn matches(&self, ctx: &Context) -> Result<bool, String> {
+        match self.program.execute(ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("yielded {other:?}, not a boolean")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// All configured rules.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+/// The outcome of evaluating a record against the rules.
+#[derive(Debug, Default)]
+pub struct Evaluation<'a> {
+    pub matched: Vec<&'a Rule>,
+    /// (rule name, error) for rules that could not be evaluated on this record.
+    pub errors: Vec<(String, String)>,
+}
+
+impl RuleSet {
+    pub fn from_json(text: &str) -> Result<RuleSet, RuleError> {
+        let specs: Vec<RuleSpec> = serde_json::from_str(text).map_err(|e| RuleError::NotAList(e.to_string()))?;
+        let mut names = HashSet::new();
+        let mut rules = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if !names.insert(spec.name.clone()) {
+                return Err(RuleError::Invalid { rule: spec.name, problem: "defined twice".into() });
+            }
+            rules.push(Rule::compile(spec)?);
+        }
+        Ok(RuleSet { rules })
+    }
+
+    pub fn evaluate(&self, e: &Envelope) -> Evaluation<'_> {
+        let mut out = Evaluation::default();
+        let applicable: Vec<&Rule> = self.rules.iter().filter(|r| r.applies_to(e)).collect();
+        if applicable.is_empty() {
+            return out;
+        }
+        let ctx = bind(e);
+        for rule in applicable {
+            match rule.matches(&ctx) {
+                Ok(true) => out.matched.push(rule),
+                Ok(false) => {}
+                Err(err) => out.errors.push((rule.spec.name.clone(), err)),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn flight(price: &str, gate: Option<&str>, transfers: Option<u32>) -> Envelope {
+        Envelope::new("travelpayouts", "j", "LED-KZN/2026-12-05/oneway".into(), None, Utc::now(),
+            Payload::FlightPrice(FlightPrice {
+                origin: "LED".into(), destination: "KZN".into(), departure_at: "2026-12-05".into(),
+                return_at: None, price: Money { amount: price.parse().unwrap(), currency: "RUB".into() },
+                carrier: None, flight_number: None, gate: gate.map(str::to_string), transfers,
+                duration_minutes: None, trip_class: None, distance_km: None, actual: None, link: None }))
+    }
+
+    fn rules(json: &str) -> Result<RuleSet, RuleError> {
+        RuleSet::from_json(json)
+    }
+
+    const CLASSIC: &str = r#"[{"name":"cheap-aeroflot","source":"travelpayouts","kind":"flight_price","when":"price < 5000 && gate == \"Aeroflot\""}]"#;
+
+    #[test]
+    fn the_classic_filter_matches_exactly() {
+        let set = rules(CLASSIC).unwrap();
+        let matched = |price: &str, gate: Option<&str>| !set.evaluate(&flight(price, gate, None)).matched.is_empty();
+        assert!(matched("4999", Some("Aeroflot")));
+        assert!(matched("4999.99", Some("Aeroflot")));
+        assert!(!matched("5000", Some("Aeroflot")), "cost < 5000 is strict");
+        assert!(!matched("5000.01", Some("Aeroflot")));
+        assert!(!matched("100", Some("aeroflot")), "gate = 'Aeroflot' is case-sensitive");
+        assert!(!matched("100", Some("Pobeda")));
+        assert!(!matched("100", None), "a record without a gate does not match");
+    }
+
+    #[test]
+    fn price_arithmetic_works_for_whole_and_fractional_amounts() {
+        let set = rules(r#"[{"name":"r","source":"travelpayouts","kind":"flight_price","when":"price * 0.8 < 4000 && price == 4999"}]"#).unwrap();
+        assert_eq!(set.evaluate(&flight("4999", None, None)).matched.len(), 1);
+        assert!(set.evaluate(&flight("4999.5", None, None)).matched.is_empty());
+    }
+
+    #[test]
+    fn rules_are_scoped_to_source_and_kind() {
+        let set = rules(r#"[{"name":"any","source":"other","kind":"flight_price","when":"price > 0"}]"#).unwrap();
+        assert!(set.evaluate(&flight("1", None, None)).matched.is_empty());
+    }
+
+    #[test]
+    fn a_comparison_with_a_missing_field_is_an_error_not_a_match() {
+        let set = rules(r#"[{"name":"direct","source":"travelpayouts","kind":"flight_price","when":"transfers < 1"}]"#).unwrap();
+        let ev = set.evaluate(&flight("1", None, None));
+        assert!(ev.matched.is_empty());
+        assert_eq!(ev.errors.len(), 1);
+        assert_eq!(set.evaluate(&flight("1", None, Some(0))).matched.len(), 1);
+    }
+
+    #[test]
+    fn bad_rules_fail_at_start_naming_the_rule() {
+        let cases = [
+            (r#"[{"name":"r1","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#, "r1", "does not parse"),
+            (r#"[{"name":"r2","source":"travelpayouts","kind":"flight_price","when":"cost < 5000"}]"#, "r2", "unknown field(s) cost"),
+            (r#"[{"name":"r3","source":"travelpayouts","kind":"flight_price","when":"price"}]"#, "r3", "must yield a boolean"),
+            (r#"[{"name":"r4","source":"travelpayouts","kind":"hotel","when":"true"}]"#, "r4", "unknown kind"),
+            (r#"[{"name":"r5","source":"travelpayouts","kind":"flight_price","when":"price < 'x'"}]"#, "r5", "fails on a complete record"),
+            (r#"[{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"},{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"}]"#, "r6", "defined twice"),
+        ];
+        for (json, name, problem) in cases {
+            let err = rules(json).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("alert rule {name:?}: ")), "{text}");
+            assert!(text.contains(problem), "{text}");
+        }
+        assert!(matches!(rules("{}"), Err(RuleError::NotAList(_))));
+        assert!(rules("[]").unwrap().rules.is_empty());
+    }
+}

@@ -1,0 +1,154 @@
+//! The DynamoDB item model. Pure: items are built and read here, written by the adapter.
+//!
+//! ## `prices` table (pk, sk)
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | history | `<source>#<kind>#<key>` | `H#<id>` | one per distinct observation; `ts` = observed_at in ms; TTL `expires_at` |
+//! | latest | `<source>#<kind>#<key>` | `LATEST` | written only when newer (conditional put); `latest_pk`/`latest_sk` feed the sparse GSI |
+//!
+//! Access patterns: history of an entity in time order = Query LSI `by_time` on pk (sort `ts`);
+//! latest of an entity = GetItem(pk, `LATEST`); latest of every entity of a source and kind =
+//! Query GSI `latest_by_source` on `latest_pk = <source>#<kind>` (only latest items carry it).
+
+use crate::envelope::{Envelope, Payload};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+pub const LATEST_SK: &str = "LATEST";
+pub const HISTORY_SK_PREFIX: &str = "H#";
+/// Name of the LSI ordering an entity's history by observation time.
+pub const BY_TIME_INDEX: &str = "by_time";
+/// Name of the sparse GSI listing latest items per source and kind.
+pub const LATEST_INDEX: &str = "latest_by_source";
+
+/// A `latest` item is replaced only by a newer observation; equal times are ordered by id so
+/// every order of delivery converges on the same item. Replays and retries write nothing.
+pub const LATEST_CONDITION: &str = "attribute_not_exists(pk) OR ts < :ts OR (ts = :ts AND id < :id)";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn entity_pk(e: &Envelope) -> String {
+    format!("{}#{}#{}", e.source, e.kind(), e.key)
+}
+
+pub fn history_sk(e: &Envelope) -> String {
+    format!("{HISTORY_SK_PREFIX}{}", e.id)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn common(e: &Envelope) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(entity_pk(e)));
+    item.insert("ts".into(), n(e.observed_at.timestamp_millis()));
+    item.insert("id".into(), s(&e.id));
+    item.insert("source".into(), s(&e.source));
+    item.insert("kind".into(), s(e.kind()));
+    item.insert("key".into(), s(&e.key));
+    item.insert("job".into(), s(&e.job));
+    item.insert("observed_at".into(), s(e.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    item.insert("fetched_at".into(), s(e.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    match &e.payload {
+        Payload::FlightPrice(f) => {
+            // DynamoDB numbers are exact decimals (38 digits): money stays exact.
+            item.insert("price".into(), n(f.price.amount));
+            item.insert("currency".into(), s(&f.price.currency));
+        }
+    }
+    item.insert("record".into(), s(String::from_utf8_lossy(&e.to_json())));
+    item
+}
+
+/// One history item; it expires `ttl` after it was observed.
+pub fn history_item(e: &Envelope, ttl: chrono::Duration) -> Item {
+    let mut item = common(e);
+    item.insert("sk".into(), s(history_sk(e)));
+    item.insert("expires_at".into(), n((e.observed_at + ttl).timestamp()));
+    item
+}
+
+pub fn latest_item(e: &Envelope) -> Item {
+    let mut item = common(e);
+    item.insert("sk".into(), s(LATEST_SK));
+    item.insert("latest_pk".into(), s(format!("{}#{}", e.source, e.kind())));
+    item.insert("latest_sk".into(), s(&e.key));
+    item
+}
+
+/// Values for [`LATEST_CONDITION`].
+pub fn latest_condition_values(e: &Envelope) -> Item {
+    HashMap::from([
+        (":ts".to_string(), n(e.observed_at.timestamp_millis())),
+        (":id".to_string(), s(&e.id)),
+    ])
+}
+
+/// Of several observations of one entity, the one a `latest` item must end up holding.
+pub fn newest<'a>(a: &'a Envelope, b: &'a Envelope) -> &'a Envelope {
+    if (b.observed_at, &b.id) > (a.observed_at, &a.id) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The envelope stored in an item, if it is one.
+pub fn envelope_of(item: &Item) -> Option<Envelope> {
+    match item.get("record") {
+        Some(AttributeValue::S(json)) => Envelope::from_slice(json.as_bytes()).ok(),
+        _ => None,
+    }
+}
+
+/// Seconds since the epoch, for TTL attributes.
+pub fn epoch_seconds(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{FlightPrice, Money};
+    use chrono::TimeZone;
+
+    fn env(price: i64, hour: u32) -> Envelope {
+        let t = Utc.with_ymd_and_hms(2026, 11, 21, hour, 0, 0).unwrap();
+        Envelope::new("travelpayouts", "j", "LED-KZN/2026-12-05/oneway".into(), Some(t), t,
+            Payload::FlightPrice(FlightPrice {
+                origin: "LED".into(), destination: "KZN".into(), departure_at: "2026-12-05".into(),
+                return_at: None, price: Money { amount: price.into(), currency: "RUB".into() },
+                carrier: None, flight_number: None, gate: None, transfers: None, duration_minutes: None,
+                trip_class: None, distance_km: None, actual: None, link: None }))
+    }
+
+    #[test]
+    fn items_carry_keys_time_exact_price_ttl_and_the_record() {
+        let e = env(4830, 8);
+        let h = history_item(&e, chrono::Duration::days(90));
+        assert_eq!(h["pk"], s("travelpayouts#flight_price#LED-KZN/2026-12-05/oneway"));
+        assert_eq!(h["sk"], s(format!("H#{}", e.id)));
+        assert_eq!(h["price"], n("4830"));
+        assert_eq!(h["ts"], n(e.observed_at.timestamp_millis()));
+        assert_eq!(h["expires_at"], n(e.observed_at.timestamp() + 90 * 86400));
+        assert_eq!(envelope_of(&h).unwrap(), e);
+        let l = latest_item(&e);
+        assert_eq!(l["sk"], s("LATEST"));
+        assert_eq!(l["latest_pk"], s("travelpayouts#flight_price"));
+        assert!(!l.contains_key("expires_at"), "latest items never expire");
+    }
+
+    #[test]
+    fn newest_is_order_independent() {
+        let (a, b, c) = (env(1, 8), env(2, 9), env(3, 9));
+        assert_eq!(newest(&a, &b).id, b.id);
+        assert_eq!(newest(&b, &a).id, b.id);
+        assert_eq!(newest(&b, &c).id, newest(&c, &b).id);
+    }
+}
