@@ -1,1 +1,15 @@
-fn main() {}
+//! alerter Lambda: wiring only.
+
+use alerter::{handle, Alerter};
+use lambda_runtime::{service_fn, Error};
+use pricewire_pipeline::config::{AlerterConfig, Vars};
+use pricewire_pipeline::{aws, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = AlerterConfig::from_vars(&Vars::process())?;
+    let sdk = aws::load().await;
+    let alerter = Alerter::from_config(config, &sdk);
+    lambda_runtime::run(service_fn(|event| handle(&alerter, event))).await
+}

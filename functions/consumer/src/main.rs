@@ -1,1 +1,15 @@
-fn main() {}
+//! consumer Lambda: wiring only.
+
+use consumer::{handle, Consumer};
+use lambda_runtime::{service_fn, Error};
+use pricewire_pipeline::config::{ConsumerConfig, Vars};
+use pricewire_pipeline::{aws, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = ConsumerConfig::from_vars(&Vars::process())?;
+    let sdk = aws::load().await;
+    let consumer = Consumer::from_config(&config, &sdk);
+    lambda_runtime::run(service_fn(|event| handle(&consumer, event))).await
+}

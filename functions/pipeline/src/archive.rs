@@ -26,26 +26,42 @@ pub mod meta {
 }
 
 fn partition(prefix: &str, source: &str, at: DateTime<Utc>) -> String {
-    format!("{prefix}/source={source}/dt={}/hour={}", at.format("%Y-%m-%d"), at.format("%H"))
+    format!(
+        "{prefix}/source={source}/dt={}/hour={}",
+        at.format("%Y-%m-%d"),
+        at.format("%H")
+    )
 }
 
 /// The key of one raw response. `unique` keeps keys distinct across retries and invocations.
 pub fn raw_key(source: &str, job: &str, fetched_at: DateTime<Utc>, unique: &str) -> String {
-    format!("{}/{job}-{unique}.json.gz", partition(RAW_PREFIX, source, fetched_at))
+    format!(
+        "{}/{job}-{unique}.json.gz",
+        partition(RAW_PREFIX, source, fetched_at)
+    )
 }
 
 /// The key of one quarantine file.
 pub fn quarantine_key(source: &str, job: &str, at: DateTime<Utc>, unique: &str) -> String {
-    format!("{}/{job}-{unique}.jsonl.gz", partition(QUARANTINE_PREFIX, source, at))
+    format!(
+        "{}/{job}-{unique}.jsonl.gz",
+        partition(QUARANTINE_PREFIX, source, at)
+    )
 }
 
 /// The prefix that holds a source's raw responses of one day.
 pub fn raw_day_prefix(source: &str, day: chrono::NaiveDate) -> String {
-    format!("{RAW_PREFIX}/source={source}/dt={}/", day.format("%Y-%m-%d"))
+    format!(
+        "{RAW_PREFIX}/source={source}/dt={}/",
+        day.format("%Y-%m-%d")
+    )
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), Compression::default());
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        Compression::default(),
+    );
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(data);
     encoder.finish().unwrap_or_default()
@@ -85,7 +101,8 @@ mod tests {
             quarantine_key("travelpayouts", "led-kzn", t, "abc"),
             "quarantine/source=travelpayouts/dt=2026-11-21/hour=07/led-kzn-abc.jsonl.gz"
         );
-        assert!(raw_key("travelpayouts", "led-kzn", t, "abc").starts_with(&raw_day_prefix("travelpayouts", t.date_naive())));
+        assert!(raw_key("travelpayouts", "led-kzn", t, "abc")
+            .starts_with(&raw_day_prefix("travelpayouts", t.date_naive())));
     }
 
     #[test]

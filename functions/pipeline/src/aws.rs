@@ -3,7 +3,8 @@
 //! Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`
 //! variables, so the same binary talks to AWS or to an emulator without a code change.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
@@ -25,7 +26,9 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 /// DNS for `<bucket>.<host>`, which an emulator on loopback does not have.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     let path_style = endpoint_overridden(config, "AWS_ENDPOINT_URL_S3");
-    let conf = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 

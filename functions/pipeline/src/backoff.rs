@@ -81,7 +81,12 @@ mod tests {
                 assert!(*delay <= Duration::from_millis(cap), "{delay:?} > {cap}ms");
             }
         }
-        assert_eq!(RetryPolicy::new(1, Duration::ZERO, Duration::ZERO).delays().count(), 0);
+        assert_eq!(
+            RetryPolicy::new(1, Duration::ZERO, Duration::ZERO)
+                .delays()
+                .count(),
+            0
+        );
     }
 
     #[test]

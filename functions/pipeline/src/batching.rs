@@ -42,7 +42,10 @@ pub struct Deduped<T> {
 /// Collapses items with the same key (the last one wins: in stream order it is the newest)
 /// and chunks the result for BatchWriteItem: at most 25 per request, no key twice in a
 /// request — DynamoDB rejects a whole request that names one key twice.
-pub fn batch_write_chunks<T, K: Eq + Hash>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<Vec<Deduped<T>>> {
+pub fn batch_write_chunks<T, K: Eq + Hash>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<Vec<Deduped<T>>> {
     let mut index: HashMap<K, usize> = HashMap::new();
     let mut unique: Vec<Deduped<T>> = Vec::new();
     for (position, item) in items.into_iter().enumerate() {
@@ -77,12 +80,18 @@ mod tests {
     #[test]
     fn put_records_respects_entry_and_byte_limits() {
         let batches = put_records_batches((0..1201).map(|i| (i, 100)).collect());
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 500, 201]);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![500, 500, 201]
+        );
         assert_eq!(batches.concat(), (0..1201).collect::<Vec<_>>());
 
         let mib = 1024 * 1024;
         let batches = put_records_batches((0..11).map(|i| (i, mib - 10)).collect());
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 5, 1]);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![5, 5, 1]
+        );
         for b in &batches {
             assert!(b.len() * (mib - 10) <= KINESIS_PUT_RECORDS_MAX_BYTES);
         }
@@ -92,9 +101,15 @@ mod tests {
     #[test]
     fn batch_write_dedups_keys_and_caps_requests_at_25() {
         // 60 items over 40 distinct keys: keys 0..20 appear twice.
-        let items: Vec<(u32, &str)> = (0..40).map(|k| (k, "old")).chain((0..20).map(|k| (k, "new"))).collect();
+        let items: Vec<(u32, &str)> = (0..40)
+            .map(|k| (k, "old"))
+            .chain((0..20).map(|k| (k, "new")))
+            .collect();
         let chunks = batch_write_chunks(items, |(k, _)| *k);
-        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![25, 15]);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![25, 15]
+        );
         let mut seen = HashSet::new();
         for chunk in &chunks {
             assert!(chunk.len() <= DYNAMODB_BATCH_WRITE_MAX_ITEMS);

@@ -25,17 +25,29 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     pub fn required(&self, var: &str) -> Result<String, ConfigError> {
         match (self.0)(var) {
             Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(ConfigError { var: var.into(), problem: "required but not set".into() }),
+            _ => Err(ConfigError {
+                var: var.into(),
+                problem: "required but not set".into(),
+            }),
         }
     }
 
-    pub fn parsed<T: FromStr>(&self, var: &str, default: T, valid: impl Fn(&T) -> bool, expect: &str) -> Result<T, ConfigError> {
+    pub fn parsed<T: FromStr>(
+        &self,
+        var: &str,
+        default: T,
+        valid: impl Fn(&T) -> bool,
+        expect: &str,
+    ) -> Result<T, ConfigError> {
         match (self.0)(var) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(default),
             Some(v) => match v.trim().parse::<T>() {
                 Ok(parsed) if valid(&parsed) => Ok(parsed),
-                _ => Err(ConfigError { var: var.into(), problem: format!("{v:?} is not {expect}") }),
+                _ => Err(ConfigError {
+                    var: var.into(),
+                    problem: format!("{v:?} is not {expect}"),
+                }),
             },
         }
     }
@@ -76,18 +88,38 @@ pub struct CollectorConfig {
 
 impl CollectorConfig {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
-        let base = v.optional(TRAVELPAYOUTS_BASE_URL).unwrap_or_else(|| DEFAULT_TRAVELPAYOUTS_BASE_URL.into());
+        let base = v
+            .optional(TRAVELPAYOUTS_BASE_URL)
+            .unwrap_or_else(|| DEFAULT_TRAVELPAYOUTS_BASE_URL.into());
         if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError { var: TRAVELPAYOUTS_BASE_URL.into(), problem: format!("{base:?} is not an http(s) URL") });
+            return Err(ConfigError {
+                var: TRAVELPAYOUTS_BASE_URL.into(),
+                problem: format!("{base:?} is not an http(s) URL"),
+            });
         }
         Ok(CollectorConfig {
             stream_name: v.required(STREAM_NAME)?,
             archive_bucket: v.required(ARCHIVE_BUCKET)?,
             token_parameter: v.required(TOKEN_PARAMETER)?,
             travelpayouts_base_url: base.trim_end_matches('/').to_string(),
-            http_timeout: Duration::from_millis(v.parsed(HTTP_TIMEOUT_MS, 10_000u64, |n| (100..=900_000).contains(n), "milliseconds from 100 to 900000")?),
-            http_max_attempts: v.parsed(HTTP_MAX_ATTEMPTS, 4u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
-            put_max_attempts: v.parsed(PUT_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+            http_timeout: Duration::from_millis(v.parsed(
+                HTTP_TIMEOUT_MS,
+                10_000u64,
+                |n| (100..=900_000).contains(n),
+                "milliseconds from 100 to 900000",
+            )?),
+            http_max_attempts: v.parsed(
+                HTTP_MAX_ATTEMPTS,
+                4u32,
+                |n| (1..=20).contains(n),
+                "a number from 1 to 20",
+            )?,
+            put_max_attempts: v.parsed(
+                PUT_MAX_ATTEMPTS,
+                5u32,
+                |n| (1..=20).contains(n),
+                "a number from 1 to 20",
+            )?,
         })
     }
 }
@@ -105,8 +137,18 @@ impl ConsumerConfig {
         Ok(ConsumerConfig {
             prices_table: v.required(PRICES_TABLE)?,
             archive_bucket: v.required(ARCHIVE_BUCKET)?,
-            history_ttl_days: v.parsed(HISTORY_TTL_DAYS, 90u32, |n| (1..=3650).contains(n), "days from 1 to 3650")?,
-            write_max_attempts: v.parsed(WRITE_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+            history_ttl_days: v.parsed(
+                HISTORY_TTL_DAYS,
+                90u32,
+                |n| (1..=3650).contains(n),
+                "days from 1 to 3650",
+            )?,
+            write_max_attempts: v.parsed(
+                WRITE_MAX_ATTEMPTS,
+                5u32,
+                |n| (1..=20).contains(n),
+                "a number from 1 to 20",
+            )?,
         })
     }
 }
@@ -123,13 +165,26 @@ pub struct AlerterConfig {
 impl AlerterConfig {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
         let rules_json = v.optional(ALERT_RULES).unwrap_or_else(|| "[]".into());
-        let rules = RuleSet::from_json(&rules_json).map_err(|e: RuleError| ConfigError { var: ALERT_RULES.into(), problem: e.to_string() })?;
+        let rules = RuleSet::from_json(&rules_json).map_err(|e: RuleError| ConfigError {
+            var: ALERT_RULES.into(),
+            problem: e.to_string(),
+        })?;
         Ok(AlerterConfig {
             topic_arn: v.required(TOPIC_ARN)?,
             state_table: v.required(STATE_TABLE)?,
             rules,
-            dedup_window: Duration::from_secs(v.parsed(DEDUP_WINDOW_SECONDS, 86_400u64, |n| (60..=31_536_000).contains(n), "seconds from 60 to 31536000")?),
-            write_max_attempts: v.parsed(WRITE_MAX_ATTEMPTS, 5u32, |n| (1..=20).contains(n), "a number from 1 to 20")?,
+            dedup_window: Duration::from_secs(v.parsed(
+                DEDUP_WINDOW_SECONDS,
+                86_400u64,
+                |n| (60..=31_536_000).contains(n),
+                "seconds from 60 to 31536000",
+            )?),
+            write_max_attempts: v.parsed(
+                WRITE_MAX_ATTEMPTS,
+                5u32,
+                |n| (1..=20).contains(n),
+                "a number from 1 to 20",
+            )?,
         })
     }
 }
@@ -140,24 +195,40 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Vars(move |k: &str| map.get(k).cloned())
     }
 
     #[test]
     fn collector_config_defaults_and_named_errors() {
-        let ok = [(STREAM_NAME, "s"), (ARCHIVE_BUCKET, "b"), (TOKEN_PARAMETER, "/p")];
+        let ok = [
+            (STREAM_NAME, "s"),
+            (ARCHIVE_BUCKET, "b"),
+            (TOKEN_PARAMETER, "/p"),
+        ];
         let c = CollectorConfig::from_vars(&vars(&ok)).unwrap();
         assert_eq!(c.travelpayouts_base_url, DEFAULT_TRAVELPAYOUTS_BASE_URL);
         assert_eq!(c.http_timeout, Duration::from_secs(10));
         let err = CollectorConfig::from_vars(&vars(&ok[..2])).unwrap_err();
-        assert_eq!(err.to_string(), "configuration: PRICEWIRE_TOKEN_PARAMETER: required but not set");
+        assert_eq!(
+            err.to_string(),
+            "configuration: PRICEWIRE_TOKEN_PARAMETER: required but not set"
+        );
         let mut bad = ok.to_vec();
         bad.push((HTTP_TIMEOUT_MS, "fast"));
-        assert_eq!(CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var, HTTP_TIMEOUT_MS);
+        assert_eq!(
+            CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var,
+            HTTP_TIMEOUT_MS
+        );
         let mut bad = ok.to_vec();
         bad.push((TRAVELPAYOUTS_BASE_URL, "ftp://x"));
-        assert_eq!(CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var, TRAVELPAYOUTS_BASE_URL);
+        assert_eq!(
+            CollectorConfig::from_vars(&vars(&bad)).unwrap_err().var,
+            TRAVELPAYOUTS_BASE_URL
+        );
     }
 
     #[test]

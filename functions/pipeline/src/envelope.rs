@@ -175,17 +175,26 @@ impl Envelope {
         Ok(envelope)
     }
 
-    /// Recomputes the id from the content. The upstream time is part of the identity only
-    /// when it differs from `fetched_at` (which is how `new` records "no upstream time").
+    /// Recomputes the id from the content. The envelope does not say whether `observed_at`
+    /// came from the upstream (part of the identity) or is the fetch time (not part of it),
+    /// so both derivations are tried; a tampered record matches neither.
     pub fn verify_id(&self) -> Result<(), EnvelopeError> {
-        let upstream_time = (self.observed_at != self.fetched_at).then_some(self.observed_at);
-        let expected = derive_id(&self.source, &self.key, upstream_time, &self.payload);
-        if expected == self.id {
+        let with_time = derive_id(
+            &self.source,
+            &self.key,
+            Some(self.observed_at),
+            &self.payload,
+        );
+        if with_time == self.id {
+            return Ok(());
+        }
+        let without = derive_id(&self.source, &self.key, None, &self.payload);
+        if without == self.id {
             Ok(())
         } else {
             Err(EnvelopeError::IdMismatch {
                 id: self.id.clone(),
-                expected,
+                expected: with_time,
             })
         }
     }
@@ -264,18 +273,60 @@ mod tests {
     #[test]
     fn same_observation_same_id_whoever_fetches_it_and_when() {
         let found = Some(at(8));
-        let a = Envelope::new("travelpayouts", "job-a", "K".into(), found, at(9), offer("4830"));
-        let b = Envelope::new("travelpayouts", "job-b", "K".into(), found, at(10), offer("4830"));
+        let a = Envelope::new(
+            "travelpayouts",
+            "job-a",
+            "K".into(),
+            found,
+            at(9),
+            offer("4830"),
+        );
+        let b = Envelope::new(
+            "travelpayouts",
+            "job-b",
+            "K".into(),
+            found,
+            at(10),
+            offer("4830"),
+        );
         assert_eq!(a.id, b.id);
         assert_eq!(a.id.len(), ID_HEX_CHARS);
     }
 
     #[test]
     fn changed_price_or_time_or_key_gives_a_new_id() {
-        let base = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4830"));
-        let price = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4831"));
-        let time = Envelope::new("travelpayouts", "j", "K".into(), Some(at(7)), at(9), offer("4830"));
-        let key = Envelope::new("travelpayouts", "j", "K2".into(), Some(at(8)), at(9), offer("4830"));
+        let base = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(8)),
+            at(9),
+            offer("4830"),
+        );
+        let price = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(8)),
+            at(9),
+            offer("4831"),
+        );
+        let time = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(7)),
+            at(9),
+            offer("4830"),
+        );
+        let key = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K2".into(),
+            Some(at(8)),
+            at(9),
+            offer("4830"),
+        );
         assert_ne!(base.id, price.id);
         assert_ne!(base.id, time.id);
         assert_ne!(base.id, key.id);
@@ -284,29 +335,61 @@ mod tests {
     #[test]
     fn without_upstream_time_fetch_time_is_not_identity() {
         let a = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("4830"));
-        let b = Envelope::new("travelpayouts", "j", "K".into(), None, at(11), offer("4830"));
+        let b = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            None,
+            at(11),
+            offer("4830"),
+        );
         assert_eq!(a.id, b.id);
         assert_eq!(a.observed_at, at(9));
     }
 
     #[test]
     fn round_trips_with_exact_money_and_verifiable_id() {
-        let e = Envelope::new("travelpayouts", "j", "K".into(), Some(at(8)), at(9), offer("4830.50"));
+        let e = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(8)),
+            at(9),
+            offer("4830.50"),
+        );
         let json = e.to_json();
         let text = String::from_utf8(json.clone()).unwrap();
         assert!(text.contains(r#""amount":"4830.50""#), "{text}");
         assert!(text.contains(r#""kind":"flight_price""#), "{text}");
-        assert!(text.contains(r#""observed_at":"2026-11-21T08:00:00.000Z""#), "{text}");
+        assert!(
+            text.contains(r#""observed_at":"2026-11-21T08:00:00.000Z""#),
+            "{text}"
+        );
         let back = Envelope::from_slice(&json).unwrap();
         assert_eq!(back, e);
         back.verify_id().unwrap();
         let none = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("1"));
-        Envelope::from_slice(&none.to_json()).unwrap().verify_id().unwrap();
+        Envelope::from_slice(&none.to_json())
+            .unwrap()
+            .verify_id()
+            .unwrap();
+        let same = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(9)),
+            at(9),
+            offer("1"),
+        );
+        same.verify_id().unwrap();
     }
 
     #[test]
     fn rejects_garbage_unknown_schema_and_tampering() {
-        assert!(matches!(Envelope::from_slice(b"not json"), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            Envelope::from_slice(b"not json"),
+            Err(EnvelopeError::Malformed(_))
+        ));
         assert_eq!(
             Envelope::from_slice(br#"{"schema":99}"#),
             Err(EnvelopeError::UnsupportedSchema { found: 99 })
@@ -314,6 +397,9 @@ mod tests {
         let mut e = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("10"));
         let Payload::FlightPrice(f) = &mut e.payload;
         f.price.amount = Decimal::from(9);
-        assert!(matches!(e.verify_id(), Err(EnvelopeError::IdMismatch { .. })));
+        assert!(matches!(
+            e.verify_id(),
+            Err(EnvelopeError::IdMismatch { .. })
+        ));
     }
 }

@@ -16,11 +16,23 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     #[error("job {job}: upstream answered HTTP {status} for {url}; not retried")]
-    Rejected { job: String, status: u16, url: String },
+    Rejected {
+        job: String,
+        status: u16,
+        url: String,
+    },
     #[error("job {job}: upstream asked to wait {wait:?} (Retry-After) for {url}; giving up for this run")]
-    RetryAfterTooLong { job: String, wait: Duration, url: String },
+    RetryAfterTooLong {
+        job: String,
+        wait: Duration,
+        url: String,
+    },
     #[error("job {job}: gave up after {attempts} attempts: {last}")]
-    Exhausted { job: String, attempts: u32, last: String },
+    Exhausted {
+        job: String,
+        attempts: u32,
+        last: String,
+    },
 }
 
 /// What the caller makes of a 2xx body.
@@ -62,14 +74,31 @@ pub async fn fetch<T>(
                             stats.throttled += 1;
                         }
                         if let Some(wait) = response.retry_after.filter(|w| *w > MAX_RETRY_AFTER) {
-                            return Err(FetchError::RetryAfterTooLong { job: job.into(), wait, url: response.url });
+                            return Err(FetchError::RetryAfterTooLong {
+                                job: job.into(),
+                                wait,
+                                url: response.url,
+                            });
                         }
-                        (format!("HTTP {} from {}", response.status, response.url), response.retry_after)
+                        (
+                            format!("HTTP {} from {}", response.status, response.url),
+                            response.retry_after,
+                        )
                     }
-                    status => return Err(FetchError::Rejected { job: job.into(), status, url: response.url }),
+                    status => {
+                        return Err(FetchError::Rejected {
+                            job: job.into(),
+                            status,
+                            url: response.url,
+                        })
+                    }
                 }
             }
-            Err(e @ (TransportError::Timeout { .. } | TransportError::Connect { .. } | TransportError::Other { .. })) => (e.to_string(), None),
+            Err(
+                e @ (TransportError::Timeout { .. }
+                | TransportError::Connect { .. }
+                | TransportError::Other { .. }),
+            ) => (e.to_string(), None),
         };
         match delays.next() {
             Some(delay) => {
@@ -78,7 +107,13 @@ pub async fn fetch<T>(
                 tracing::warn!(job, attempt = stats.attempts, wait_ms = wait.as_millis() as u64, error = %last, "upstream request failed; retrying");
                 tokio::time::sleep(wait).await;
             }
-            None => return Err(FetchError::Exhausted { job: job.into(), attempts: stats.attempts, last }),
+            None => {
+                return Err(FetchError::Exhausted {
+                    job: job.into(),
+                    attempts: stats.attempts,
+                    last,
+                })
+            }
         }
     }
 }
@@ -90,7 +125,10 @@ mod tests {
     use std::sync::Mutex;
 
     /// Answers from a script: a status, or a timeout.
-    struct Scripted(Mutex<Vec<Result<(u16, &'static str, Option<u64>), ()>>>);
+    /// Ok((status, body, retry-after ms)) or Err(()) for a timeout.
+    type Step = Result<(u16, &'static str, Option<u64>), ()>;
+
+    struct Scripted(Mutex<Vec<Step>>);
 
     #[async_trait]
     impl Upstream for Scripted {
@@ -104,36 +142,74 @@ mod tests {
                     retry_after: retry_after.map(Duration::from_millis),
                     fetched_at: chrono::Utc::now(),
                 }),
-                Err(()) => Err(TransportError::Timeout { url: "http://up".into() }),
+                Err(()) => Err(TransportError::Timeout {
+                    url: "http://up".into(),
+                }),
             }
         }
     }
 
     fn spec() -> RequestSpec {
-        RequestSpec { path: "/p", query: vec![] }
+        RequestSpec {
+            path: "/p",
+            query: vec![],
+        }
     }
 
     fn policy(n: u32) -> RetryPolicy {
         RetryPolicy::new(n, Duration::from_millis(1), Duration::from_millis(2))
     }
 
-    async fn run(script: Vec<Result<(u16, &'static str, Option<u64>), ()>>, attempts: u32) -> (Result<String, FetchError>, FetchStats, usize) {
+    async fn run(
+        script: Vec<Step>,
+        attempts: u32,
+    ) -> (Result<String, FetchError>, FetchStats, usize) {
         let up = Scripted(Mutex::new(script));
         let mut stats = FetchStats::default();
         let mut seen = 0usize;
-        let r = fetch(&up, &spec(), "led-kzn", policy(attempts), &mut stats, async |_r: &HttpResponse| seen += 1, |r| {
-            let body = String::from_utf8_lossy(&r.body).to_string();
-            if body.starts_with('{') { Verdict::Accept(body) } else { Verdict::Retry("garbage".into()) }
-        })
+        let r = fetch(
+            &up,
+            &spec(),
+            "led-kzn",
+            policy(attempts),
+            &mut stats,
+            async |_r: &HttpResponse| seen += 1,
+            |r| {
+                let body = String::from_utf8_lossy(&r.body).to_string();
+                if body.starts_with('{') {
+                    Verdict::Accept(body)
+                } else {
+                    Verdict::Retry("garbage".into())
+                }
+            },
+        )
         .await;
         (r, stats, seen)
     }
 
     #[tokio::test]
     async fn retries_429_5xx_timeouts_and_garbage_then_succeeds() {
-        let (r, stats, seen) = run(vec![Ok((429, "", Some(1))), Ok((502, "", None)), Err(()), Ok((200, "<html>", None)), Ok((504, "", None)), Ok((200, "{}", None))], 6).await;
+        let (r, stats, seen) = run(
+            vec![
+                Ok((429, "", Some(1))),
+                Ok((502, "", None)),
+                Err(()),
+                Ok((200, "<html>", None)),
+                Ok((504, "", None)),
+                Ok((200, "{}", None)),
+            ],
+            6,
+        )
+        .await;
         assert_eq!(r.unwrap(), "{}");
-        assert_eq!(stats, FetchStats { attempts: 6, retries: 5, throttled: 1 });
+        assert_eq!(
+            stats,
+            FetchStats {
+                attempts: 6,
+                retries: 5,
+                throttled: 1
+            }
+        );
         assert_eq!(seen, 5, "every response received is archived");
     }
 
@@ -143,20 +219,38 @@ mod tests {
             let (r, stats, _) = run(vec![Ok((status, "no", None)), Ok((200, "{}", None))], 5).await;
             let err = r.unwrap_err();
             assert_eq!(stats.attempts, 1);
-            assert!(err.to_string().starts_with(&format!("job led-kzn: upstream answered HTTP {status}")), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("job led-kzn: upstream answered HTTP {status}")),
+                "{err}"
+            );
         }
     }
 
     #[tokio::test]
     async fn attempts_are_capped() {
-        let (r, stats, _) = run(vec![Ok((502, "", None)), Ok((503, "", None)), Ok((504, "", None))], 3).await;
-        assert!(matches!(r, Err(FetchError::Exhausted { attempts: 3, .. })), "{r:?}");
+        let (r, stats, _) = run(
+            vec![
+                Ok((502, "", None)),
+                Ok((503, "", None)),
+                Ok((504, "", None)),
+            ],
+            3,
+        )
+        .await;
+        assert!(
+            matches!(r, Err(FetchError::Exhausted { attempts: 3, .. })),
+            "{r:?}"
+        );
         assert_eq!(stats.attempts, 3);
     }
 
     #[tokio::test]
     async fn a_long_retry_after_ends_the_run_instead_of_sleeping_through_it() {
         let (r, _, _) = run(vec![Ok((429, "", Some(120_000)))], 3).await;
-        assert!(matches!(r, Err(FetchError::RetryAfterTooLong { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(FetchError::RetryAfterTooLong { .. })),
+            "{r:?}"
+        );
     }
 }

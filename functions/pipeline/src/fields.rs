@@ -19,7 +19,10 @@ pub enum FieldIssue {
     EmptyObject,
     EmptyArray,
     EmptyString,
-    WrongType { expected: &'static str, found: String },
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
     Invalid(String),
 }
 
@@ -107,8 +110,9 @@ pub fn decimal(obj: &Map<String, Value>, name: &str) -> Result<Decimal, FieldIss
         Value::Number(n) => Decimal::from_str(&n.to_string())
             .or_else(|_| Decimal::from_scientific(&n.to_string()))
             .map_err(|_| FieldIssue::Invalid(format!("number {n} is out of range"))),
-        Value::String(s) => Decimal::from_str(s.trim())
-            .map_err(|_| wrong("a number", &Value::String(s.clone()))),
+        Value::String(s) => {
+            Decimal::from_str(s.trim()).map_err(|_| wrong("a number", &Value::String(s.clone())))
+        }
         other => Err(wrong("a number", other)),
     }
 }
@@ -212,6 +216,9 @@ mod tests {
         let mut d = Dropped::default();
         assert_eq!(d.optional("t", count(&o, "t")), None);
         assert_eq!(d.optional("u", count(&o, "u")), None);
-        assert_eq!(d.0, vec!["u: expected a whole number, found string \"x\"".to_string()]);
+        assert_eq!(
+            d.0,
+            vec!["u: expected a whole number, found string \"x\"".to_string()]
+        );
     }
 }

@@ -55,7 +55,10 @@ impl Job {
             .ok_or_else(|| JobError::new("(job)", "expected a JSON object"))?;
         for key in obj.keys() {
             if !matches!(key.as_str(), "job" | "source" | "params") {
-                return Err(JobError::new(key, "unknown field (expected job, source, params)"));
+                return Err(JobError::new(
+                    key,
+                    "unknown field (expected job, source, params)",
+                ));
             }
         }
         let name = match obj.get("job") {
@@ -63,7 +66,10 @@ impl Job {
             Some(other) => {
                 return Err(JobError::new(
                     "job",
-                    format!("expected a string, found {}", crate::fields::describe(other)),
+                    format!(
+                        "expected a string, found {}",
+                        crate::fields::describe(other)
+                    ),
                 ))
             }
             None => return Err(JobError::new("job", "missing")),
@@ -74,12 +80,18 @@ impl Job {
                 .into_iter()
                 .find(|k| k.as_str() == s)
                 .ok_or_else(|| {
-                    JobError::new("source", format!("unknown source {s:?} (expected travelpayouts)"))
+                    JobError::new(
+                        "source",
+                        format!("unknown source {s:?} (expected travelpayouts)"),
+                    )
                 })?,
             Some(other) => {
                 return Err(JobError::new(
                     "source",
-                    format!("expected a string, found {}", crate::fields::describe(other)),
+                    format!(
+                        "expected a string, found {}",
+                        crate::fields::describe(other)
+                    ),
                 ))
             }
             None => return Err(JobError::new("source", "missing")),
@@ -109,7 +121,10 @@ impl Job {
             Some(other) => {
                 return Err(JobError::new(
                     "params",
-                    format!("expected an object, found {}", crate::fields::describe(other)),
+                    format!(
+                        "expected an object, found {}",
+                        crate::fields::describe(other)
+                    ),
                 ))
             }
         }
@@ -160,14 +175,25 @@ mod tests {
             (json!({"job":"Bad Name","source":"travelpayouts"}), "job"),
             (json!({"job":"a","source":"kayak"}), "source"),
             (json!({"job":"a","source":7}), "source"),
-            (json!({"job":"a","source":"travelpayouts","params":[1]}), "params"),
-            (json!({"job":"a","source":"travelpayouts","params":{"origin":{"x":1}}}), "params.origin"),
-            (json!({"job":"a","source":"travelpayouts","extra":1}), "extra"),
+            (
+                json!({"job":"a","source":"travelpayouts","params":[1]}),
+                "params",
+            ),
+            (
+                json!({"job":"a","source":"travelpayouts","params":{"origin":{"x":1}}}),
+                "params.origin",
+            ),
+            (
+                json!({"job":"a","source":"travelpayouts","extra":1}),
+                "extra",
+            ),
         ];
         for (input, field) in cases {
             let err = Job::from_value(&input).unwrap_err();
             assert_eq!(err.field, field, "{input}: {err}");
-            assert!(err.to_string().starts_with(&format!("invalid job: {field}: ")));
+            assert!(err
+                .to_string()
+                .starts_with(&format!("invalid job: {field}: ")));
         }
     }
 }

@@ -20,5 +20,6 @@ pub mod limits;
 pub mod message;
 pub mod rules;
 pub mod sources;
+pub mod stream;
 pub mod table;
 pub mod telemetry;

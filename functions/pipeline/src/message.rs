@@ -66,7 +66,10 @@ pub fn sms_text(f: &FlightPrice) -> String {
     let head = format!("{route} {} {}", dates(f), f.price);
     let stops = stops(f.transfers);
     let link_full = f.link.clone();
-    let link_short = f.link.as_ref().map(|l| l.split('?').next().unwrap_or(l).to_string());
+    let link_short = f
+        .link
+        .as_ref()
+        .map(|l| l.split('?').next().unwrap_or(l).to_string());
     let compose = |with_seller: bool, stops_on: bool, link: &Option<String>| {
         let mut parts = vec![head.clone()];
         if with_seller {
@@ -122,7 +125,8 @@ fn full_text(rule: &str, e: &Envelope, f: &FlightPrice) -> String {
     lines.push(format!("Rule: {rule}"));
     lines.push(format!(
         "Observed: {} (record {}, job {})",
-        e.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        e.observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         e.id,
         e.job
     ));
@@ -130,11 +134,17 @@ fn full_text(rule: &str, e: &Envelope, f: &FlightPrice) -> String {
 }
 
 fn subject(f: &FlightPrice) -> String {
-    let s: String = format!("pricewire: {}-{} {} {}", f.origin, f.destination, dates(f), f.price)
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .take(SUBJECT_MAX_CHARS)
-        .collect();
+    let s: String = format!(
+        "pricewire: {}-{} {} {}",
+        f.origin,
+        f.destination,
+        dates(f),
+        f.price
+    )
+    .chars()
+    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+    .take(SUBJECT_MAX_CHARS)
+    .collect();
     s
 }
 
@@ -162,18 +172,32 @@ mod tests {
 
     fn offer(gate: Option<&str>, link: Option<&str>) -> FlightPrice {
         FlightPrice {
-            origin: "LED".into(), destination: "KZN".into(),
-            departure_at: "2026-12-05T10:30:00+03:00".into(), return_at: Some("2026-12-10".into()),
-            price: Money { amount: "4830".parse().unwrap(), currency: "RUB".into() },
-            carrier: Some("SU".into()), flight_number: Some("1234".into()), gate: gate.map(str::to_string),
-            transfers: Some(0), duration_minutes: None, trip_class: None, distance_km: None, actual: None,
+            origin: "LED".into(),
+            destination: "KZN".into(),
+            departure_at: "2026-12-05T10:30:00+03:00".into(),
+            return_at: Some("2026-12-10".into()),
+            price: Money {
+                amount: "4830".parse().unwrap(),
+                currency: "RUB".into(),
+            },
+            carrier: Some("SU".into()),
+            flight_number: Some("1234".into()),
+            gate: gate.map(str::to_string),
+            transfers: Some(0),
+            duration_minutes: None,
+            trip_class: None,
+            distance_km: None,
+            actual: None,
             link: link.map(str::to_string),
         }
     }
 
     #[test]
     fn gsm7_message_carries_the_deal_in_one_segment() {
-        let text = sms_text(&offer(Some("Aeroflot"), Some("https://www.aviasales.com/search/LED0512KZN10121")));
+        let text = sms_text(&offer(
+            Some("Aeroflot"),
+            Some("https://www.aviasales.com/search/LED0512KZN10121"),
+        ));
         assert_eq!(text, "LED-KZN 05 Dec 10:30-10 Dec 4830 RUB, Aeroflot, direct https://www.aviasales.com/search/LED0512KZN10121");
         let (enc, n) = measure(&text);
         assert_eq!(enc, Encoding::Gsm7);
@@ -182,31 +206,57 @@ mod tests {
 
     #[test]
     fn long_links_lose_their_query_string_first() {
-        let long = format!("https://www.aviasales.com/search/LED0512KZN10121?t={}", "X".repeat(120));
+        let long = format!(
+            "https://www.aviasales.com/search/LED0512KZN10121?t={}",
+            "X".repeat(120)
+        );
         let text = sms_text(&offer(None, Some(&long)));
         assert_eq!(text, "LED-KZN 05 Dec 10:30-10 Dec 4830 RUB, SU1234, direct https://www.aviasales.com/search/LED0512KZN10121");
     }
 
     #[test]
     fn non_gsm_text_fits_seventy_units() {
-        let text = sms_text(&offer(Some("Аэрофлот"), Some("https://www.aviasales.com/search/LED0512KZN10121")));
+        let text = sms_text(&offer(
+            Some("Аэрофлот"),
+            Some("https://www.aviasales.com/search/LED0512KZN10121"),
+        ));
         let (enc, n) = measure(&text);
         assert_eq!(enc, Encoding::Ucs2, "{text}");
         assert!(n <= SMS_UCS2_SEGMENT_UNITS, "{n}: {text}");
-        assert!(text.contains("4830 RUB") && text.contains("Аэрофлот") && text.contains("LED-KZN"), "{text}");
+        assert!(
+            text.contains("4830 RUB") && text.contains("Аэрофлот") && text.contains("LED-KZN"),
+            "{text}"
+        );
         // Even an absurd seller name cannot push it past one segment.
         let text = sms_text(&offer(Some(&"Ж".repeat(200)), None));
         assert!(gsm::fits_one_segment(&text), "{text}");
-        assert!(text.starts_with("LED-KZN 05 Dec 10:30-10 Dec 4830 RUB"), "{text}");
+        assert!(
+            text.starts_with("LED-KZN 05 Dec 10:30-10 Dec 4830 RUB"),
+            "{text}"
+        );
     }
 
     #[test]
     fn full_alert_has_everything_and_an_ascii_subject() {
-        let e = Envelope::new("travelpayouts", "led-kzn", "K".into(), None, chrono::Utc::now(),
-            Payload::FlightPrice(offer(Some("Аэрофлот"), Some("https://x/y?t=1"))));
+        let e = Envelope::new(
+            "travelpayouts",
+            "led-kzn",
+            "K".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::FlightPrice(offer(Some("Аэрофлот"), Some("https://x/y?t=1"))),
+        );
         let a = alert("cheap", &e);
-        assert!(a.text.contains("Link: https://x/y?t=1") && a.text.contains("Rule: cheap"), "{}", a.text);
-        assert!(a.subject.is_ascii() && a.subject.starts_with("pricewire: LED-KZN"), "{}", a.subject);
+        assert!(
+            a.text.contains("Link: https://x/y?t=1") && a.text.contains("Rule: cheap"),
+            "{}",
+            a.text
+        );
+        assert!(
+            a.subject.is_ascii() && a.subject.starts_with("pricewire: LED-KZN"),
+            "{}",
+            a.subject
+        );
         assert_eq!(a.record_id, e.id);
     }
 }

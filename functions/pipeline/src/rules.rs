@@ -44,9 +44,26 @@ pub enum RuleError {
 
 /// Variables a `flight_price` rule may use.
 pub const FLIGHT_PRICE_VARIABLES: &[&str] = &[
-    "price", "currency", "origin", "destination", "route", "departure_at", "return_at", "carrier",
-    "flight_number", "gate", "transfers", "duration_minutes", "trip_class", "distance_km",
-    "actual", "link", "key", "source", "kind", "job",
+    "price",
+    "currency",
+    "origin",
+    "destination",
+    "route",
+    "departure_at",
+    "return_at",
+    "carrier",
+    "flight_number",
+    "gate",
+    "transfers",
+    "duration_minutes",
+    "trip_class",
+    "distance_km",
+    "actual",
+    "link",
+    "key",
+    "source",
+    "kind",
+    "job",
 ];
 
 fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
@@ -60,14 +77,29 @@ fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
 fn sample(kind: &str) -> Option<Envelope> {
     match kind {
         "flight_price" => Some(Envelope::new(
-            "sample", "sample", "AAA-BBB/2026-01-01/oneway".into(), None, chrono::Utc::now(),
+            "sample",
+            "sample",
+            "AAA-BBB/2026-01-01/oneway".into(),
+            None,
+            chrono::Utc::now(),
             Payload::FlightPrice(FlightPrice {
-                origin: "AAA".into(), destination: "BBB".into(), departure_at: "2026-01-01".into(),
+                origin: "AAA".into(),
+                destination: "BBB".into(),
+                departure_at: "2026-01-01".into(),
                 return_at: Some("2026-01-02".into()),
-                price: Money { amount: Decimal::new(123450, 2), currency: "RUB".into() },
-                carrier: Some("SU".into()), flight_number: Some("1".into()), gate: Some("G".into()),
-                transfers: Some(0), duration_minutes: Some(60), trip_class: Some(0),
-                distance_km: Some(100), actual: Some(true), link: Some("https://x".into()),
+                price: Money {
+                    amount: Decimal::new(123450, 2),
+                    currency: "RUB".into(),
+                },
+                carrier: Some("SU".into()),
+                flight_number: Some("1".into()),
+                gate: Some("G".into()),
+                transfers: Some(0),
+                duration_minutes: Some(60),
+                trip_class: Some(0),
+                distance_km: Some(100),
+                actual: Some(true),
+                link: Some("https://x".into()),
             }),
         )),
         _ => None,
@@ -83,7 +115,9 @@ fn money_value(amount: Decimal) -> Value {
 }
 
 fn opt_str(v: &Option<String>) -> Value {
-    v.as_ref().map(|s| Value::from(s.as_str())).unwrap_or(Value::Null)
+    v.as_ref()
+        .map(|s| Value::from(s.as_str()))
+        .unwrap_or(Value::Null)
 }
 
 fn opt_u32(v: Option<u32>) -> Value {
@@ -123,17 +157,29 @@ pub fn bind(e: &Envelope) -> Context<'static, 'static> {
 impl Rule {
     pub fn compile(spec: RuleSpec) -> Result<Rule, RuleError> {
         let rule_name = spec.name.clone();
-        let invalid = |problem: String| RuleError::Invalid { rule: rule_name.clone(), problem };
+        let invalid = |problem: String| RuleError::Invalid {
+            rule: rule_name.clone(),
+            problem,
+        };
         let name_ok = !spec.name.is_empty()
             && spec.name.len() <= 64
-            && spec.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return Err(invalid("name must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'".into()));
+            return Err(invalid(
+                "name must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'".into(),
+            ));
         }
         let Some(known) = variables_for(&spec.kind) else {
-            return Err(invalid(format!("unknown kind {:?} (expected flight_price)", spec.kind)));
+            return Err(invalid(format!(
+                "unknown kind {:?} (expected flight_price)",
+                spec.kind
+            )));
         };
-        let program = Program::compile(&spec.when).map_err(|e| invalid(format!("does not parse: {e}")))?;
+        let program =
+            Program::compile(&spec.when).map_err(|e| invalid(format!("does not parse: {e}")))?;
         let references = program.references();
         let mut unknown: Vec<&str> = references
             .variables()
@@ -152,7 +198,9 @@ impl Rule {
         if let Some(sample) = sample(&rule.spec.kind) {
             match rule.program.execute(&bind(&sample)) {
                 Ok(Value::Bool(_)) => {}
-                Ok(other) => return Err(invalid(format!("must yield a boolean, yields {other:?}"))),
+                Ok(other) => {
+                    return Err(invalid(format!("must yield a boolean, yields {other:?}")))
+                }
                 Err(e) => return Err(invalid(format!("fails on a complete record: {e}"))),
             }
         }
@@ -190,12 +238,16 @@ pub struct Evaluation<'a> {
 
 impl RuleSet {
     pub fn from_json(text: &str) -> Result<RuleSet, RuleError> {
-        let specs: Vec<RuleSpec> = serde_json::from_str(text).map_err(|e| RuleError::NotAList(e.to_string()))?;
+        let specs: Vec<RuleSpec> =
+            serde_json::from_str(text).map_err(|e| RuleError::NotAList(e.to_string()))?;
         let mut names = HashSet::new();
         let mut rules = Vec::with_capacity(specs.len());
         for spec in specs {
             if !names.insert(spec.name.clone()) {
-                return Err(RuleError::Invalid { rule: spec.name, problem: "defined twice".into() });
+                return Err(RuleError::Invalid {
+                    rule: spec.name,
+                    problem: "defined twice".into(),
+                });
             }
             rules.push(Rule::compile(spec)?);
         }
@@ -226,12 +278,32 @@ mod tests {
     use chrono::Utc;
 
     fn flight(price: &str, gate: Option<&str>, transfers: Option<u32>) -> Envelope {
-        Envelope::new("travelpayouts", "j", "LED-KZN/2026-12-05/oneway".into(), None, Utc::now(),
+        Envelope::new(
+            "travelpayouts",
+            "j",
+            "LED-KZN/2026-12-05/oneway".into(),
+            None,
+            Utc::now(),
             Payload::FlightPrice(FlightPrice {
-                origin: "LED".into(), destination: "KZN".into(), departure_at: "2026-12-05".into(),
-                return_at: None, price: Money { amount: price.parse().unwrap(), currency: "RUB".into() },
-                carrier: None, flight_number: None, gate: gate.map(str::to_string), transfers,
-                duration_minutes: None, trip_class: None, distance_km: None, actual: None, link: None }))
+                origin: "LED".into(),
+                destination: "KZN".into(),
+                departure_at: "2026-12-05".into(),
+                return_at: None,
+                price: Money {
+                    amount: price.parse().unwrap(),
+                    currency: "RUB".into(),
+                },
+                carrier: None,
+                flight_number: None,
+                gate: gate.map(str::to_string),
+                transfers,
+                duration_minutes: None,
+                trip_class: None,
+                distance_km: None,
+                actual: None,
+                link: None,
+            }),
+        )
     }
 
     fn rules(json: &str) -> Result<RuleSet, RuleError> {
@@ -243,26 +315,39 @@ mod tests {
     #[test]
     fn the_classic_filter_matches_exactly() {
         let set = rules(CLASSIC).unwrap();
-        let matched = |price: &str, gate: Option<&str>| !set.evaluate(&flight(price, gate, None)).matched.is_empty();
+        let matched = |price: &str, gate: Option<&str>| {
+            !set.evaluate(&flight(price, gate, None)).matched.is_empty()
+        };
         assert!(matched("4999", Some("Aeroflot")));
         assert!(matched("4999.99", Some("Aeroflot")));
         assert!(!matched("5000", Some("Aeroflot")), "cost < 5000 is strict");
         assert!(!matched("5000.01", Some("Aeroflot")));
-        assert!(!matched("100", Some("aeroflot")), "gate = 'Aeroflot' is case-sensitive");
+        assert!(
+            !matched("100", Some("aeroflot")),
+            "gate = 'Aeroflot' is case-sensitive"
+        );
         assert!(!matched("100", Some("Pobeda")));
-        assert!(!matched("100", None), "a record without a gate does not match");
+        assert!(
+            !matched("100", None),
+            "a record without a gate does not match"
+        );
     }
 
     #[test]
     fn price_arithmetic_works_for_whole_and_fractional_amounts() {
         let set = rules(r#"[{"name":"r","source":"travelpayouts","kind":"flight_price","when":"price * 0.8 < 4000 && price == 4999"}]"#).unwrap();
         assert_eq!(set.evaluate(&flight("4999", None, None)).matched.len(), 1);
-        assert!(set.evaluate(&flight("4999.5", None, None)).matched.is_empty());
+        assert!(set
+            .evaluate(&flight("4999.5", None, None))
+            .matched
+            .is_empty());
     }
 
     #[test]
     fn rules_are_scoped_to_source_and_kind() {
-        let set = rules(r#"[{"name":"any","source":"other","kind":"flight_price","when":"price > 0"}]"#).unwrap();
+        let set =
+            rules(r#"[{"name":"any","source":"other","kind":"flight_price","when":"price > 0"}]"#)
+                .unwrap();
         assert!(set.evaluate(&flight("1", None, None)).matched.is_empty());
     }
 
@@ -278,17 +363,44 @@ mod tests {
     #[test]
     fn bad_rules_fail_at_start_naming_the_rule() {
         let cases = [
-            (r#"[{"name":"r1","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#, "r1", "does not parse"),
-            (r#"[{"name":"r2","source":"travelpayouts","kind":"flight_price","when":"cost < 5000"}]"#, "r2", "unknown field(s) cost"),
-            (r#"[{"name":"r3","source":"travelpayouts","kind":"flight_price","when":"price"}]"#, "r3", "must yield a boolean"),
-            (r#"[{"name":"r4","source":"travelpayouts","kind":"hotel","when":"true"}]"#, "r4", "unknown kind"),
-            (r#"[{"name":"r5","source":"travelpayouts","kind":"flight_price","when":"price < 'x'"}]"#, "r5", "fails on a complete record"),
-            (r#"[{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"},{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"}]"#, "r6", "defined twice"),
+            (
+                r#"[{"name":"r1","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#,
+                "r1",
+                "does not parse",
+            ),
+            (
+                r#"[{"name":"r2","source":"travelpayouts","kind":"flight_price","when":"cost < 5000"}]"#,
+                "r2",
+                "unknown field(s) cost",
+            ),
+            (
+                r#"[{"name":"r3","source":"travelpayouts","kind":"flight_price","when":"price"}]"#,
+                "r3",
+                "must yield a boolean",
+            ),
+            (
+                r#"[{"name":"r4","source":"travelpayouts","kind":"hotel","when":"true"}]"#,
+                "r4",
+                "unknown kind",
+            ),
+            (
+                r#"[{"name":"r5","source":"travelpayouts","kind":"flight_price","when":"price < 'x'"}]"#,
+                "r5",
+                "fails on a complete record",
+            ),
+            (
+                r#"[{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"},{"name":"r6","source":"travelpayouts","kind":"flight_price","when":"true"}]"#,
+                "r6",
+                "defined twice",
+            ),
         ];
         for (json, name, problem) in cases {
             let err = rules(json).unwrap_err();
             let text = err.to_string();
-            assert!(text.starts_with(&format!("alert rule {name:?}: ")), "{text}");
+            assert!(
+                text.starts_with(&format!("alert rule {name:?}: ")),
+                "{text}"
+            );
             assert!(text.contains(problem), "{text}");
         }
         assert!(matches!(rules("{}"), Err(RuleError::NotAList(_))));

@@ -24,7 +24,8 @@ pub const LATEST_INDEX: &str = "latest_by_source";
 
 /// A `latest` item is replaced only by a newer observation; equal times are ordered by id so
 /// every order of delivery converges on the same item. Replays and retries write nothing.
-pub const LATEST_CONDITION: &str = "attribute_not_exists(pk) OR ts < :ts OR (ts = :ts AND id < :id)";
+pub const LATEST_CONDITION: &str =
+    "attribute_not_exists(pk) OR ts < :ts OR (ts = :ts AND id < :id)";
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -53,8 +54,16 @@ fn common(e: &Envelope) -> Item {
     item.insert("kind".into(), s(e.kind()));
     item.insert("key".into(), s(&e.key));
     item.insert("job".into(), s(&e.job));
-    item.insert("observed_at".into(), s(e.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-    item.insert("fetched_at".into(), s(e.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    item.insert(
+        "observed_at".into(),
+        s(e.observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    item.insert(
+        "fetched_at".into(),
+        s(e.fetched_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
     match &e.payload {
         Payload::FlightPrice(f) => {
             // DynamoDB numbers are exact decimals (38 digits): money stays exact.
@@ -107,6 +116,20 @@ pub fn envelope_of(item: &Item) -> Option<Envelope> {
     }
 }
 
+/// The key itself when it fits `max_bytes`, else a prefix of it plus its SHA-256 (stable).
+pub fn bounded_key(key: String, max_bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    if key.len() <= max_bytes {
+        return key;
+    }
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let mut cut = max_bytes.saturating_sub(digest.len() + 1);
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}#{digest}", &key[..cut])
+}
+
 /// Seconds since the epoch, for TTL attributes.
 pub fn epoch_seconds(t: DateTime<Utc>) -> i64 {
     t.timestamp()
@@ -120,19 +143,42 @@ mod tests {
 
     fn env(price: i64, hour: u32) -> Envelope {
         let t = Utc.with_ymd_and_hms(2026, 11, 21, hour, 0, 0).unwrap();
-        Envelope::new("travelpayouts", "j", "LED-KZN/2026-12-05/oneway".into(), Some(t), t,
+        Envelope::new(
+            "travelpayouts",
+            "j",
+            "LED-KZN/2026-12-05/oneway".into(),
+            Some(t),
+            t,
             Payload::FlightPrice(FlightPrice {
-                origin: "LED".into(), destination: "KZN".into(), departure_at: "2026-12-05".into(),
-                return_at: None, price: Money { amount: price.into(), currency: "RUB".into() },
-                carrier: None, flight_number: None, gate: None, transfers: None, duration_minutes: None,
-                trip_class: None, distance_km: None, actual: None, link: None }))
+                origin: "LED".into(),
+                destination: "KZN".into(),
+                departure_at: "2026-12-05".into(),
+                return_at: None,
+                price: Money {
+                    amount: price.into(),
+                    currency: "RUB".into(),
+                },
+                carrier: None,
+                flight_number: None,
+                gate: None,
+                transfers: None,
+                duration_minutes: None,
+                trip_class: None,
+                distance_km: None,
+                actual: None,
+                link: None,
+            }),
+        )
     }
 
     #[test]
     fn items_carry_keys_time_exact_price_ttl_and_the_record() {
         let e = env(4830, 8);
         let h = history_item(&e, chrono::Duration::days(90));
-        assert_eq!(h["pk"], s("travelpayouts#flight_price#LED-KZN/2026-12-05/oneway"));
+        assert_eq!(
+            h["pk"],
+            s("travelpayouts#flight_price#LED-KZN/2026-12-05/oneway")
+        );
         assert_eq!(h["sk"], s(format!("H#{}", e.id)));
         assert_eq!(h["price"], n("4830"));
         assert_eq!(h["ts"], n(e.observed_at.timestamp_millis()));
@@ -142,6 +188,15 @@ mod tests {
         assert_eq!(l["sk"], s("LATEST"));
         assert_eq!(l["latest_pk"], s("travelpayouts#flight_price"));
         assert!(!l.contains_key("expires_at"), "latest items never expire");
+    }
+
+    #[test]
+    fn bounded_keys_stay_within_the_limit_and_distinct() {
+        assert_eq!(bounded_key("short".into(), 10), "short");
+        let a = bounded_key("é".repeat(600), 100);
+        let b = bounded_key(format!("{}x", "é".repeat(599)), 100);
+        assert!(a.len() <= 100 && b.len() <= 100);
+        assert_ne!(a, b);
     }
 
     #[test]

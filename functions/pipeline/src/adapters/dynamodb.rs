@@ -49,8 +49,18 @@ pub struct DynamoPriceStore {
 }
 
 impl DynamoPriceStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, history_ttl_days: u32, policy: RetryPolicy) -> Self {
-        DynamoPriceStore { client, table: table.into(), history_ttl: chrono::Duration::days(history_ttl_days.into()), policy }
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        history_ttl_days: u32,
+        policy: RetryPolicy,
+    ) -> Self {
+        DynamoPriceStore {
+            client,
+            table: table.into(),
+            history_ttl: chrono::Duration::days(history_ttl_days.into()),
+            policy,
+        }
     }
 
     fn key_of(item: &Item) -> (String, String) {
@@ -62,8 +72,10 @@ impl DynamoPriceStore {
     }
 
     async fn write_chunk(&self, chunk: Vec<Deduped<Item>>, out: &mut HistoryOutcome) {
-        let mut pending: HashMap<(String, String), Deduped<Item>> =
-            chunk.into_iter().map(|d| (Self::key_of(&d.item), d)).collect();
+        let mut pending: HashMap<(String, String), Deduped<Item>> = chunk
+            .into_iter()
+            .map(|d| (Self::key_of(&d.item), d))
+            .collect();
         let mut delays = self.policy.delays();
         loop {
             out.requests += 1;
@@ -87,7 +99,9 @@ impl DynamoPriceStore {
                         .and_then(|m| m.get(&self.table))
                         .map(|reqs| {
                             reqs.iter()
-                                .filter_map(|r| r.put_request().map(|p| Self::key_of(&p.item().clone())))
+                                .filter_map(|r| {
+                                    r.put_request().map(|p| Self::key_of(&p.item().clone()))
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -124,7 +138,10 @@ impl DynamoPriceStore {
 #[async_trait]
 impl PriceStore for DynamoPriceStore {
     async fn write_history(&self, records: &[Envelope]) -> HistoryOutcome {
-        let items: Vec<Item> = records.iter().map(|e| table::history_item(e, self.history_ttl)).collect();
+        let items: Vec<Item> = records
+            .iter()
+            .map(|e| table::history_item(e, self.history_ttl))
+            .collect();
         let mut out = HistoryOutcome::default();
         for chunk in batch_write_chunks(items, Self::key_of) {
             self.write_chunk(chunk, &mut out).await;
@@ -145,9 +162,19 @@ impl PriceStore for DynamoPriceStore {
                 .send()
                 .await
         };
-        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+        match attempt
+            .retry(self.policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
+        {
             Ok(_) => Ok(LatestOutcome::Written),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(LatestOutcome::Stale),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(LatestOutcome::Stale)
+            }
             Err(e) => Err(StoreError(describe(&e))),
         }
     }
@@ -164,7 +191,13 @@ pub enum Claim {
 
 #[async_trait]
 pub trait DedupStore: Send + Sync {
-    async fn claim(&self, key: &str, record_id: &str, now: DateTime<Utc>, window: Duration) -> Result<Claim, StoreError>;
+    async fn claim(
+        &self,
+        key: &str,
+        record_id: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Claim, StoreError>;
     async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError>;
 }
 
@@ -181,22 +214,45 @@ pub const CLAIM_SK: &str = "CLAIM";
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now OR #status = :pending";
 
 impl DynamoDedup {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, policy: RetryPolicy) -> Self {
-        DynamoDedup { client, table: table.into(), policy }
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> Self {
+        DynamoDedup {
+            client,
+            table: table.into(),
+            policy,
+        }
     }
 }
 
 #[async_trait]
 impl DedupStore for DynamoDedup {
-    async fn claim(&self, key: &str, record_id: &str, now: DateTime<Utc>, window: Duration) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        key: &str,
+        record_id: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Claim, StoreError> {
         let expires = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::days(1));
         let item: Item = HashMap::from([
             ("pk".to_string(), AttributeValue::S(key.to_string())),
             ("sk".to_string(), AttributeValue::S(CLAIM_SK.to_string())),
             ("status".to_string(), AttributeValue::S("pending".into())),
-            ("record_id".to_string(), AttributeValue::S(record_id.to_string())),
-            ("claimed_at".to_string(), AttributeValue::S(now.to_rfc3339())),
-            ("expires_at".to_string(), AttributeValue::N(expires.timestamp().to_string())),
+            (
+                "record_id".to_string(),
+                AttributeValue::S(record_id.to_string()),
+            ),
+            (
+                "claimed_at".to_string(),
+                AttributeValue::S(now.to_rfc3339()),
+            ),
+            (
+                "expires_at".to_string(),
+                AttributeValue::N(expires.timestamp().to_string()),
+            ),
         ]);
         let attempt = || async {
             self.client
@@ -210,9 +266,19 @@ impl DedupStore for DynamoDedup {
                 .send()
                 .await
         };
-        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+        match attempt
+            .retry(self.policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
+        {
             Ok(_) => Ok(Claim::Acquired),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Claim::AlreadySent),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Claim::AlreadySent)
+            }
             Err(e) => Err(StoreError(describe(&e))),
         }
     }

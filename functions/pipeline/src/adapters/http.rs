@@ -50,7 +50,11 @@ impl HttpUpstream {
             .user_agent(concat!("pricewire/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(HttpUpstream { client, base_url: base_url.trim_end_matches('/').to_string(), token })
+        Ok(HttpUpstream {
+            client,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 }
 
@@ -60,7 +64,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -75,9 +81,16 @@ impl Upstream for HttpUpstream {
             .header(TOKEN_HEADER, self.token.expose())
             .header(reqwest::header::ACCEPT, "application/json")
             .build()
-            .map_err(|e| TransportError::Other { url: url.clone(), detail: e.to_string() })?;
+            .map_err(|e| TransportError::Other {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
         let shown = request.url().to_string();
-        let response = self.client.execute(request).await.map_err(|e| classify(&shown, e))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| classify(&shown, e))?;
         let fetched_at = Utc::now();
         let status = response.status().as_u16();
         let retry_after = response
@@ -85,8 +98,18 @@ impl Upstream for HttpUpstream {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, fetched_at));
-        let body = response.bytes().await.map_err(|e| classify(&shown, e))?.to_vec();
-        Ok(HttpResponse { status, body, url: shown, retry_after, fetched_at })
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| classify(&shown, e))?
+            .to_vec();
+        Ok(HttpResponse {
+            status,
+            body,
+            url: shown,
+            retry_after,
+            fetched_at,
+        })
     }
 }
 
@@ -95,9 +118,15 @@ fn classify(url: &str, e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
         TransportError::Timeout { url }
     } else if e.is_connect() {
-        TransportError::Connect { url, detail: e.to_string() }
+        TransportError::Connect {
+            url,
+            detail: e.to_string(),
+        }
     } else {
-        TransportError::Other { url, detail: e.to_string() }
+        TransportError::Other {
+            url,
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -109,9 +138,18 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_and_http_date() {
         let now = Utc.with_ymd_and_hms(2026, 10, 21, 7, 27, 0).unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT", now), Some(Duration::from_secs(60)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

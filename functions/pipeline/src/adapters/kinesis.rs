@@ -67,11 +67,23 @@ pub struct KinesisSink {
 }
 
 impl KinesisSink {
-    pub fn new(client: aws_sdk_kinesis::Client, stream_name: impl Into<String>, policy: RetryPolicy) -> Self {
-        KinesisSink { client, stream_name: stream_name.into(), policy }
+    pub fn new(
+        client: aws_sdk_kinesis::Client,
+        stream_name: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> Self {
+        KinesisSink {
+            client,
+            stream_name: stream_name.into(),
+            policy,
+        }
     }
 
-    async fn put_batch(&self, batch: Vec<StreamRecord>, report: &mut PutReport) -> Result<(), (usize, u32, String)> {
+    async fn put_batch(
+        &self,
+        batch: Vec<StreamRecord>,
+        report: &mut PutReport,
+    ) -> Result<(), (usize, u32, String)> {
         let mut pending: Vec<PutRecordsRequestEntry> = Vec::with_capacity(batch.len());
         for r in batch {
             let entry = PutRecordsRequestEntry::builder()
@@ -104,7 +116,11 @@ impl KinesisSink {
                             other => {
                                 if first_error.is_none() {
                                     first_error = Some(match other {
-                                        Some(r) => format!("{}: {}", r.error_code().unwrap_or(""), r.error_message().unwrap_or("")),
+                                        Some(r) => format!(
+                                            "{}: {}",
+                                            r.error_code().unwrap_or(""),
+                                            r.error_message().unwrap_or("")
+                                        ),
                                         None => "entry missing from the response".to_string(),
                                     });
                                 }
@@ -158,7 +174,13 @@ impl RecordSink for KinesisSink {
         }
         match failure {
             None => Ok(report),
-            Some((failed, attempts, last_error)) => Err(PutError { failed, total, attempts, last_error, report }),
+            Some((failed, attempts, last_error)) => Err(PutError {
+                failed,
+                total,
+                attempts,
+                last_error,
+                report,
+            }),
         }
     }
 }
@@ -166,9 +188,9 @@ impl RecordSink for KinesisSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_kinesis::error::ErrorMetadata;
     use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
     use aws_sdk_kinesis::types::PutRecordsResultEntry;
-    use aws_sdk_kinesis::error::ErrorMetadata;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::time::Duration;
 
@@ -177,7 +199,10 @@ mod tests {
     }
 
     fn ok_entry(seq: &str) -> PutRecordsResultEntry {
-        PutRecordsResultEntry::builder().sequence_number(seq).shard_id("shardId-000000000000").build()
+        PutRecordsResultEntry::builder()
+            .sequence_number(seq)
+            .shard_id("shardId-000000000000")
+            .build()
     }
 
     fn throttled() -> PutRecordsResultEntry {
@@ -188,15 +213,28 @@ mod tests {
     }
 
     fn records(n: usize) -> Vec<StreamRecord> {
-        (0..n).map(|i| StreamRecord { partition_key: format!("k{i}"), data: format!("r{i}").into_bytes() }).collect()
+        (0..n)
+            .map(|i| StreamRecord {
+                partition_key: format!("k{i}"),
+                data: format!("r{i}").into_bytes(),
+            })
+            .collect()
     }
 
     fn sink(client: aws_sdk_kinesis::Client, attempts: u32) -> KinesisSink {
-        KinesisSink::new(client, "prices", RetryPolicy::new(attempts, Duration::from_millis(1), Duration::from_millis(2)))
+        KinesisSink::new(
+            client,
+            "prices",
+            RetryPolicy::new(attempts, Duration::from_millis(1), Duration::from_millis(2)),
+        )
     }
 
     fn data_of(input: &aws_sdk_kinesis::operation::put_records::PutRecordsInput) -> Vec<String> {
-        input.records().iter().map(|e| String::from_utf8(e.data().as_ref().to_vec()).unwrap()).collect()
+        input
+            .records()
+            .iter()
+            .map(|e| String::from_utf8(e.data().as_ref().to_vec()).unwrap())
+            .collect()
     }
 
     #[tokio::test]
@@ -204,37 +242,82 @@ mod tests {
         // First call: entries 1 and 3 throttled. Second call must carry exactly r1 and r3.
         let first = mock!(aws_sdk_kinesis::Client::put_records)
             .match_requests(|req| data_of(req) == ["r0", "r1", "r2", "r3"])
-            .then_output(|| PutRecordsOutput::builder()
-                .failed_record_count(2)
-                .records(ok_entry("1")).records(throttled()).records(ok_entry("2")).records(throttled())
-                .build().unwrap());
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(2)
+                    .records(ok_entry("1"))
+                    .records(throttled())
+                    .records(ok_entry("2"))
+                    .records(throttled())
+                    .build()
+                    .unwrap()
+            });
         let second = mock!(aws_sdk_kinesis::Client::put_records)
             .match_requests(|req| data_of(req) == ["r1", "r3"])
-            .then_output(|| PutRecordsOutput::builder().records(ok_entry("3")).records(ok_entry("4")).build().unwrap());
-        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&first, &second], no_retry);
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .records(ok_entry("3"))
+                    .records(ok_entry("4"))
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            RuleMode::Sequential,
+            [&first, &second],
+            no_retry
+        );
         let report = sink(client, 3).put_records(records(4)).await.unwrap();
-        assert_eq!(report, PutReport { put: 4, requests: 2, retried_entries: 2 });
+        assert_eq!(
+            report,
+            PutReport {
+                put: 4,
+                requests: 2,
+                retried_entries: 2
+            }
+        );
         assert_eq!(first.num_calls(), 1);
         assert_eq!(second.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn exhausted_attempts_fail_with_the_count_of_lost_entries() {
-        let always = mock!(aws_sdk_kinesis::Client::put_records)
-            .then_output(|| PutRecordsOutput::builder().failed_record_count(1).records(ok_entry("1")).records(throttled()).build().unwrap());
+        let always = mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .failed_record_count(1)
+                .records(ok_entry("1"))
+                .records(throttled())
+                .build()
+                .unwrap()
+        });
         let retry = mock!(aws_sdk_kinesis::Client::put_records)
             .match_requests(|req| data_of(req) == ["r1"])
             .sequence()
-            .output(|| PutRecordsOutput::builder().failed_record_count(1).records(throttled()).build().unwrap())
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(throttled())
+                    .build()
+                    .unwrap()
+            })
             .times(2)
             .build();
-        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&always, &retry], no_retry);
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            RuleMode::Sequential,
+            [&always, &retry],
+            no_retry
+        );
         let err = sink(client, 3).put_records(records(2)).await.unwrap_err();
         assert_eq!(err.failed, 1);
         assert_eq!(err.total, 2);
         assert_eq!(err.attempts, 3);
         assert_eq!(err.report.put, 1);
-        assert!(err.to_string().contains("ProvisionedThroughputExceededException"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ProvisionedThroughputExceededException"),
+            "{err}"
+        );
         assert_eq!(retry.num_calls(), 2);
     }
 
@@ -244,13 +327,27 @@ mod tests {
             PutRecordsError::ProvisionedThroughputExceededException(
                 aws_sdk_kinesis::types::error::ProvisionedThroughputExceededException::builder()
                     .message("slow down")
-                    .meta(ErrorMetadata::builder().code("ProvisionedThroughputExceededException").message("slow down").build())
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ProvisionedThroughputExceededException")
+                            .message("slow down")
+                            .build(),
+                    )
                     .build(),
             )
         });
-        let ok = mock!(aws_sdk_kinesis::Client::put_records)
-            .then_output(|| PutRecordsOutput::builder().records(ok_entry("1")).build().unwrap());
-        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&throttle, &ok], no_retry);
+        let ok = mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .records(ok_entry("1"))
+                .build()
+                .unwrap()
+        });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            RuleMode::Sequential,
+            [&throttle, &ok],
+            no_retry
+        );
         let report = sink(client, 3).put_records(records(1)).await.unwrap();
         assert_eq!(report.requests, 2);
 
@@ -258,22 +355,38 @@ mod tests {
             PutRecordsError::ResourceNotFoundException(
                 aws_sdk_kinesis::types::error::ResourceNotFoundException::builder()
                     .message("no such stream")
-                    .meta(ErrorMetadata::builder().code("ResourceNotFoundException").message("no such stream").build())
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ResourceNotFoundException")
+                            .message("no such stream")
+                            .build(),
+                    )
                     .build(),
             )
         });
         let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&invalid], no_retry);
         let err = sink(client, 5).put_records(records(1)).await.unwrap_err();
         assert_eq!((err.attempts, invalid.num_calls()), (1, 1));
-        assert!(err.last_error.contains("ResourceNotFoundException"), "{}", err.last_error);
+        assert!(
+            err.last_error.contains("ResourceNotFoundException"),
+            "{}",
+            err.last_error
+        );
     }
 
     #[tokio::test]
     async fn more_than_500_records_go_out_in_several_requests() {
         let echo = mock!(aws_sdk_kinesis::Client::put_records)
-            .match_requests(|req| req.records().len() <= crate::limits::KINESIS_PUT_RECORDS_MAX_ENTRIES)
+            .match_requests(|req| {
+                req.records().len() <= crate::limits::KINESIS_PUT_RECORDS_MAX_ENTRIES
+            })
             .sequence()
-            .output(|| PutRecordsOutput::builder().set_records(Some((0..500).map(|i| ok_entry(&i.to_string())).collect())).build().unwrap())
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .set_records(Some((0..500).map(|i| ok_entry(&i.to_string())).collect()))
+                    .build()
+                    .unwrap()
+            })
             .repeatedly()
             .build();
         let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&echo], no_retry);
@@ -284,7 +397,10 @@ mod tests {
 
     #[test]
     fn partition_keys_fit_kinesis() {
-        assert_eq!(partition_key("LED-KZN/2026-12-05/oneway"), "LED-KZN/2026-12-05/oneway");
+        assert_eq!(
+            partition_key("LED-KZN/2026-12-05/oneway"),
+            "LED-KZN/2026-12-05/oneway"
+        );
         let long = "x".repeat(300);
         assert_eq!(partition_key(&long).len(), 64);
     }

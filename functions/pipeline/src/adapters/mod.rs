@@ -34,9 +34,14 @@ const RETRYABLE_CODES: &[&str] = &[
 /// validation, access and not-found errors are not.
 pub fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(se) => {
-            se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) || se.raw().status().is_server_error()
+            se.err()
+                .code()
+                .is_some_and(|c| RETRYABLE_CODES.contains(&c))
+                || se.raw().status().is_server_error()
         }
         _ => false,
     }
@@ -44,7 +49,9 @@ pub fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
 
 /// An SDK error as one line with its code and message (`SdkError`'s Display says only
 /// "service error").
-pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> String {
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, HttpResponse>,
+) -> String {
     match err {
         SdkError::ServiceError(se) => match se.err().code() {
             Some(code) => format!("{code}: {}", se.err().message().unwrap_or("(no message)")),

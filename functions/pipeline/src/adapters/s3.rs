@@ -36,7 +36,11 @@ pub struct S3Archive {
 
 impl S3Archive {
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>, policy: RetryPolicy) -> Self {
-        S3Archive { client, bucket: bucket.into(), policy }
+        S3Archive {
+            client,
+            bucket: bucket.into(),
+            policy,
+        }
     }
 }
 
@@ -48,7 +52,10 @@ pub fn fit_metadata(metadata: &[(&'static str, String)]) -> Vec<(&'static str, S
     metadata
         .iter()
         .map(|(k, v)| {
-            let ascii: String = v.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
+            let ascii: String = v
+                .chars()
+                .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                .collect();
             let cut: String = ascii.chars().take(budget).collect();
             budget -= cut.len();
             (*k, cut)
@@ -82,7 +89,10 @@ impl Archive for S3Archive {
             .sleep(tokio::time::sleep)
             .await
             .map(|_| ())
-            .map_err(|e| ArchiveError { key: object.key.clone(), detail: describe(&e) })
+            .map_err(|e| ArchiveError {
+                key: object.key.clone(),
+                detail: describe(&e),
+            })
     }
 }
 

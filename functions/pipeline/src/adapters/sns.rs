@@ -29,8 +29,16 @@ pub struct SnsTopic {
 }
 
 impl SnsTopic {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>, policy: RetryPolicy) -> Self {
-        SnsTopic { client, topic_arn: topic_arn.into(), policy }
+    pub fn new(
+        client: aws_sdk_sns::Client,
+        topic_arn: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> Self {
+        SnsTopic {
+            client,
+            topic_arn: topic_arn.into(),
+            policy,
+        }
     }
 }
 
@@ -46,18 +54,26 @@ pub fn message_document(alert: &Alert) -> String {
 }
 
 fn attribute(value: &str) -> Option<MessageAttributeValue> {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .ok()
 }
 
 #[async_trait]
 impl AlertPublisher for SnsTopic {
     async fn publish(&self, alert: &Alert) -> Result<String, PublishError> {
         let document = message_document(alert);
-        let attributes: Vec<(&str, MessageAttributeValue)> = [("source", &alert.source), ("kind", &alert.kind), ("rule", &alert.rule)]
-            .into_iter()
-            .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
-            .take(SNS_MAX_MESSAGE_ATTRIBUTES)
-            .collect();
+        let attributes: Vec<(&str, MessageAttributeValue)> = [
+            ("source", &alert.source),
+            ("kind", &alert.kind),
+            ("rule", &alert.rule),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
+        .take(SNS_MAX_MESSAGE_ATTRIBUTES)
+        .collect();
         let attempt = || async {
             let mut req = self
                 .client
@@ -71,7 +87,12 @@ impl AlertPublisher for SnsTopic {
             }
             req.send().await
         };
-        match attempt.retry(self.policy).when(is_retryable).sleep(tokio::time::sleep).await {
+        match attempt
+            .retry(self.policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
+        {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
             Err(e) => Err(PublishError(describe(&e))),
         }

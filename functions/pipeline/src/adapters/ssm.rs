@@ -43,6 +43,9 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret::new("tok-123".into())), "Secret(***)");
+        assert_eq!(
+            format!("{:?}", Secret::new("tok-123".into())),
+            "Secret(***)"
+        );
     }
 }

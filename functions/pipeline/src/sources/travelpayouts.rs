@@ -42,12 +42,28 @@ impl Endpoint {
     fn allowed_params(&self) -> &'static [&'static str] {
         match self {
             Endpoint::PricesForDates => &[
-                "origin", "destination", "departure_at", "return_at", "one_way", "direct",
-                "currency", "market", "limit", "page", "sorting", "unique",
+                "origin",
+                "destination",
+                "departure_at",
+                "return_at",
+                "one_way",
+                "direct",
+                "currency",
+                "market",
+                "limit",
+                "page",
+                "sorting",
+                "unique",
             ],
             Endpoint::MonthMatrix => &[
-                "origin", "destination", "month", "currency", "market", "show_to_affiliates",
-                "trip_duration", "one_way",
+                "origin",
+                "destination",
+                "month",
+                "currency",
+                "market",
+                "show_to_affiliates",
+                "trip_duration",
+                "one_way",
             ],
         }
     }
@@ -94,44 +110,68 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
         if is_iata(v) {
             Ok(v.to_ascii_uppercase())
         } else {
-            Err(JobError::new(format!("params.{name}"), format!("{v:?} is not a 3-letter IATA code")))
+            Err(JobError::new(
+                format!("params.{name}"),
+                format!("{v:?} is not a 3-letter IATA code"),
+            ))
         }
     };
     let origin = iata("origin")?;
     let destination = iata("destination")?;
     let currency = match job.param("currency") {
         None => DEFAULT_CURRENCY.to_string(),
-        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
-        Some(c) => return Err(JobError::new("params.currency", format!("{c:?} is not a 3-letter currency code"))),
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
+        Some(c) => {
+            return Err(JobError::new(
+                "params.currency",
+                format!("{c:?} is not a 3-letter currency code"),
+            ))
+        }
     };
     match endpoint {
         Endpoint::PricesForDates => {
             for name in ["departure_at", "return_at"] {
                 if let Some(v) = job.param(name) {
                     if !is_month_or_date(v) {
-                        return Err(JobError::new(format!("params.{name}"), format!("{v:?} is not YYYY-MM or YYYY-MM-DD")));
+                        return Err(JobError::new(
+                            format!("params.{name}"),
+                            format!("{v:?} is not YYYY-MM or YYYY-MM-DD"),
+                        ));
                     }
                 }
             }
             for name in ["limit", "page"] {
                 if let Some(v) = job.param(name) {
-                    if !v.parse::<u32>().is_ok_and(|n| n >= 1 && n <= 1000) {
-                        return Err(JobError::new(format!("params.{name}"), format!("{v:?} is not a number from 1 to 1000")));
+                    if !v.parse::<u32>().is_ok_and(|n| (1..=1000).contains(&n)) {
+                        return Err(JobError::new(
+                            format!("params.{name}"),
+                            format!("{v:?} is not a number from 1 to 1000"),
+                        ));
                     }
                 }
             }
         }
         Endpoint::MonthMatrix => {
-            let month = job.param("month").ok_or_else(|| JobError::new("params.month", "missing"))?;
+            let month = job
+                .param("month")
+                .ok_or_else(|| JobError::new("params.month", "missing"))?;
             if !is_month_or_date(month) {
-                return Err(JobError::new("params.month", format!("{month:?} is not YYYY-MM or YYYY-MM-DD")));
+                return Err(JobError::new(
+                    "params.month",
+                    format!("{month:?} is not YYYY-MM or YYYY-MM-DD"),
+                ));
             }
         }
     }
     for name in ["one_way", "direct", "unique", "show_to_affiliates"] {
         if let Some(v) = job.param(name) {
             if v != "true" && v != "false" {
-                return Err(JobError::new(format!("params.{name}"), format!("{v:?} is not true or false")));
+                return Err(JobError::new(
+                    format!("params.{name}"),
+                    format!("{v:?} is not true or false"),
+                ));
             }
         }
     }
@@ -170,7 +210,12 @@ fn is_month_or_date(v: &str) -> bool {
 }
 
 /// Parses a response body into records and quarantined records.
-pub fn parse(job: &Job, query: &Query, body: &[u8], fetched_at: DateTime<Utc>) -> Result<Normalised, ResponseError> {
+pub fn parse(
+    job: &Job,
+    query: &Query,
+    body: &[u8],
+    fetched_at: DateTime<Utc>,
+) -> Result<Normalised, ResponseError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| ResponseError::NotJson {
         job: job.name.clone(),
         detail: e.to_string(),
@@ -213,7 +258,9 @@ pub fn parse(job: &Job, query: &Query, body: &[u8], fetched_at: DateTime<Utc>) -
         }
     };
     let currency = match fields::text(&root, "currency") {
-        Ok(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+        Ok(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
         _ => query.currency.clone(),
     };
 
@@ -286,7 +333,9 @@ fn when(obj: &Map<String, Value>, name: &str) -> Result<String, FieldIssue> {
     if parse_time(&v).is_some() || NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok() {
         Ok(v)
     } else {
-        Err(FieldIssue::Invalid(format!("{v:?} is not a date or date-time")))
+        Err(FieldIssue::Invalid(format!(
+            "{v:?} is not a date or date-time"
+        )))
     }
 }
 
@@ -319,7 +368,12 @@ fn entity_key(f: &FlightPrice) -> String {
     key
 }
 
-fn offer_v3(obj: &Map<String, Value>, query: &Query, currency: &str, dropped: &mut Dropped) -> Result<Offer, String> {
+fn offer_v3(
+    obj: &Map<String, Value>,
+    query: &Query,
+    currency: &str,
+    dropped: &mut Dropped,
+) -> Result<Offer, String> {
     let price = price(obj, "price", currency)?;
     let origin = place(obj, "origin", &query.origin)?;
     let destination = place(obj, "destination", &query.destination)?;
@@ -331,7 +385,13 @@ fn offer_v3(obj: &Map<String, Value>, query: &Query, currency: &str, dropped: &m
     let duration_minutes = dropped.optional("duration", fields::count(obj, "duration"));
     let link = dropped
         .optional("link", fields::text(obj, "link"))
-        .map(|l| if l.starts_with('/') { format!("{SITE}{l}") } else { l });
+        .map(|l| {
+            if l.starts_with('/') {
+                format!("{SITE}{l}")
+            } else {
+                l
+            }
+        });
     let offer = FlightPrice {
         origin,
         destination,
@@ -351,7 +411,12 @@ fn offer_v3(obj: &Map<String, Value>, query: &Query, currency: &str, dropped: &m
     Ok((entity_key(&offer), None, offer))
 }
 
-fn offer_month_matrix(obj: &Map<String, Value>, query: &Query, currency: &str, dropped: &mut Dropped) -> Result<Offer, String> {
+fn offer_month_matrix(
+    obj: &Map<String, Value>,
+    query: &Query,
+    currency: &str,
+    dropped: &mut Dropped,
+) -> Result<Offer, String> {
     let price = price(obj, "value", currency)?;
     let origin = place(obj, "origin", &query.origin)?;
     let destination = place(obj, "destination", &query.destination)?;
@@ -362,11 +427,18 @@ fn offer_month_matrix(obj: &Map<String, Value>, query: &Query, currency: &str, d
         .and_then(|v| match parse_time(&v) {
             Some(t) => Some(t),
             None => {
-                dropped.0.push(format!("found_at: {v:?} is not a date-time"));
+                dropped
+                    .0
+                    .push(format!("found_at: {v:?} is not a date-time"));
                 None
             }
         });
-    let link = Some(search_link(&origin, &destination, &departure_at, return_at.as_deref()));
+    let link = Some(search_link(
+        &origin,
+        &destination,
+        &departure_at,
+        return_at.as_deref(),
+    ));
     let offer = FlightPrice {
         origin,
         destination,
@@ -394,7 +466,11 @@ fn search_link(origin: &str, destination: &str, depart: &str, ret: Option<&str>)
             .map(|d| d.format("%d%m").to_string())
             .unwrap_or_default()
     };
-    format!("{SITE}/search/{origin}{}{destination}{}1", ddmm(depart), ret.map(ddmm).unwrap_or_default())
+    format!(
+        "{SITE}/search/{origin}{}{destination}{}1",
+        ddmm(depart),
+        ret.map(ddmm).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -408,13 +484,17 @@ mod tests {
     }
 
     fn v3_job() -> (Job, Query) {
-        let j = job(json!({"origin":"LED","destination":"KZN","departure_at":"2026-12","currency":"rub"}));
+        let j = job(
+            json!({"origin":"LED","destination":"KZN","departure_at":"2026-12","currency":"rub"}),
+        );
         let q = query(&j).unwrap();
         (j, q)
     }
 
     fn mm_job() -> (Job, Query) {
-        let j = job(json!({"origin":"MOW","destination":"AER","month":"2026-12-01","currency":"rub","show_to_affiliates":"true"}));
+        let j = job(
+            json!({"origin":"MOW","destination":"AER","month":"2026-12-01","currency":"rub","show_to_affiliates":"true"}),
+        );
         let q = query(&j).unwrap();
         (j, q)
     }
@@ -442,13 +522,34 @@ mod tests {
 
         let bad = [
             (json!({"destination":"KZN"}), "params.origin"),
-            (json!({"origin":"LEDX","destination":"KZN"}), "params.origin"),
-            (json!({"origin":"LED","destination":"KZN","departure_at":"Dec"}), "params.departure_at"),
-            (json!({"origin":"LED","destination":"KZN","limit":"0"}), "params.limit"),
-            (json!({"origin":"LED","destination":"KZN","month":"2026-13"}), "params.month"),
-            (json!({"origin":"LED","destination":"KZN","token":"x"}), "params.token"),
-            (json!({"origin":"LED","destination":"KZN","endpoint":"v9"}), "params.endpoint"),
-            (json!({"origin":"LED","destination":"KZN","currency":"roubles"}), "params.currency"),
+            (
+                json!({"origin":"LEDX","destination":"KZN"}),
+                "params.origin",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","departure_at":"Dec"}),
+                "params.departure_at",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","limit":"0"}),
+                "params.limit",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","month":"2026-13"}),
+                "params.month",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","token":"x"}),
+                "params.token",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","endpoint":"v9"}),
+                "params.endpoint",
+            ),
+            (
+                json!({"origin":"LED","destination":"KZN","currency":"roubles"}),
+                "params.currency",
+            ),
         ];
         for (params, field) in bad {
             let err = query(&job(params.clone())).unwrap_err();
@@ -473,9 +574,19 @@ mod tests {
         assert_eq!(f.flight_number.as_deref(), Some("1234"));
         assert_eq!(f.transfers, Some(0));
         assert_eq!(f.duration_minutes, Some(95));
-        assert_eq!(f.link.as_deref(), Some("https://www.aviasales.com/search/LED0512KZN10121?t=SU1"));
-        assert_eq!(e.key, "LED-KZN/2026-12-05T10:30:00+03:00/2026-12-10T18:00:00+03:00/SU1234");
-        assert_eq!(e.observed_at, now(), "v3 has no upstream time: observed_at is fetched_at");
+        assert_eq!(
+            f.link.as_deref(),
+            Some("https://www.aviasales.com/search/LED0512KZN10121?t=SU1")
+        );
+        assert_eq!(
+            e.key,
+            "LED-KZN/2026-12-05T10:30:00+03:00/2026-12-10T18:00:00+03:00/SU1234"
+        );
+        assert_eq!(
+            e.observed_at,
+            now(),
+            "v3 has no upstream time: observed_at is fetched_at"
+        );
         assert_eq!(e.kind(), "flight_price");
     }
 
@@ -496,9 +607,15 @@ mod tests {
         assert_eq!(f.distance_km, Some(1360));
         assert_eq!(f.actual, Some(true));
         assert_eq!(f.trip_class, Some(0));
-        assert_eq!(f.link.as_deref(), Some("https://www.aviasales.com/search/MOW0512AER12121"));
+        assert_eq!(
+            f.link.as_deref(),
+            Some("https://www.aviasales.com/search/MOW0512AER12121")
+        );
         assert_eq!(e.key, "MOW-AER/2026-12-05/2026-12-12");
-        assert_eq!(e.observed_at, Utc.with_ymd_and_hms(2026, 11, 20, 8, 12, 44).unwrap());
+        assert_eq!(
+            e.observed_at,
+            Utc.with_ymd_and_hms(2026, 11, 20, 8, 12, 44).unwrap()
+        );
     }
 
     #[test]
@@ -521,7 +638,11 @@ mod tests {
         assert_eq!(a.trip_class, None);
         let b = flight(&n.records[1]);
         assert_eq!(b.transfers, Some(1));
-        assert_eq!(n.records[1].observed_at, now(), "unusable found_at: fall back to fetch time");
+        assert_eq!(
+            n.records[1].observed_at,
+            now(),
+            "unusable found_at: fall back to fetch time"
+        );
         assert_eq!(
             n.dropped_values,
             vec![
@@ -569,11 +690,24 @@ mod tests {
     #[test]
     fn error_envelope_and_malformed_bodies_are_clear_errors_naming_the_job() {
         let (j, q) = v3_job();
-        let err = parse(&j, &q, br#"{"success":false,"data":null,"error":"Unauthorized"}"#, now()).unwrap_err();
-        assert_eq!(err.to_string(), "job led-kzn: upstream reported an error: Unauthorized");
+        let err = parse(
+            &j,
+            &q,
+            br#"{"success":false,"data":null,"error":"Unauthorized"}"#,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job led-kzn: upstream reported an error: Unauthorized"
+        );
         let err = parse(&j, &q, b"<html>502 Bad Gateway</html>", now()).unwrap_err();
         assert!(matches!(err, ResponseError::NotJson { .. }));
-        assert!(err.to_string().starts_with("job led-kzn: upstream body is not JSON"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("job led-kzn: upstream body is not JSON"),
+            "{err}"
+        );
         let err = parse(&j, &q, br#"{"success":true,"data":[{"price":1"#, now()).unwrap_err();
         assert!(matches!(err, ResponseError::NotJson { .. }));
         let err = parse(&j, &q, br#"[1,2]"#, now()).unwrap_err();
@@ -581,18 +715,35 @@ mod tests {
         let err = parse(&j, &q, br#"{"success":true,"data":"none"}"#, now()).unwrap_err();
         assert!(matches!(err, ResponseError::UnexpectedShape { .. }));
         // `data: null` / `{}` = nothing found: not an error.
-        assert!(parse(&j, &q, br#"{"success":true,"data":null}"#, now()).unwrap().records.is_empty());
-        assert!(parse(&j, &q, br#"{"success":true,"data":{}}"#, now()).unwrap().records.is_empty());
+        assert!(parse(&j, &q, br#"{"success":true,"data":null}"#, now())
+            .unwrap()
+            .records
+            .is_empty());
+        assert!(parse(&j, &q, br#"{"success":true,"data":{}}"#, now())
+            .unwrap()
+            .records
+            .is_empty());
     }
 
     #[test]
     fn the_same_offer_fetched_twice_has_one_id_and_a_new_price_a_new_one() {
         let (j, q) = v3_job();
-        let body = |p: u32| json!({"success":true,"data":[{"price":p,"departure_at":"2026-12-05T10:30:00+03:00","airline":"SU","flight_number":1234}]}).to_string();
+        let body = |p: u32| {
+            json!({"success":true,"data":[{"price":p,"departure_at":"2026-12-05T10:30:00+03:00","airline":"SU","flight_number":1234}]}).to_string()
+        };
         let later = now() + chrono::Duration::minutes(5);
-        let a = parse(&j, &q, body(4830).as_bytes(), now()).unwrap().records.remove(0);
-        let b = parse(&j, &q, body(4830).as_bytes(), later).unwrap().records.remove(0);
-        let c = parse(&j, &q, body(4700).as_bytes(), later).unwrap().records.remove(0);
+        let a = parse(&j, &q, body(4830).as_bytes(), now())
+            .unwrap()
+            .records
+            .remove(0);
+        let b = parse(&j, &q, body(4830).as_bytes(), later)
+            .unwrap()
+            .records
+            .remove(0);
+        let c = parse(&j, &q, body(4700).as_bytes(), later)
+            .unwrap()
+            .records
+            .remove(0);
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
         assert_eq!(a.key, c.key);
