@@ -1,0 +1,293 @@
+# One execution role per function and one for EventBridge Scheduler, each with an
+# inline policy granting only the calls its code (or the Lambda/Scheduler service
+# on its behalf) makes, on this stack's own resources.
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "fn" {
+  for_each = local.function_keys
+
+  name               = "${var.name}-${each.key}"
+  description        = "Execution role of the ${var.name}-${each.key} Lambda function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+locals {
+  # Read set used by Lambda's Kinesis event source mapping poller.
+  stream_read_actions = [
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+  ]
+}
+
+# --- collector ---------------------------------------------------------------
+
+data "aws_iam_policy_document" "collector" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.fn["collector"].arn}:*"]
+  }
+
+  statement {
+    sid       = "PutRecords"
+    actions   = ["kinesis:PutRecords"]
+    resources = [aws_kinesis_stream.prices.arn]
+  }
+
+  statement {
+    sid     = "ArchiveWrite"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.archive.arn}/raw/*",
+      "${aws_s3_bucket.archive.arn}/quarantine/*",
+    ]
+  }
+
+  statement {
+    sid       = "ReadToken"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.travelpayouts_token.arn]
+  }
+
+  statement {
+    # Lambda sends failed asynchronous invocations (after the event invoke
+    # config's retries) to this queue with the function's execution role.
+    sid       = "OnFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq["collector"].arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # Decrypt: the SecureString token. GenerateDataKey: PutRecords to the
+      # KMS-encrypted stream, SSE-KMS PutObject to the archive and sending to
+      # the KMS-encrypted DLQ.
+      sid       = "Kms"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+# --- consumer ----------------------------------------------------------------
+
+data "aws_iam_policy_document" "consumer" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.fn["consumer"].arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadStream"
+    actions   = local.stream_read_actions
+    resources = [aws_kinesis_stream.prices.arn]
+  }
+
+  statement {
+    # ListStreams does not support resource-level permissions: "*" is required.
+    sid       = "ListStreams"
+    actions   = ["kinesis:ListStreams"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "WritePrices"
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.prices.arn]
+  }
+
+  statement {
+    sid       = "QuarantineWrite"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/quarantine/*"]
+  }
+
+  statement {
+    sid       = "OnFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq["consumer"].arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # Decrypt: reading the stream. GenerateDataKey: SSE-KMS PutObject and
+      # sending to the KMS-encrypted DLQ.
+      sid       = "Kms"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # Writes to a table encrypted with a customer managed key.
+      sid       = "KmsViaDynamoDB"
+      actions   = ["kms:Encrypt", "kms:DescribeKey"]
+      resources = [var.kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+# --- alerter -----------------------------------------------------------------
+
+data "aws_iam_policy_document" "alerter" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.fn["alerter"].arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadStream"
+    actions   = local.stream_read_actions
+    resources = [aws_kinesis_stream.prices.arn]
+  }
+
+  statement {
+    # ListStreams does not support resource-level permissions: "*" is required.
+    sid       = "ListStreams"
+    actions   = ["kinesis:ListStreams"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "DedupState"
+    # PutItem: conditional claim; UpdateItem: mark the claim sent.
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.state.arn]
+  }
+
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "OnFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq["alerter"].arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # Decrypt: reading the stream. GenerateDataKey: publishing to the
+      # KMS-encrypted topic and sending to the KMS-encrypted DLQ.
+      sid       = "Kms"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      sid       = "KmsViaDynamoDB"
+      actions   = ["kms:Encrypt", "kms:DescribeKey"]
+      resources = [var.kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+locals {
+  function_policies = {
+    collector = data.aws_iam_policy_document.collector.json
+    consumer  = data.aws_iam_policy_document.consumer.json
+    alerter   = data.aws_iam_policy_document.alerter.json
+  }
+}
+
+resource "aws_iam_role_policy" "fn" {
+  for_each = local.function_keys
+
+  name   = "${var.name}-${each.key}"
+  role   = aws_iam_role.fn[each.key].id
+  policy = local.function_policies[each.key]
+}
+
+# --- scheduler ---------------------------------------------------------------
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    # Confused-deputy protection: only schedules in this account may assume it.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  description        = "Role EventBridge Scheduler uses to invoke the ${var.name} collector"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeCollector"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.fn["collector"].arn]
+  }
+
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq["scheduler"].arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # Decrypt: the schedules' input (aws_scheduler_schedule.kms_key_arn).
+      # GenerateDataKey: dead-letter events to the KMS-encrypted queue.
+      sid       = "Kms"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "${var.name}-scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}

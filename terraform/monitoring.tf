@@ -1,0 +1,50 @@
+# Anything in a dead-letter queue needs a look.
+resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
+  for_each = aws_sqs_queue.dlq
+
+  alarm_name          = "${each.value.name}-not-empty"
+  alarm_description   = "Messages are waiting in ${each.value.name}."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "collector_errors" {
+  alarm_name          = "${var.name}-collector-errors"
+  alarm_description   = "The collector function returned errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.fn["collector"].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}
+
+# Stream readers falling behind (or stuck retrying a batch).
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  for_each = local.stream_readers
+
+  alarm_name          = "${var.name}-${each.key}-iterator-age"
+  alarm_description   = "The ${each.key} is more than ${var.iterator_age_alarm_threshold_ms} ms behind the stream."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = aws_lambda_function.fn[each.key].function_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.iterator_age_alarm_threshold_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}

@@ -1,0 +1,722 @@
+# ---------------------------------------------------------------------------
+# General
+# ---------------------------------------------------------------------------
+
+variable "name" {
+  description = "Name prefix for every resource (stream, tables, functions, roles, queues, bucket). Lower-case letters, digits and hyphens, 3-24 characters, so derived names stay within S3 (63), IAM and Lambda (64) limits."
+  type        = string
+  default     = "pricewire"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "name must be 3-24 characters of a-z, 0-9 and '-', start with a letter, end with a letter or digit, and contain no '--'."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$", var.aws_region))
+    error_message = "aws_region must look like an AWS region code, e.g. us-east-1 or eu-central-1."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags applied to every resource through the provider's default_tags."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for k, v in var.tags : length(k) >= 1 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")
+    ])
+    error_message = "Tag keys must be 1-128 characters and not start with 'aws:'; values at most 256 characters."
+  }
+}
+
+variable "kms_key_arn" {
+  description = <<-EOT
+    ARN of a customer managed KMS key used for every encrypted resource (Kinesis, SNS,
+    DynamoDB, S3, SQS, SSM parameter, Lambda environment, CloudWatch log groups).
+    null (default) uses AWS managed keys / service encryption: alias/aws/kinesis,
+    alias/aws/sns, DynamoDB's AWS managed key, S3 SSE-S3 (AES256), SQS-managed SSE,
+    alias/aws/ssm. When set, the matching kms: actions are added to the IAM roles;
+    the key policy must also allow the logs.<region>.amazonaws.com service principal
+    (log groups) and sns.amazonaws.com / cloudwatch.amazonaws.com if they publish.
+  EOT
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null ? true : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias: IAM policies need the key ARN."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Lambda functions
+# ---------------------------------------------------------------------------
+
+variable "architecture" {
+  description = "Instruction set of the Lambda functions; must match how bootstrap.zip was built."
+  type        = string
+  default     = "x86_64"
+  nullable    = false
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be \"x86_64\" or \"arm64\"."
+  }
+}
+
+variable "lambda_zip_dir" {
+  description = "Directory holding <fn>/bootstrap.zip for collector, consumer and alerter (cargo lambda build --release --output-format zip). Relative paths are relative to the working directory of terraform."
+  type        = string
+  default     = "../target/lambda"
+  nullable    = false
+
+  validation {
+    condition     = length(trimspace(var.lambda_zip_dir)) > 0
+    error_message = "lambda_zip_dir must not be empty."
+  }
+}
+
+variable "functions" {
+  description = "Memory (MB) and timeout (s) per function. Omitted fields keep their defaults: collector 256 MB/120 s, consumer 256 MB/60 s, alerter 256 MB/60 s."
+  type = object({
+    collector = optional(object({
+      memory_mb       = optional(number, 256)
+      timeout_seconds = optional(number, 120)
+    }), {})
+    consumer = optional(object({
+      memory_mb       = optional(number, 256)
+      timeout_seconds = optional(number, 60)
+    }), {})
+    alerter = optional(object({
+      memory_mb       = optional(number, 256)
+      timeout_seconds = optional(number, 60)
+    }), {})
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([
+      for f in [var.functions.collector, var.functions.consumer, var.functions.alerter] :
+      f.memory_mb >= 128 && f.memory_mb <= 10240 && floor(f.memory_mb) == f.memory_mb
+    ])
+    error_message = "functions.*.memory_mb must be a whole number between 128 and 10240."
+  }
+
+  validation {
+    condition = alltrue([
+      for f in [var.functions.collector, var.functions.consumer, var.functions.alerter] :
+      f.timeout_seconds >= 1 && f.timeout_seconds <= 900 && floor(f.timeout_seconds) == f.timeout_seconds
+    ])
+    error_message = "functions.*.timeout_seconds must be a whole number between 1 and 900."
+  }
+}
+
+variable "log_level" {
+  description = "RUST_LOG value for every function, e.g. \"info\" or \"info,collector=debug\"."
+  type        = string
+  default     = "info"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_:=,.\\-\\[\\]{}\"/ ]{1,512}$", var.log_level))
+    error_message = "log_level must be a RUST_LOG directive string of 1-512 characters (e.g. \"info\" or \"warn,collector=debug\")."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' CloudWatch log groups, in days (0 = never expire)."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' allowed values: 0 (never), 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "travelpayouts_base_url" {
+  description = "Base URL of the Travelpayouts API (PRICEWIRE_TRAVELPAYOUTS_BASE_URL); override to point the collector at a stub."
+  type        = string
+  default     = "https://api.travelpayouts.com"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", var.travelpayouts_base_url))
+    error_message = "travelpayouts_base_url must be an http:// or https:// URL without query or fragment."
+  }
+}
+
+variable "http_timeout_ms" {
+  description = "Per-request timeout of the collector's upstream HTTP calls, in milliseconds (PRICEWIRE_HTTP_TIMEOUT_MS)."
+  type        = number
+  default     = 10000
+  nullable    = false
+
+  validation {
+    condition     = var.http_timeout_ms >= 100 && var.http_timeout_ms <= 900000 && floor(var.http_timeout_ms) == var.http_timeout_ms
+    error_message = "http_timeout_ms must be a whole number between 100 and 900000."
+  }
+}
+
+variable "http_max_attempts" {
+  description = "Maximum attempts per upstream HTTP request, including the first (PRICEWIRE_HTTP_MAX_ATTEMPTS)."
+  type        = number
+  default     = 4
+  nullable    = false
+
+  validation {
+    condition     = var.http_max_attempts >= 1 && var.http_max_attempts <= 10 && floor(var.http_max_attempts) == var.http_max_attempts
+    error_message = "http_max_attempts must be a whole number between 1 and 10."
+  }
+}
+
+variable "put_max_attempts" {
+  description = "Maximum Kinesis PutRecords attempts for records that keep failing (PRICEWIRE_PUT_MAX_ATTEMPTS)."
+  type        = number
+  default     = 5
+  nullable    = false
+
+  validation {
+    condition     = var.put_max_attempts >= 1 && var.put_max_attempts <= 20 && floor(var.put_max_attempts) == var.put_max_attempts
+    error_message = "put_max_attempts must be a whole number between 1 and 20."
+  }
+}
+
+variable "write_max_attempts" {
+  description = "Maximum DynamoDB write attempts (unprocessed items, throttling) in consumer and alerter (PRICEWIRE_WRITE_MAX_ATTEMPTS)."
+  type        = number
+  default     = 5
+  nullable    = false
+
+  validation {
+    condition     = var.write_max_attempts >= 1 && var.write_max_attempts <= 20 && floor(var.write_max_attempts) == var.write_max_attempts
+    error_message = "write_max_attempts must be a whole number between 1 and 20."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Kinesis stream and event source mappings
+# ---------------------------------------------------------------------------
+
+variable "stream_mode" {
+  description = "Kinesis capacity mode: PROVISIONED (shard_count shards) or ON_DEMAND."
+  type        = string
+  default     = "PROVISIONED"
+  nullable    = false
+
+  validation {
+    condition     = contains(["PROVISIONED", "ON_DEMAND"], var.stream_mode)
+    error_message = "stream_mode must be \"PROVISIONED\" or \"ON_DEMAND\"."
+  }
+}
+
+variable "shard_count" {
+  description = "Number of shards; used only when stream_mode is PROVISIONED."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.shard_count >= 1 && var.shard_count <= 500 && floor(var.shard_count) == var.shard_count
+    error_message = "shard_count must be a whole number between 1 and 500."
+  }
+}
+
+variable "stream_retention_hours" {
+  description = "Kinesis data retention in hours (24-8760)."
+  type        = number
+  default     = 24
+  nullable    = false
+
+  validation {
+    condition     = var.stream_retention_hours >= 24 && var.stream_retention_hours <= 8760 && floor(var.stream_retention_hours) == var.stream_retention_hours
+    error_message = "stream_retention_hours must be a whole number between 24 and 8760."
+  }
+}
+
+variable "stream_batch_size" {
+  description = "Maximum records per consumer/alerter invocation (1-10000)."
+  type        = number
+  default     = 100
+  nullable    = false
+
+  validation {
+    condition     = var.stream_batch_size >= 1 && var.stream_batch_size <= 10000 && floor(var.stream_batch_size) == var.stream_batch_size
+    error_message = "stream_batch_size must be a whole number between 1 and 10000."
+  }
+}
+
+variable "stream_batching_window_seconds" {
+  description = "Maximum time Lambda gathers records before invoking (0-300 s)."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.stream_batching_window_seconds >= 0 && var.stream_batching_window_seconds <= 300 && floor(var.stream_batching_window_seconds) == var.stream_batching_window_seconds
+    error_message = "stream_batching_window_seconds must be a whole number between 0 and 300."
+  }
+}
+
+variable "stream_max_retry_attempts" {
+  description = "Retries of a failing batch before its records go to the DLQ (-1 = until the record expires, 0-10000)."
+  type        = number
+  default     = 5
+  nullable    = false
+
+  validation {
+    condition     = var.stream_max_retry_attempts >= -1 && var.stream_max_retry_attempts <= 10000 && floor(var.stream_max_retry_attempts) == var.stream_max_retry_attempts
+    error_message = "stream_max_retry_attempts must be a whole number between -1 and 10000."
+  }
+}
+
+variable "stream_max_record_age_seconds" {
+  description = "Records older than this are sent to the DLQ instead of the function (-1 = no limit, or 60-604800)."
+  type        = number
+  default     = 3600
+  nullable    = false
+
+  validation {
+    condition     = floor(var.stream_max_record_age_seconds) == var.stream_max_record_age_seconds && (var.stream_max_record_age_seconds == -1 || (var.stream_max_record_age_seconds >= 60 && var.stream_max_record_age_seconds <= 604800))
+    error_message = "stream_max_record_age_seconds must be -1 or a whole number between 60 and 604800."
+  }
+}
+
+variable "stream_parallelization_factor" {
+  description = "Concurrent batches per shard for each event source mapping (1-10)."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.stream_parallelization_factor >= 1 && var.stream_parallelization_factor <= 10 && floor(var.stream_parallelization_factor) == var.stream_parallelization_factor
+    error_message = "stream_parallelization_factor must be a whole number between 1 and 10."
+  }
+}
+
+variable "alerter_filter_kinds" {
+  description = "If non-empty, the alerter's event source mapping only delivers JSON records whose \"kind\" is in this list (Kinesis filter criteria {\"data\":{\"kind\":[...]}}); other records are skipped for the alerter. [] = no filter."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k in var.alerter_filter_kinds : can(regex("^[a-z][a-z0-9_]{0,63}$", k))])
+    error_message = "alerter_filter_kinds entries must match ^[a-z][a-z0-9_]{0,63}$."
+  }
+
+  validation {
+    condition     = length(distinct(var.alerter_filter_kinds)) == length(var.alerter_filter_kinds) && length(var.alerter_filter_kinds) <= 50
+    error_message = "alerter_filter_kinds must not contain duplicates and has at most 50 entries."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------
+
+variable "archive_bucket_name" {
+  description = "Name of the S3 archive bucket. null (default) = \"<name>-archive-<account id>\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.archive_bucket_name == null ? true : (
+      can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.archive_bucket_name)) &&
+      !strcontains(var.archive_bucket_name, "..") &&
+      !can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$", var.archive_bucket_name)) &&
+      !startswith(var.archive_bucket_name, "xn--") &&
+      !endswith(var.archive_bucket_name, "-s3alias")
+    )
+    error_message = "archive_bucket_name must be a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit, no '..', not an IP address."
+  }
+}
+
+variable "history_ttl_days" {
+  description = "Days a price-history item is kept in the prices table before DynamoDB TTL removes it (PRICEWIRE_HISTORY_TTL_DAYS)."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.history_ttl_days >= 1 && var.history_ttl_days <= 3650 && floor(var.history_ttl_days) == var.history_ttl_days
+    error_message = "history_ttl_days must be a whole number between 1 and 3650."
+  }
+}
+
+variable "raw_archive_ia_days" {
+  description = "Days after which raw/ objects move to STANDARD_IA (S3 requires at least 30)."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.raw_archive_ia_days >= 30 && floor(var.raw_archive_ia_days) == var.raw_archive_ia_days
+    error_message = "raw_archive_ia_days must be a whole number of at least 30 (S3 minimum for STANDARD_IA transitions)."
+  }
+}
+
+variable "raw_archive_expire_days" {
+  description = "Days after which raw/ objects are deleted; must be greater than raw_archive_ia_days."
+  type        = number
+  default     = 365
+  nullable    = false
+
+  validation {
+    condition     = floor(var.raw_archive_expire_days) == var.raw_archive_expire_days && var.raw_archive_expire_days > var.raw_archive_ia_days
+    error_message = "raw_archive_expire_days must be a whole number greater than raw_archive_ia_days."
+  }
+}
+
+variable "quarantine_expire_days" {
+  description = "Days after which quarantine/ objects are deleted."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.quarantine_expire_days >= 1 && floor(var.quarantine_expire_days) == var.quarantine_expire_days
+    error_message = "quarantine_expire_days must be a whole number of at least 1."
+  }
+}
+
+variable "force_destroy_bucket" {
+  description = "Allow terraform destroy to delete the archive bucket with its objects. Keep false in production."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------
+
+variable "jobs" {
+  description = <<-EOT
+    Collection jobs keyed by job name. Each becomes one EventBridge Scheduler schedule
+    that invokes the collector with {"job": <key>, "source": <source>, "params": <params>}.
+    schedule: rate(...), cron(...) or at(yyyy-mm-ddThh:mm:ss). enabled = false keeps the
+    schedule but sets it DISABLED.
+  EOT
+  type = map(object({
+    source   = string
+    schedule = string
+    params   = map(string)
+    enabled  = optional(bool, true)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k in keys(var.jobs) : can(regex("^[a-z0-9][a-z0-9-]{0,63}$", k))])
+    error_message = "jobs keys must match ^[a-z0-9][a-z0-9-]{0,63}$."
+  }
+
+  validation {
+    condition     = alltrue([for j in values(var.jobs) : contains(["travelpayouts"], j.source)])
+    error_message = "jobs[*].source must be one of: travelpayouts."
+  }
+
+  validation {
+    condition = alltrue([
+      for j in values(var.jobs) : (
+        can(regex("^rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)$", j.schedule)) ||
+        can(regex("^cron\\(\\S+ \\S+ \\S+ \\S+ \\S+ \\S+\\)$", j.schedule)) ||
+        can(regex("^at\\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\)$", j.schedule))
+      )
+    ])
+    error_message = "jobs[*].schedule must be rate(1 minute|hour|day), rate(N minutes|hours|days) with N >= 2, cron(six fields) or at(yyyy-mm-ddThh:mm:ss)."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for j in values(var.jobs) : [
+        for pk, pv in j.params : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,63}$", pk)) && length(pv) > 0 && length(pv) <= 1024
+      ]
+    ]))
+    error_message = "jobs[*].params keys must match ^[A-Za-z_][A-Za-z0-9_]{0,63}$ and values must be 1-1024 characters."
+  }
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone in which cron(...) and at(...) schedule expressions are evaluated."
+  type        = string
+  default     = "UTC"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", var.schedule_timezone))
+    error_message = "schedule_timezone must be an IANA time zone name such as UTC or Europe/Moscow."
+  }
+}
+
+variable "schedule_max_retry_attempts" {
+  description = "Scheduler retries when handing an event to the collector fails (throttling, permissions; 0-185). The scheduler invokes asynchronously: errors returned by the function are retried by Lambda (collector_async_max_retries)."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = var.schedule_max_retry_attempts >= 0 && var.schedule_max_retry_attempts <= 185 && floor(var.schedule_max_retry_attempts) == var.schedule_max_retry_attempts
+    error_message = "schedule_max_retry_attempts must be a whole number between 0 and 185."
+  }
+}
+
+variable "schedule_max_event_age_seconds" {
+  description = "How long the scheduler keeps retrying an invocation before sending it to the scheduler DLQ (60-86400 s)."
+  type        = number
+  default     = 3600
+  nullable    = false
+
+  validation {
+    condition     = var.schedule_max_event_age_seconds >= 60 && var.schedule_max_event_age_seconds <= 86400 && floor(var.schedule_max_event_age_seconds) == var.schedule_max_event_age_seconds
+    error_message = "schedule_max_event_age_seconds must be a whole number between 60 and 86400."
+  }
+}
+
+variable "collector_async_max_retries" {
+  description = "Times Lambda retries a collector invocation whose function returned an error (asynchronous invocation, 0-2). Events that still fail go to the <name>-collector-dlq queue."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = var.collector_async_max_retries >= 0 && var.collector_async_max_retries <= 2 && floor(var.collector_async_max_retries) == var.collector_async_max_retries
+    error_message = "collector_async_max_retries must be 0, 1 or 2."
+  }
+}
+
+variable "collector_async_max_event_age_seconds" {
+  description = "Maximum age of an asynchronous collector event (60-21600 s); older events are not retried but sent to the <name>-collector-dlq queue."
+  type        = number
+  default     = 3600
+  nullable    = false
+
+  validation {
+    condition     = var.collector_async_max_event_age_seconds >= 60 && var.collector_async_max_event_age_seconds <= 21600 && floor(var.collector_async_max_event_age_seconds) == var.collector_async_max_event_age_seconds
+    error_message = "collector_async_max_event_age_seconds must be a whole number between 60 and 21600."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Alerts
+# ---------------------------------------------------------------------------
+
+variable "alert_rules" {
+  description = "Alert rules evaluated by the alerter (passed as JSON in PRICEWIRE_ALERT_RULES). when is the rule expression, e.g. \"price < 5000 && gate == \\\"Aeroflot\\\"\"."
+  type = list(object({
+    name   = string
+    source = string
+    kind   = string
+    when   = string
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : can(regex("^[a-z0-9][a-z0-9-]{0,63}$", r.name))])
+    error_message = "alert_rules[*].name must match ^[a-z0-9][a-z0-9-]{0,63}$."
+  }
+
+  validation {
+    condition     = length(distinct([for r in var.alert_rules : r.name])) == length(var.alert_rules)
+    error_message = "alert_rules names must be unique."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : contains(["travelpayouts"], r.source)])
+    error_message = "alert_rules[*].source must be one of: travelpayouts."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : can(regex("^[a-z][a-z0-9_]{0,63}$", r.kind))])
+    error_message = "alert_rules[*].kind must match ^[a-z][a-z0-9_]{0,63}$ (e.g. flight_price)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : length(trimspace(r.when)) > 0])
+    error_message = "alert_rules[*].when must not be empty."
+  }
+
+  # Lambda caps the whole environment (keys + values) at 4 KB; the other alerter
+  # variables need a few hundred bytes. functions.tf re-checks the total.
+  validation {
+    condition     = length(jsonencode(var.alert_rules)) < 3500
+    error_message = "alert_rules, JSON-encoded, must stay under 3500 characters (Lambda's 4 KB environment limit)."
+  }
+}
+
+variable "dedup_window_seconds" {
+  description = "An alert for the same rule and subject is not re-sent within this window (PRICEWIRE_DEDUP_WINDOW_SECONDS)."
+  type        = number
+  default     = 86400
+  nullable    = false
+
+  validation {
+    condition     = var.dedup_window_seconds >= 60 && var.dedup_window_seconds <= 31536000 && floor(var.dedup_window_seconds) == var.dedup_window_seconds
+    error_message = "dedup_window_seconds must be a whole number between 60 and 31536000."
+  }
+}
+
+variable "sms_subscribers" {
+  description = "Phone numbers (E.164, e.g. +15555550100) subscribed to the alerts topic by SMS."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for n in var.sms_subscribers : can(regex("^\\+[1-9][0-9]{6,14}$", n))])
+    error_message = "sms_subscribers must be E.164 numbers: '+', country code, 7-15 digits in all, no spaces."
+  }
+
+  validation {
+    condition     = length(distinct(var.sms_subscribers)) == length(var.sms_subscribers)
+    error_message = "sms_subscribers must not contain duplicates."
+  }
+}
+
+variable "email_subscribers" {
+  description = "E-mail addresses subscribed to the alerts topic (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in var.email_subscribers : can(regex("^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$", e)) && length(e) <= 254])
+    error_message = "email_subscribers must be valid e-mail addresses (local@domain.tld, at most 254 characters)."
+  }
+
+  validation {
+    condition     = length(distinct([for e in var.email_subscribers : lower(e)])) == length(var.email_subscribers)
+    error_message = "email_subscribers must not contain duplicates."
+  }
+}
+
+variable "alert_inbox_queue" {
+  description = <<-EOT
+    Subscribe an SQS queue, <name>-inbox, to the alerts topic (raw message delivery off:
+    each message is the SNS envelope with Message, Timestamp and MessageAttributes),
+    retention 4 days. Meant for tests and the local twin, which read alerts back from it;
+    also usable as an audit trail. With kms_key_arn set, the key policy must allow
+    sns.amazonaws.com kms:GenerateDataKey* and kms:Decrypt for delivery to work.
+  EOT
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "manage_sms_preferences" {
+  description = "Manage the account's SNS SMS preferences (spend limit, SMS type, sender ID). These are region-wide account settings: enable in only one stack per account and region."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "sms_monthly_spend_limit" {
+  description = "Monthly SMS spend limit in whole USD (account-wide; raising it above the account quota requires an AWS support case)."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.sms_monthly_spend_limit >= 0 && floor(var.sms_monthly_spend_limit) == var.sms_monthly_spend_limit
+    error_message = "sms_monthly_spend_limit must be a whole number of USD, at least 0."
+  }
+}
+
+variable "sms_type" {
+  description = "Default SMS type: Transactional (higher delivery priority) or Promotional (cheaper)."
+  type        = string
+  default     = "Transactional"
+  nullable    = false
+
+  validation {
+    condition     = contains(["Transactional", "Promotional"], var.sms_type)
+    error_message = "sms_type must be \"Transactional\" or \"Promotional\"."
+  }
+}
+
+variable "sms_sender_id" {
+  description = "Default SMS sender ID (1-11 alphanumeric characters, at least one letter), or null for none. Not supported in every country."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.sms_sender_id == null ? true : (can(regex("^[A-Za-z0-9]{1,11}$", var.sms_sender_id)) && can(regex("[A-Za-z]", var.sms_sender_id)))
+    error_message = "sms_sender_id must be 1-11 letters and digits with at least one letter."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when a CloudWatch alarm fires (usually SNS topics). The alerts topic uses KMS encryption; an alarm topic must allow cloudwatch.amazonaws.com to use its key."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:[a-z0-9-]+:", a))])
+    error_message = "alarm_actions must be ARNs (arn:aws...:service:...)."
+  }
+}
+
+variable "iterator_age_alarm_threshold_ms" {
+  description = "IteratorAge (maximum, ms) above which the consumer and alerter alarms fire."
+  type        = number
+  default     = 600000
+  nullable    = false
+
+  validation {
+    condition     = var.iterator_age_alarm_threshold_ms >= 1000 && floor(var.iterator_age_alarm_threshold_ms) == var.iterator_age_alarm_threshold_ms
+    error_message = "iterator_age_alarm_threshold_ms must be a whole number of at least 1000."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------
+
+variable "travelpayouts_token" {
+  description = <<-EOT
+    Travelpayouts API token, written to the SSM SecureString /<name>/travelpayouts/token
+    through a write-only argument: it is never stored in the plan or the state.
+    Ephemeral: pass it with -var/-var-file/TF_VAR_travelpayouts_token on every plan and
+    apply that should write it (also when applying a saved plan). null = create the
+    parameter with a placeholder and set the real token out of band
+    (aws ssm put-parameter --overwrite); Terraform then leaves it alone.
+    Bump travelpayouts_token_version to write a new token.
+  EOT
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+
+  validation {
+    condition     = var.travelpayouts_token == null ? true : (can(regex("^\\S+$", var.travelpayouts_token)) && length(var.travelpayouts_token) <= 4096)
+    error_message = "travelpayouts_token must be 1-4096 characters without whitespace."
+  }
+}
+
+variable "travelpayouts_token_version" {
+  description = "Version of travelpayouts_token; increase it to make Terraform write a new token value (write-only arguments are not diffed)."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.travelpayouts_token_version >= 1 && floor(var.travelpayouts_token_version) == var.travelpayouts_token_version
+    error_message = "travelpayouts_token_version must be a whole number of at least 1."
+  }
+}
