@@ -1,0 +1,122 @@
+//! `pricewire demo`: the whole local twin on one machine. Starts moto and the upstream
+//! simulator, applies the real `terraform/` to the emulator with a local variable file,
+//! runs the release binaries through the twin, reports, and leaves no process behind.
+
+use crate::report::{self, Report};
+use crate::simulator::{SimConfig, Simulator};
+use crate::twin::{Twin, TwinOptions};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub repo: PathBuf,
+    pub name: String,
+    pub duration: Duration,
+    pub speed: f64,
+    pub drain_timeout: Duration,
+    pub sim: SimConfig,
+    /// Terraform variable file for the twin (jobs, rules, subscriptions).
+    pub tfvars: PathBuf,
+    pub lambda_dir: PathBuf,
+    pub quiet: bool,
+}
+
+/// The token the demo's Terraform stores in SSM and the simulator requires.
+pub const DEMO_TOKEN: &str = "twin-demo-token";
+
+pub async fn run(o: DemoOptions) -> Result<Report, String> {
+    let t0 = Instant::now();
+    let say = |s: String| {
+        if !o.quiet {
+            println!("{s}");
+        }
+    };
+    let moto = testkit::Moto::start();
+    let sim = Simulator::new(SimConfig {
+        token: Some(DEMO_TOKEN.into()),
+        ..o.sim.clone()
+    });
+    let (sim_addr, sim_task) = sim
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    say(format!(
+        "● moto on {}, upstream simulator on http://{sim_addr} (seed {})",
+        moto.endpoint(),
+        o.sim.seed
+    ));
+
+    let work = o.repo.join(".work").join("twin");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let tf_log = work.join("terraform.log");
+    let log = std::fs::File::create(&tf_log).map_err(|e| e.to_string())?;
+    say("● terraform apply of terraform/ to the emulator …".into());
+    let status = tokio::process::Command::new("bash")
+        .arg(o.repo.join("infra/scripts/tf-moto.sh"))
+        .args(["--scratch", &work.join("tf").to_string_lossy()])
+        .args(["--var-file", &o.tfvars.to_string_lossy()])
+        .args([
+            "--var",
+            &format!("travelpayouts_base_url=http://{sim_addr}"),
+        ])
+        .args(["--var", &format!("travelpayouts_token={DEMO_TOKEN}")])
+        .arg(moto.port.to_string())
+        .env("LAMBDA_ZIP_DIR", &o.lambda_dir)
+        .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(log))
+        .status()
+        .await
+        .map_err(|e| format!("terraform: {e}"))?;
+    if !status.success() {
+        let tail = std::fs::read_to_string(&tf_log).unwrap_or_default();
+        let tail: Vec<&str> = tail
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!(
+            "terraform apply failed ({status}); see {}:\n{}",
+            tf_log.display(),
+            tail.join("\n")
+        ));
+    }
+    say(format!("  applied in {:.0} s", t0.elapsed().as_secs_f64()));
+
+    let twin = Twin::discover(TwinOptions {
+        endpoint: moto.endpoint(),
+        region: "us-east-1".into(),
+        name: o.name.clone(),
+        lambda_dir: o.lambda_dir.clone(),
+        duration: o.duration,
+        speed: o.speed,
+        drain_timeout: o.drain_timeout,
+        work_dir: work.clone(),
+        quiet: o.quiet,
+    })
+    .await?;
+    say(format!(
+        "● read back from the emulator (function logs in {}):\n{}",
+        work.join("logs").display(),
+        twin.describe()
+    ));
+    say(format!(
+        "● running for {:?} at {}× speed (rate(5 minutes) fires every {:.1} s) …",
+        o.duration,
+        o.speed,
+        300.0 / o.speed
+    ));
+    let twin = Arc::new(twin);
+    let ran = twin.clone().run().await;
+    let report = report::report(&twin, Some(&sim.served())).await;
+    twin.shutdown().await;
+    sim_task.abort();
+    drop(moto);
+    ran?;
+    report
+}

@@ -1,0 +1,433 @@
+//! The end of a twin run: a summary read back from the emulator with the runner's own
+//! clients (not the functions' counters), and an exact check against what the simulator
+//! served: every valid served record stored once, `latest` items right, every alert the
+//! rules imply in the inbox exactly once.
+
+use crate::simulator::Served;
+use crate::twin::Twin;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use pricewire_pipeline::envelope::Envelope;
+use pricewire_pipeline::job::Job;
+use pricewire_pipeline::rules::RuleSet;
+use pricewire_pipeline::sources::travelpayouts;
+use pricewire_pipeline::table;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub history_items: usize,
+    pub latest_items: usize,
+    pub raw_objects: usize,
+    pub quarantine_objects: usize,
+    /// (rule, SMS text) as a phone would show them.
+    pub alerts: Vec<(String, String)>,
+    pub dlq_depth: BTreeMap<String, usize>,
+    pub store_latency_ms: Vec<i64>,
+    pub alert_latency_ms: Vec<i64>,
+    pub check: Option<Check>,
+}
+
+#[derive(Debug, Default)]
+pub struct Check {
+    pub served_responses: usize,
+    pub expected_records: usize,
+    pub lost: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub latest_wrong: Vec<String>,
+    pub expected_alerts: usize,
+    pub missing_alerts: Vec<String>,
+    pub doubled_alerts: Vec<String>,
+    pub unexpected_alerts: Vec<String>,
+}
+
+impl Check {
+    pub fn failures(&self) -> usize {
+        self.lost.len()
+            + self.unexpected.len()
+            + self.latest_wrong.len()
+            + self.missing_alerts.len()
+            + self.doubled_alerts.len()
+            + self.unexpected_alerts.len()
+    }
+}
+
+pub fn percentile(values: &[i64], p: f64) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let rank = ((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize;
+    v.get(rank.min(v.len() - 1)).copied()
+}
+
+async fn scan_all(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<HashMap<String, AttributeValue>>, String> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = db
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "Scan {table}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })?;
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(items),
+        }
+    }
+}
+
+fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
+    item.get(k)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// What the simulator served, normalised the way the collector does: id → record, and per
+/// entity the id a `latest` item must hold (from the last response that had the entity).
+pub fn expected_from(served: &[Served]) -> (BTreeMap<String, Envelope>, BTreeMap<String, String>) {
+    let mut records = BTreeMap::new();
+    let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    for s in served {
+        let (200, Some(body)) = (s.status, &s.body) else {
+            continue;
+        };
+        let Ok(job) = Job::from_value(
+            &serde_json::json!({"job": "sim", "source": "travelpayouts", "params": s.query}),
+        ) else {
+            continue;
+        };
+        let Ok(query) = travelpayouts::query(&job) else {
+            continue;
+        };
+        let Ok(n) = travelpayouts::parse(&job, &query, body.as_bytes(), Utc::now()) else {
+            continue;
+        };
+        for e in n.records {
+            let pk = table::entity_pk(&e);
+            match latest.get(&pk) {
+                Some((seq, _)) if *seq > s.seq => {}
+                _ => {
+                    latest.insert(pk, (s.seq, e.id.clone()));
+                }
+            }
+            records.insert(e.id.clone(), e);
+        }
+    }
+    (
+        records,
+        latest.into_iter().map(|(k, (_, id))| (k, id)).collect(),
+    )
+}
+
+pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
+    let sdk = &twin.sdk;
+    let db = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let s3 = crate::emulator_s3(sdk);
+    let mut r = Report::default();
+
+    let prices = twin
+        .function_env("consumer", "PRICEWIRE_PRICES_TABLE")
+        .ok_or("consumer has no PRICEWIRE_PRICES_TABLE")?;
+    let items = scan_all(&db, &prices).await?;
+    let history: Vec<&HashMap<String, AttributeValue>> = items
+        .iter()
+        .filter(|i| s(i, "sk").starts_with(table::HISTORY_SK_PREFIX))
+        .collect();
+    let latest: Vec<&HashMap<String, AttributeValue>> = items
+        .iter()
+        .filter(|i| s(i, "sk") == table::LATEST_SK)
+        .collect();
+    r.history_items = history.len();
+    r.latest_items = latest.len();
+
+    if let Some(bucket) = twin.function_env("collector", "PRICEWIRE_ARCHIVE_BUCKET") {
+        let mut token = None;
+        loop {
+            let out = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "ListObjectsV2: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            for o in out.contents() {
+                let key = o.key().unwrap_or_default();
+                if key.starts_with("raw/") {
+                    r.raw_objects += 1;
+                } else if key.starts_with("quarantine/") {
+                    r.quarantine_objects += 1;
+                }
+            }
+            match out.next_continuation_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+    }
+
+    // Queues: the inbox (alerts as subscribers get them) and the dead-letter queues.
+    let queues = sqs
+        .list_queues()
+        .queue_name_prefix(&twin.opts.name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "ListQueues: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let mut inbox = Vec::new();
+    for url in queues.queue_urls() {
+        let name = url.rsplit('/').next().unwrap_or(url).to_string();
+        if name.ends_with("-dlq") {
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .send()
+                .await
+                .map_err(|e| format!("GetQueueAttributes: {e}"))?;
+            let depth = attrs
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            r.dlq_depth.insert(name, depth);
+        } else if name.ends_with("-inbox") {
+            loop {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ReceiveMessage: {e}"))?;
+                if out.messages().is_empty() {
+                    break;
+                }
+                for m in out.messages() {
+                    if let Ok(v) = serde_json::from_str::<Value>(m.body().unwrap_or_default()) {
+                        inbox.push(v);
+                    }
+                }
+            }
+        }
+    }
+    let observed = twin
+        .observed
+        .lock()
+        .map(|o| (o.fetched_at.clone(), o.store_latency_ms.clone()))
+        .unwrap_or_default();
+    r.store_latency_ms = observed.1;
+    let mut alert_records: Vec<(String, String)> = Vec::new();
+    for n in &inbox {
+        let Some(alert) = n
+            .get("Message")
+            .and_then(Value::as_str)
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        else {
+            continue;
+        };
+        let rule = alert["rule"].as_str().unwrap_or_default().to_string();
+        let record_id = alert["record_id"].as_str().unwrap_or_default().to_string();
+        r.alerts.push((
+            rule.clone(),
+            alert["sms"].as_str().unwrap_or_default().to_string(),
+        ));
+        let sent = n
+            .get("Timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if let (Some(sent), Some(fetched)) = (sent, observed.0.get(&record_id)) {
+            r.alert_latency_ms
+                .push((sent.with_timezone(&Utc) - *fetched).num_milliseconds());
+        }
+        alert_records.push((rule, record_id));
+    }
+    r.alerts.sort();
+
+    if let Some(served) = served {
+        let (expected, expected_latest) = expected_from(served);
+        let mut c = Check {
+            served_responses: served.iter().filter(|s| s.status == 200).count(),
+            expected_records: expected.len(),
+            ..Default::default()
+        };
+        let stored: BTreeSet<String> = history.iter().map(|i| s(i, "id")).collect();
+        c.lost = expected
+            .keys()
+            .filter(|id| !stored.contains(*id))
+            .cloned()
+            .collect();
+        c.unexpected = stored
+            .iter()
+            .filter(|id| !expected.contains_key(*id))
+            .cloned()
+            .collect();
+        let latest_by_pk: HashMap<String, String> =
+            latest.iter().map(|i| (s(i, "pk"), s(i, "id"))).collect();
+        for (pk, id) in &expected_latest {
+            if latest_by_pk.get(pk) != Some(id) {
+                c.latest_wrong.push(format!(
+                    "{pk}: expected {id}, found {:?}",
+                    latest_by_pk.get(pk)
+                ));
+            }
+        }
+        let rules_json = twin
+            .function_env("alerter", "PRICEWIRE_ALERT_RULES")
+            .unwrap_or_else(|| "[]".into());
+        let rules = RuleSet::from_json(&rules_json).map_err(|e| e.to_string())?;
+        let mut expected_alerts = BTreeSet::new();
+        for e in expected.values() {
+            for rule in rules.evaluate(e).matched {
+                expected_alerts.insert(alerter::dedup_key(&rule.spec.name, e));
+            }
+        }
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (rule, id) in &alert_records {
+            match expected.get(id) {
+                Some(e) => *seen.entry(alerter::dedup_key(rule, e)).or_default() += 1,
+                None => c
+                    .unexpected_alerts
+                    .push(format!("{rule} for unknown record {id}")),
+            }
+        }
+        c.expected_alerts = expected_alerts.len();
+        c.missing_alerts = expected_alerts
+            .iter()
+            .filter(|k| !seen.contains_key(*k))
+            .cloned()
+            .collect();
+        c.doubled_alerts = seen
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        c.unexpected_alerts.extend(
+            seen.keys()
+                .filter(|k| !expected_alerts.contains(*k))
+                .cloned(),
+        );
+        r.check = Some(c);
+    }
+    Ok(r)
+}
+
+fn ms(v: Option<i64>) -> String {
+    v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into())
+}
+
+pub fn print(r: &Report) {
+    println!("\nSummary (read back from the emulator)");
+    println!(
+        "  DynamoDB     {} history items, {} latest items",
+        r.history_items, r.latest_items
+    );
+    println!(
+        "  S3           {} raw responses, {} quarantine files",
+        r.raw_objects, r.quarantine_objects
+    );
+    let dlq: Vec<String> = r
+        .dlq_depth
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "  DLQ depth    {}",
+        if dlq.is_empty() {
+            "-".into()
+        } else {
+            dlq.join(", ")
+        }
+    );
+    println!(
+        "  latency      fetch → DynamoDB p50 {} p99 {};  fetch → alert p50 {} p99 {}",
+        ms(percentile(&r.store_latency_ms, 50.0)),
+        ms(percentile(&r.store_latency_ms, 99.0)),
+        ms(percentile(&r.alert_latency_ms, 50.0)),
+        ms(percentile(&r.alert_latency_ms, 99.0))
+    );
+    println!(
+        "  alerts       {} in the inbox, as a phone shows them:",
+        r.alerts.len()
+    );
+    for (rule, sms) in r.alerts.iter().take(20) {
+        println!("    [{rule}] {sms}");
+    }
+    if r.alerts.len() > 20 {
+        println!("    … and {} more", r.alerts.len() - 20);
+    }
+    if let Some(c) = &r.check {
+        println!(
+            "\nCheck against what the simulator served ({} answers, {} distinct valid records)",
+            c.served_responses, c.expected_records
+        );
+        let line =
+            |ok: bool, what: String| println!("  {} {what}", if ok { "ok  " } else { "FAIL" });
+        line(
+            c.lost.is_empty() && c.unexpected.is_empty(),
+            format!(
+                "history: {} stored, {} lost, {} unexpected",
+                c.expected_records - c.lost.len(),
+                c.lost.len(),
+                c.unexpected.len()
+            ),
+        );
+        line(
+            c.latest_wrong.is_empty(),
+            format!("latest: {} wrong", c.latest_wrong.len()),
+        );
+        line(
+            c.missing_alerts.is_empty()
+                && c.doubled_alerts.is_empty()
+                && c.unexpected_alerts.is_empty(),
+            format!(
+                "alerts: {} expected, {} missing, {} doubled, {} unexpected",
+                c.expected_alerts,
+                c.missing_alerts.len(),
+                c.doubled_alerts.len(),
+                c.unexpected_alerts.len()
+            ),
+        );
+        for x in c
+            .lost
+            .iter()
+            .chain(&c.unexpected)
+            .chain(&c.latest_wrong)
+            .chain(&c.missing_alerts)
+            .chain(&c.doubled_alerts)
+            .chain(&c.unexpected_alerts)
+            .take(10)
+        {
+            println!("      {x}");
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The Lambda Runtime API, served to a function's real `bootstrap` child process.
+//!
+//! `GET /2018-06-01/runtime/invocation/next` blocks until the twin has an event and answers
+//! it with the headers Lambda sends (request id, deadline from the function's timeout,
+//! function ARN, trace id); `POST …/invocation/{id}/response` and `…/error` complete it;
+//! `POST …/runtime/init/error` reports a failed start. An invocation that outlives its
+//! deadline, or whose process dies, fails and the process is started again (as Lambda
+//! resets the sandbox).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(serde_json::Value),
+    /// The function reported an error (`errorType`, `errorMessage`).
+    FunctionError(serde_json::Value),
+    /// The process did not answer before the deadline; it was stopped.
+    Timeout,
+    /// The process exited (crash, kill, init error) while the invocation was open.
+    Crashed(String),
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Response(_))
+    }
+}
+
+struct Pending {
+    id: String,
+    payload: Vec<u8>,
+    deadline_ms: u64,
+}
+
+#[derive(Clone)]
+struct Api {
+    queue: Arc<AsyncMutex<mpsc::Receiver<Pending>>>,
+    open: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
+    function_arn: String,
+    init_error: Arc<Mutex<Option<String>>>,
+}
+
+/// The executable and environment of one function, as Terraform configured it.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub bootstrap: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub memory_mb: i32,
+    pub timeout: Duration,
+    pub log_file: PathBuf,
+}
+
+/// One running function: its Runtime API and its `bootstrap` process.
+pub struct FunctionHost {
+    pub spec: FunctionSpec,
+    api: Api,
+    addr: std::net::SocketAddr,
+    tx: mpsc::Sender<Pending>,
+    child: AsyncMutex<Option<Child>>,
+    next_id: AtomicU64,
+    pub starts: AtomicU64,
+    server: tokio::task::JoinHandle<()>,
+    /// One invocation at a time, as one Lambda execution environment.
+    busy: AsyncMutex<()>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn next(State(api): State<Api>) -> Response {
+    let pending = {
+        let mut queue = api.queue.lock().await;
+        queue.recv().await
+    };
+    let Some(p) = pending else {
+        return StatusCode::GONE.into_response();
+    };
+    let headers = [
+        ("lambda-runtime-aws-request-id", p.id.clone()),
+        ("lambda-runtime-deadline-ms", p.deadline_ms.to_string()),
+        (
+            "lambda-runtime-invoked-function-arn",
+            api.function_arn.clone(),
+        ),
+        (
+            "lambda-runtime-trace-id",
+            format!(
+                "Root=1-{:08x}-{}",
+                now_ms() / 1000,
+                &p.id.replace('-', "")[..24]
+            ),
+        ),
+        ("content-type", "application/json".to_string()),
+    ];
+    let mut response = (StatusCode::OK, p.payload).into_response();
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
+
+fn complete(api: &Api, id: &str, outcome: Outcome) -> StatusCode {
+    match api.open.lock().ok().and_then(|mut open| open.remove(id)) {
+        Some(tx) => {
+            let _ = tx.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn response(State(api): State<Api>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    complete(&api, &id, Outcome::Response(value))
+}
+
+async fn error(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    _h: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::json!({"errorMessage": String::from_utf8_lossy(&body)}));
+    complete(&api, &id, Outcome::FunctionError(value))
+}
+
+async fn init_error(State(api): State<Api>, body: Bytes) -> StatusCode {
+    if let Ok(mut e) = api.init_error.lock() {
+        *e = Some(String::from_utf8_lossy(&body).to_string());
+    }
+    StatusCode::ACCEPTED
+}
+
+impl FunctionHost {
+    pub async fn start(spec: FunctionSpec, region: &str) -> std::io::Result<Arc<FunctionHost>> {
+        // A fresh log per run; restarts within the run append to it.
+        std::fs::File::create(&spec.log_file)?;
+        let (tx, rx) = mpsc::channel(1);
+        let api = Api {
+            queue: Arc::new(AsyncMutex::new(rx)),
+            open: Arc::default(),
+            function_arn: format!(
+                "arn:aws:lambda:{region}:123456789012:function:{}",
+                spec.name
+            ),
+            init_error: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let host = Arc::new(FunctionHost {
+            spec,
+            api,
+            addr,
+            tx,
+            child: AsyncMutex::new(None),
+            next_id: AtomicU64::new(1),
+            starts: AtomicU64::new(0),
+            server,
+            busy: AsyncMutex::new(()),
+        });
+        host.spawn_process().await?;
+        Ok(host)
+    }
+
+    async fn spawn_process(&self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spec.log_file)?;
+        let mut cmd = Command::new(&self.spec.bootstrap);
+        cmd.env_clear()
+            .envs(self.spec.env.iter().cloned())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.spec.name),
+            )
+            .env("_HANDLER", "bootstrap")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let child = cmd.spawn()?;
+        self.starts.fetch_add(1, Ordering::Relaxed);
+        *self.child.lock().await = Some(child);
+        Ok(())
+    }
+
+    /// Stops the process the way Lambda discards a sandbox; the next invocation starts a new one.
+    pub async fn kill(&self) {
+        if let Some(mut c) = self.child.lock().await.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Invokes the function once and waits for its outcome.
+    pub async fn invoke(&self, payload: &serde_json::Value) -> Outcome {
+        let _one_at_a_time = self.busy.lock().await;
+        // A process that died (crash, kill, init error) is replaced before the next event.
+        let exited = {
+            let mut guard = self.child.lock().await;
+            match guard.as_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                None => true,
+            }
+        };
+        if exited {
+            if let Err(e) = self.spawn_process().await {
+                return Outcome::Crashed(format!(
+                    "cannot start {}: {e}",
+                    self.spec.bootstrap.display()
+                ));
+            }
+        }
+        let id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            now_ms() as u32,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let (reply_tx, mut reply_rx) = oneshot::channel();
+        if let Ok(mut open) = self.api.open.lock() {
+            open.insert(id.clone(), reply_tx);
+        }
+        let deadline = now_ms() + self.spec.timeout.as_millis() as u64;
+        let body = serde_json::to_vec(payload).unwrap_or_default();
+        if self
+            .tx
+            .send(Pending {
+                id: id.clone(),
+                payload: body,
+                deadline_ms: deadline,
+            })
+            .await
+            .is_err()
+        {
+            return Outcome::Crashed("runtime API closed".into());
+        }
+        let timeout = tokio::time::sleep(self.spec.timeout);
+        tokio::pin!(timeout);
+        loop {
+            tokio::select! {
+                outcome = &mut reply_rx => {
+                    return outcome.unwrap_or_else(|_| Outcome::Crashed("invocation dropped".into()));
+                }
+                _ = &mut timeout => {
+                    self.forget(&id);
+                    self.kill().await;
+                    return Outcome::Timeout;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    let status = {
+                        let mut guard = self.child.lock().await;
+                        guard.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                    };
+                    if let Some(status) = status {
+                        // Drain an event the dead process never took.
+                        self.forget(&id);
+                        let init = self.api.init_error.lock().ok().and_then(|mut e| e.take());
+                        let _ = self.api.queue.try_lock().map(|mut q| while q.try_recv().is_ok() {});
+                        return Outcome::Crashed(match init {
+                            Some(e) => format!("init error: {e}"),
+                            None => format!("process exited: {status}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut open) = self.api.open.lock() {
+            open.remove(id);
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.kill().await;
+        self.server.abort();
+    }
+}

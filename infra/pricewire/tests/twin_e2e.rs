@@ -1,0 +1,80 @@
+//! The local twin end to end, a short run without faults: the real terraform/ applied to
+//! moto, the release `bootstrap` binaries run through the twin, exact outcomes asserted.
+//!
+//! Needs `make build` (release binaries) and terraform; `make e2e` runs it.
+
+use pricewire_cli::demo::{self, DemoOptions};
+use pricewire_cli::simulator::SimConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs release binaries and terraform: run `make e2e`"]
+async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let report = demo::run(DemoOptions {
+        repo: repo.clone(),
+        name: "pricewire".into(),
+        duration: Duration::from_secs(12),
+        speed: 60.0,
+        drain_timeout: Duration::from_secs(60),
+        sim: SimConfig {
+            seed: 7,
+            ..SimConfig::default()
+        },
+        tfvars: repo.join("infra/moto/twin.tfvars"),
+        lambda_dir: repo.join("target/lambda"),
+        quiet: false,
+    })
+    .await
+    .unwrap();
+    pricewire_cli::report::print(&report);
+    let check = report.check.as_ref().unwrap();
+    assert!(
+        check.served_responses >= 8,
+        "the schedules fired: {} answers",
+        check.served_responses
+    );
+    assert!(check.expected_records > 100, "{}", check.expected_records);
+    assert!(check.lost.is_empty(), "lost: {:?}", check.lost);
+    assert!(
+        check.unexpected.is_empty(),
+        "unexpected: {:?}",
+        check.unexpected
+    );
+    assert_eq!(
+        report.history_items, check.expected_records,
+        "every valid served record exactly once"
+    );
+    assert!(
+        check.latest_wrong.is_empty(),
+        "latest: {:?}",
+        check.latest_wrong
+    );
+    assert!(check.expected_alerts > 0, "the seed yields deals");
+    assert!(
+        check.missing_alerts.is_empty(),
+        "missing alerts: {:?}",
+        check.missing_alerts
+    );
+    assert!(
+        check.doubled_alerts.is_empty(),
+        "doubled alerts: {:?}",
+        check.doubled_alerts
+    );
+    assert!(
+        check.unexpected_alerts.is_empty(),
+        "unexpected alerts: {:?}",
+        check.unexpected_alerts
+    );
+    assert_eq!(report.alerts.len(), check.expected_alerts);
+    assert!(
+        report.dlq_depth.values().all(|d| *d == 0),
+        "{:?}",
+        report.dlq_depth
+    );
+    assert!(report.raw_objects >= check.served_responses);
+}
