@@ -207,7 +207,7 @@ fn derive_id(
     upstream_time: Option<DateTime<Utc>>,
     payload: &Payload,
 ) -> String {
-    let canonical = serde_json::json!([
+    let identity = serde_json::json!([
         SCHEMA_VERSION,
         source,
         payload.kind(),
@@ -215,10 +215,46 @@ fn derive_id(
         upstream_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
         payload,
     ]);
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let mut canonical = String::new();
+    write_canonical(&identity, &mut canonical);
+    let digest = Sha256::digest(canonical.as_bytes());
     let mut id = hex::encode(digest);
     id.truncate(ID_HEX_CHARS);
     id
+}
+
+/// JSON with object keys sorted at every level. `serde_json::Value`'s own key order depends
+/// on whether some crate in the build enabled serde_json's `preserve_order` feature, so
+/// hashing its `to_string()` would give different ids in different builds.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// Times as RFC 3339 UTC with milliseconds: fixed width, so they sort as strings.
@@ -331,6 +367,28 @@ mod tests {
         assert_ne!(base.id, time.id);
         assert_ne!(base.id, key.id);
     }
+
+    #[test]
+    fn ids_are_pinned_to_a_canonical_form() {
+        // A golden value: if this changes, every stored id changes — a new schema version.
+        let e = Envelope::new(
+            "travelpayouts",
+            "j",
+            "K".into(),
+            Some(at(8)),
+            at(9),
+            offer("4830"),
+        );
+        assert_eq!(e.id, GOLDEN_ID);
+        let mut out = String::new();
+        write_canonical(
+            &serde_json::json!({"b": [2, {"z": 1, "a": null}], "a": "x"}),
+            &mut out,
+        );
+        assert_eq!(out, r#"{"a":"x","b":[2,{"a":null,"z":1}]}"#);
+    }
+
+    const GOLDEN_ID: &str = "11c3e83ef69f1ad9c57e7676cb55ebae";
 
     #[test]
     fn without_upstream_time_fetch_time_is_not_identity() {
