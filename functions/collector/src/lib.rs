@@ -16,6 +16,7 @@ use pricewire_pipeline::fetch::{fetch, FetchStats, Verdict};
 use pricewire_pipeline::job::{Job, SourceKind};
 use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
 use pricewire_pipeline::sources::{travelpayouts, Normalised, Quarantined, ResponseError};
+use pricewire_pipeline::table;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,19 +204,21 @@ impl Collector {
                 partition_key: partition_key(&e.key),
                 data: e.to_json(),
             };
-            if record.size() > KINESIS_RECORD_MAX_BYTES {
-                quarantined.push(Quarantined {
+            let too_big = (record.size() > KINESIS_RECORD_MAX_BYTES).then(|| {
+                format!(
+                    "record of {} bytes exceeds the Kinesis record limit",
+                    record.size()
+                )
+            });
+            match too_big.or_else(|| table::fits(&e).err()) {
+                Some(reason) => quarantined.push(Quarantined {
                     source: e.source.clone(),
                     job: job.name.clone(),
                     index: None,
-                    reason: format!(
-                        "record of {} bytes exceeds the Kinesis record limit",
-                        record.size()
-                    ),
+                    reason,
                     record: serde_json::from_slice(&record.data).unwrap_or_default(),
-                });
-            } else {
-                out.push(record);
+                }),
+                None => out.push(record),
             }
         }
         summary.normalised = out.len();

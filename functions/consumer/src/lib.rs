@@ -57,11 +57,17 @@ impl Consumer {
     }
 
     async fn set_aside(&self, poison: &[Poison]) -> Result<(), String> {
+        // Named by the first sequence number: a retried batch rewrites the same object
+        // instead of quarantining its poison again.
+        let first = poison
+            .first()
+            .map(|p| p.sequence_number.as_str())
+            .unwrap_or("none");
         let key = archive::quarantine_key(
             POISON_SOURCE,
             "consumer",
             Utc::now(),
-            &uuid::Uuid::new_v4().simple().to_string(),
+            &format!("{first}-{}", poison.len()),
         );
         self.quarantine
             .put(Object {
@@ -85,7 +91,10 @@ impl Consumer {
         let mut sequence: Vec<String> = Vec::with_capacity(event.records.len());
         let mut poison: Vec<Poison> = Vec::new();
         for record in &event.records {
-            match decode(record) {
+            match decode(record).and_then(|e| match table::fits(&e) {
+                Ok(()) => Ok(e),
+                Err(reason) => Err(Box::new(pricewire_pipeline::stream::poison(record, reason))),
+            }) {
                 Ok(e) => {
                     envelopes.push(e);
                     sequence.push(record.kinesis.sequence_number.clone());

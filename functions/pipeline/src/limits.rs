@@ -16,6 +16,10 @@ pub const KINESIS_PARTITION_KEY_MAX_CHARS: usize = 256;
 pub const DYNAMODB_BATCH_WRITE_MAX_ITEMS: usize = 25;
 /// DynamoDB: one item at most 400 KB, attribute names and values included.
 pub const DYNAMODB_ITEM_MAX_BYTES: usize = 400 * 1024;
+/// DynamoDB: a partition key value at most 2048 bytes.
+pub const DYNAMODB_PARTITION_KEY_MAX_BYTES: usize = 2048;
+/// DynamoDB: a sort key value (and an index key such as `latest_sk`) at most 1024 bytes.
+pub const DYNAMODB_SORT_KEY_MAX_BYTES: usize = 1024;
 
 /// SNS Publish: at most 10 message attributes on one message.
 pub const SNS_MAX_MESSAGE_ATTRIBUTES: usize = 10;

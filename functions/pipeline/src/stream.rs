@@ -21,20 +21,24 @@ pub struct Poison {
 pub fn decode(record: &KinesisEventRecord) -> Result<Envelope, Box<Poison>> {
     let data: &[u8] = &record.kinesis.data;
     let checked = Envelope::from_slice(data).and_then(|e| e.verify_id().map(|_| e));
-    checked.map_err(|e: EnvelopeError| {
-        let (text, encoding) = match std::str::from_utf8(data) {
-            Ok(s) => (s.to_string(), "utf-8"),
-            Err(_) => (b64(data), "base64"),
-        };
-        Box::new(Poison {
-            reason: e.to_string(),
-            sequence_number: record.kinesis.sequence_number.clone(),
-            partition_key: record.kinesis.partition_key.clone(),
-            event_source_arn: record.event_source_arn.clone(),
-            data: text,
-            encoding,
-        })
-    })
+    checked.map_err(|e: EnvelopeError| Box::new(poison(record, e.to_string())))
+}
+
+/// A record set aside with its reason.
+pub fn poison(record: &KinesisEventRecord, reason: String) -> Poison {
+    let data: &[u8] = &record.kinesis.data;
+    let (text, encoding) = match std::str::from_utf8(data) {
+        Ok(s) => (s.to_string(), "utf-8"),
+        Err(_) => (b64(data), "base64"),
+    };
+    Poison {
+        reason,
+        sequence_number: record.kinesis.sequence_number.clone(),
+        partition_key: record.kinesis.partition_key.clone(),
+        event_source_arn: record.event_source_arn.clone(),
+        data: text,
+        encoding,
+    }
 }
 
 /// Minimal standard base64 for quarantining binary garbage; a dependency for one call site

@@ -91,6 +91,43 @@ pub fn latest_item(e: &Envelope) -> Item {
     item
 }
 
+/// Approximate stored size of an item: attribute names plus values (numbers as text).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
+/// Whether an envelope can be stored: its keys within DynamoDB's key limits (`latest_sk`
+/// holds the entity key) and its largest item within the item limit. A record that does not
+/// fit would fail its whole BatchWriteItem request: it is quarantined instead.
+pub fn fits(e: &Envelope) -> Result<(), String> {
+    use crate::limits::{
+        DYNAMODB_ITEM_MAX_BYTES, DYNAMODB_PARTITION_KEY_MAX_BYTES, DYNAMODB_SORT_KEY_MAX_BYTES,
+    };
+    if e.key.len() > DYNAMODB_SORT_KEY_MAX_BYTES
+        || entity_pk(e).len() > DYNAMODB_PARTITION_KEY_MAX_BYTES
+    {
+        return Err(format!(
+            "entity key of {} bytes exceeds DynamoDB's key limits",
+            e.key.len()
+        ));
+    }
+    let size = item_size(&latest_item(e));
+    if size > DYNAMODB_ITEM_MAX_BYTES {
+        return Err(format!(
+            "item of {size} bytes exceeds DynamoDB's {DYNAMODB_ITEM_MAX_BYTES}-byte limit"
+        ));
+    }
+    Ok(())
+}
+
 /// Values for [`LATEST_CONDITION`].
 pub fn latest_condition_values(e: &Envelope) -> Item {
     HashMap::from([
@@ -197,6 +234,18 @@ mod tests {
         let b = bounded_key(format!("{}x", "é".repeat(599)), 100);
         assert!(a.len() <= 100 && b.len() <= 100);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn oversized_keys_and_items_do_not_fit() {
+        assert!(fits(&env(1, 8)).is_ok());
+        let mut long_key = env(1, 8);
+        long_key.key = "K".repeat(1025);
+        assert!(fits(&long_key).unwrap_err().contains("key limits"));
+        let mut big = env(1, 8);
+        let Payload::FlightPrice(f) = &mut big.payload;
+        f.link = Some("x".repeat(450 * 1024));
+        assert!(fits(&big).unwrap_err().contains("exceeds DynamoDB's"));
     }
 
     #[test]
