@@ -117,7 +117,7 @@ impl Alerter {
     }
 
     /// Claims the deal, publishes, marks it sent. `Ok(false)`: sent before, within the window.
-    /// A failed publish leaves the claim pending, so the retried record takes it again.
+    /// A failed publish releases the claim, so the retried record takes it again.
     async fn alert_once(&self, key: &str, rule: &str, e: &Envelope) -> Result<bool, String> {
         match self
             .dedup
@@ -128,15 +128,21 @@ impl Alerter {
             Claim::AlreadySent => Ok(false),
             Claim::Acquired => {
                 let alert = message::alert(rule, e);
-                let message_id = self
-                    .publisher
-                    .publish(&alert)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let message_id = match self.publisher.publish(&alert).await {
+                    Ok(id) => id,
+                    Err(err) => {
+                        if let Err(release) = self.dedup.release(key).await {
+                            // The claim stays pending until its lease runs out; a later retry
+                            // or observation then sends the deal.
+                            tracing::warn!(key, error = %release, "claim not released");
+                        }
+                        return Err(err.to_string());
+                    }
+                };
                 tracing::info!(rule, key = %e.key, message_id = %message_id, sms = %alert.sms, "alert published");
                 if let Err(err) = self.dedup.mark_sent(key, &message_id).await {
-                    // Published: report success. The pending claim may let a retry send it again,
-                    // which is better than reporting a failure that certainly would.
+                    // Published: report success. The claim stays pending for its lease, so a
+                    // retry within 15 minutes does not send it again; reporting a failure would.
                     tracing::warn!(rule, key = %e.key, error = %err, "alert sent but not marked sent");
                 }
                 Ok(true)
@@ -242,12 +248,15 @@ mod tests {
         let put = mock!(aws_sdk_dynamodb::Client::put_item).then_compute_response(move |input| {
             let pk = input.item().unwrap()["pk"].as_s().unwrap().clone();
             let mut claims = c.lock().unwrap();
+            // The real condition: free when absent or released (a fresh pending claim is leased).
             match claims.get(&pk).map(String::as_str) {
-                Some("sent") => MockResponse::Error(PutItemError::ConditionalCheckFailedException(
-                    aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder()
-                        .message("exists")
-                        .build(),
-                )),
+                Some("sent") | Some("pending") => {
+                    MockResponse::Error(PutItemError::ConditionalCheckFailedException(
+                        aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder()
+                            .message("exists")
+                            .build(),
+                    ))
+                }
                 _ => {
                     claims.insert(pk, "pending".into());
                     MockResponse::Output(PutItemOutput::builder().build())
@@ -258,7 +267,14 @@ mod tests {
         let update =
             mock!(aws_sdk_dynamodb::Client::update_item).then_compute_output(move |input| {
                 let pk = input.key().unwrap()["pk"].as_s().unwrap().clone();
-                c.lock().unwrap().insert(pk, "sent".into());
+                // mark_sent sets :sent; release sets :released.
+                let values = input.expression_attribute_values().unwrap();
+                let status = if values.contains_key(":sent") {
+                    "sent"
+                } else {
+                    "released"
+                };
+                c.lock().unwrap().insert(pk, status.into());
                 UpdateItemOutput::builder().build()
             });
         let client = mock_client!(
@@ -336,9 +352,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .values()
-                .filter(|s| *s == "pending")
+                .filter(|s| *s == "released")
                 .count(),
-            1
+            1,
+            "the failed deal's claim was given back"
         );
         // Lambda retries from the failed record: records 2 and 3.
         let (response, summary) = a.process(event(&batch[1..])).await;

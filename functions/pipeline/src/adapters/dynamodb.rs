@@ -199,6 +199,8 @@ pub trait DedupStore: Send + Sync {
         window: Duration,
     ) -> Result<Claim, StoreError>;
     async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError>;
+    /// Gives a claim back after a failed publish, so the retried record can take it at once.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Claims live in the state table as `pk = ALERT#…`, `sk = CLAIM`, with a TTL.
@@ -210,8 +212,13 @@ pub struct DynamoDedup {
 
 pub const CLAIM_SK: &str = "CLAIM";
 /// A claim is free when absent, expired (TTL deletion lags by up to days, so expiry is
-/// checked here), or left `pending` by an invocation that failed before publishing.
-const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now OR #status = :pending";
+/// checked here), released after a failed publish, or left `pending` longer than any
+/// invocation can run (the claimant died between claiming and marking sent).
+const CLAIM_CONDITION: &str =
+    "attribute_not_exists(pk) OR expires_at < :now OR #status = :released OR (#status = :pending AND claimed_epoch < :stale)";
+/// How long a pending claim is held: Lambda's maximum timeout (15 minutes), so a claim is
+/// never taken over from an invocation that may still publish.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 
 impl DynamoDedup {
     pub fn new(
@@ -250,6 +257,10 @@ impl DedupStore for DynamoDedup {
                 AttributeValue::S(now.to_rfc3339()),
             ),
             (
+                "claimed_epoch".to_string(),
+                AttributeValue::N(now.timestamp().to_string()),
+            ),
+            (
                 "expires_at".to_string(),
                 AttributeValue::N(expires.timestamp().to_string()),
             ),
@@ -263,6 +274,11 @@ impl DedupStore for DynamoDedup {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
                 .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+                .expression_attribute_values(":released", AttributeValue::S("released".into()))
+                .expression_attribute_values(
+                    ":stale",
+                    AttributeValue::N((now.timestamp() - CLAIM_LEASE.as_secs() as i64).to_string()),
+                )
                 .send()
                 .await
         };
@@ -278,6 +294,38 @@ impl DedupStore for DynamoDedup {
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
                 Ok(Claim::AlreadySent)
+            }
+            Err(e) => Err(StoreError(describe(&e))),
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let attempt = || async {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key.to_string()))
+                .key("sk", AttributeValue::S(CLAIM_SK.to_string()))
+                .update_expression("SET #status = :released")
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":released", AttributeValue::S("released".into()))
+                .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+                .send()
+                .await
+        };
+        match attempt
+            .retry(self.policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(e) => Err(StoreError(describe(&e))),
         }
