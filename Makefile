@@ -66,7 +66,8 @@ cli: ## the operator CLI, target/debug/pricewire
 	cargo build -p pricewire --bin pricewire
 
 e2e: tools build ## the local twin end to end (short run, no faults), exact outcomes asserted
-	cargo test -p pricewire --test twin_e2e -- --ignored --nocapture
+	# --workspace keeps the feature set of `make unit`, so nothing is rebuilt.
+	cargo test --workspace --test twin_e2e -- --ignored --nocapture
 
 demo: tools build cli ## the local twin: moto + upstream simulator + terraform apply + release binaries
 	target/debug/pricewire demo --check $(DEMO_ARGS)

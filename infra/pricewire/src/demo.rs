@@ -65,6 +65,7 @@ pub async fn run(o: DemoOptions) -> Result<Report, String> {
         .args(["--var", &format!("travelpayouts_token={DEMO_TOKEN}")])
         .arg(moto.port.to_string())
         .env("LAMBDA_ZIP_DIR", &o.lambda_dir)
+        .kill_on_drop(true)
         .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(log))
         .status()

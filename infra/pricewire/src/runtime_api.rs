@@ -4,19 +4,22 @@
 //! it with the headers Lambda sends (request id, deadline from the function's timeout,
 //! function ARN, trace id); `POST …/invocation/{id}/response` and `…/error` complete it;
 //! `POST …/runtime/init/error` reports a failed start. An invocation that outlives its
-//! deadline, or whose process dies, fails and the process is started again (as Lambda
-//! resets the sandbox).
+//! deadline, or whose process dies, fails and the execution environment is discarded, as
+//! Lambda does.
+//!
+//! Each process gets its own Runtime API server, torn down with it: a request a dead
+//! process left waiting on `next` can never take the next process's event.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::process::{Child, Command};
@@ -65,18 +68,29 @@ pub struct FunctionSpec {
     pub log_file: PathBuf,
 }
 
-/// One running function: its Runtime API and its `bootstrap` process.
+/// One execution environment: a process and the Runtime API it talks to.
+struct Instance {
+    child: Child,
+    server: tokio::task::JoinHandle<()>,
+    tx: mpsc::Sender<Pending>,
+    api: Api,
+}
+
+impl Instance {
+    async fn discard(mut self) {
+        let _ = self.child.kill().await;
+        self.server.abort();
+    }
+}
+
+/// One function: starts execution environments on demand and invokes them one at a time.
 pub struct FunctionHost {
     pub spec: FunctionSpec,
-    api: Api,
-    addr: std::net::SocketAddr,
-    tx: mpsc::Sender<Pending>,
-    child: AsyncMutex<Option<Child>>,
+    function_arn: String,
+    instance: AsyncMutex<Option<Instance>>,
     next_id: AtomicU64,
     pub starts: AtomicU64,
-    server: tokio::task::JoinHandle<()>,
-    /// One invocation at a time, as one Lambda execution environment.
-    busy: AsyncMutex<()>,
+    stopped: AtomicBool,
 }
 
 fn now_ms() -> u64 {
@@ -94,6 +108,11 @@ async fn next(State(api): State<Api>) -> Response {
     let Some(p) = pending else {
         return StatusCode::GONE.into_response();
     };
+    let trace: String =
+        p.id.chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(24)
+            .collect();
     let headers = [
         ("lambda-runtime-aws-request-id", p.id.clone()),
         ("lambda-runtime-deadline-ms", p.deadline_ms.to_string()),
@@ -103,11 +122,7 @@ async fn next(State(api): State<Api>) -> Response {
         ),
         (
             "lambda-runtime-trace-id",
-            format!(
-                "Root=1-{:08x}-{}",
-                now_ms() / 1000,
-                &p.id.replace('-', "")[..24]
-            ),
+            format!("Root=1-{:08x}-{trace}", now_ms() / 1000),
         ),
         ("content-type", "application/json".to_string()),
     ];
@@ -135,12 +150,7 @@ async fn response(State(api): State<Api>, Path(id): Path<String>, body: Bytes) -
     complete(&api, &id, Outcome::Response(value))
 }
 
-async fn error(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-    _h: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn error(State(api): State<Api>, Path(id): Path<String>, body: Bytes) -> StatusCode {
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::json!({"errorMessage": String::from_utf8_lossy(&body)}));
     complete(&api, &id, Outcome::FunctionError(value))
@@ -154,17 +164,32 @@ async fn init_error(State(api): State<Api>, body: Bytes) -> StatusCode {
 }
 
 impl FunctionHost {
+    /// Prepares the function and starts its first execution environment (a cold start).
     pub async fn start(spec: FunctionSpec, region: &str) -> std::io::Result<Arc<FunctionHost>> {
-        // A fresh log per run; restarts within the run append to it.
+        // A fresh log per run; later environments of the run append to it.
         std::fs::File::create(&spec.log_file)?;
-        let (tx, rx) = mpsc::channel(1);
-        let api = Api {
-            queue: Arc::new(AsyncMutex::new(rx)),
-            open: Arc::default(),
+        let host = Arc::new(FunctionHost {
             function_arn: format!(
                 "arn:aws:lambda:{region}:123456789012:function:{}",
                 spec.name
             ),
+            spec,
+            instance: AsyncMutex::new(None),
+            next_id: AtomicU64::new(1),
+            starts: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        });
+        let first = host.new_instance().await?;
+        *host.instance.lock().await = Some(first);
+        Ok(host)
+    }
+
+    async fn new_instance(&self) -> std::io::Result<Instance> {
+        let (tx, rx) = mpsc::channel(1);
+        let api = Api {
+            queue: Arc::new(AsyncMutex::new(rx)),
+            open: Arc::default(),
+            function_arn: self.function_arn.clone(),
             init_error: Arc::default(),
         };
         let app = Router::new()
@@ -181,22 +206,6 @@ impl FunctionHost {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let host = Arc::new(FunctionHost {
-            spec,
-            api,
-            addr,
-            tx,
-            child: AsyncMutex::new(None),
-            next_id: AtomicU64::new(1),
-            starts: AtomicU64::new(0),
-            server,
-            busy: AsyncMutex::new(()),
-        });
-        host.spawn_process().await?;
-        Ok(host)
-    }
-
-    async fn spawn_process(&self) -> std::io::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,7 +214,7 @@ impl FunctionHost {
         cmd.env_clear()
             .envs(self.spec.env.iter().cloned())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env(
@@ -221,101 +230,116 @@ impl FunctionHost {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
-        let child = cmd.spawn()?;
-        self.starts.fetch_add(1, Ordering::Relaxed);
-        *self.child.lock().await = Some(child);
-        Ok(())
-    }
-
-    /// Stops the process the way Lambda discards a sandbox; the next invocation starts a new one.
-    pub async fn kill(&self) {
-        if let Some(mut c) = self.child.lock().await.take() {
-            let _ = c.kill().await;
-        }
-    }
-
-    /// Invokes the function once and waits for its outcome.
-    pub async fn invoke(&self, payload: &serde_json::Value) -> Outcome {
-        let _one_at_a_time = self.busy.lock().await;
-        // A process that died (crash, kill, init error) is replaced before the next event.
-        let exited = {
-            let mut guard = self.child.lock().await;
-            match guard.as_mut() {
-                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
-                None => true,
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                server.abort();
+                return Err(e);
             }
         };
-        if exited {
-            if let Err(e) = self.spawn_process().await {
-                return Outcome::Crashed(format!(
-                    "cannot start {}: {e}",
-                    self.spec.bootstrap.display()
-                ));
+        self.starts.fetch_add(1, Ordering::Relaxed);
+        Ok(Instance {
+            child,
+            server,
+            tx,
+            api,
+        })
+    }
+
+    /// Discards the execution environment; the next invocation starts a new one.
+    pub async fn kill(&self) {
+        if let Some(instance) = self.instance.lock().await.take() {
+            instance.discard().await;
+        }
+    }
+
+    /// Invokes the function once and waits for its outcome (one at a time, like one
+    /// execution environment).
+    pub async fn invoke(&self, payload: &serde_json::Value) -> Outcome {
+        let mut slot = self.instance.lock().await;
+        if self.stopped.load(Ordering::Relaxed) {
+            return Outcome::Crashed("the twin is shutting down".into());
+        }
+        // A process that died (crash, kill, init error) is replaced before the next event.
+        if let Some(instance) = slot.as_mut() {
+            if matches!(instance.child.try_wait(), Ok(Some(_))) {
+                if let Some(dead) = slot.take() {
+                    dead.discard().await;
+                }
             }
         }
+        if slot.is_none() {
+            match self.new_instance().await {
+                Ok(i) => *slot = Some(i),
+                Err(e) => {
+                    return Outcome::Crashed(format!(
+                        "cannot start {}: {e}",
+                        self.spec.bootstrap.display()
+                    ))
+                }
+            }
+        }
+        let Some(instance) = slot.as_mut() else {
+            return Outcome::Crashed("no execution environment".into());
+        };
         let id = format!(
             "{:08x}-0000-4000-8000-{:012x}",
             now_ms() as u32,
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let (reply_tx, mut reply_rx) = oneshot::channel();
-        if let Ok(mut open) = self.api.open.lock() {
+        if let Ok(mut open) = instance.api.open.lock() {
             open.insert(id.clone(), reply_tx);
         }
         let deadline = now_ms() + self.spec.timeout.as_millis() as u64;
         let body = serde_json::to_vec(payload).unwrap_or_default();
-        if self
+        // A fresh environment's queue is empty, and an environment serves one event at a
+        // time (an unfinished one is discarded below), so this never waits.
+        if instance
             .tx
-            .send(Pending {
+            .try_send(Pending {
                 id: id.clone(),
                 payload: body,
                 deadline_ms: deadline,
             })
-            .await
             .is_err()
         {
-            return Outcome::Crashed("runtime API closed".into());
+            if let Some(i) = slot.take() {
+                i.discard().await;
+            }
+            return Outcome::Crashed("runtime API queue unavailable".into());
         }
         let timeout = tokio::time::sleep(self.spec.timeout);
         tokio::pin!(timeout);
-        loop {
+        let outcome = loop {
             tokio::select! {
+                biased;
                 outcome = &mut reply_rx => {
-                    return outcome.unwrap_or_else(|_| Outcome::Crashed("invocation dropped".into()));
+                    break outcome.unwrap_or_else(|_| Outcome::Crashed("invocation dropped".into()));
                 }
-                _ = &mut timeout => {
-                    self.forget(&id);
-                    self.kill().await;
-                    return Outcome::Timeout;
-                }
+                _ = &mut timeout => break Outcome::Timeout,
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                    let status = {
-                        let mut guard = self.child.lock().await;
-                        guard.as_mut().and_then(|c| c.try_wait().ok().flatten())
-                    };
-                    if let Some(status) = status {
-                        // Drain an event the dead process never took.
-                        self.forget(&id);
-                        let init = self.api.init_error.lock().ok().and_then(|mut e| e.take());
-                        let _ = self.api.queue.try_lock().map(|mut q| while q.try_recv().is_ok() {});
-                        return Outcome::Crashed(match init {
+                    if let Ok(Some(status)) = instance.child.try_wait() {
+                        let init = instance.api.init_error.lock().ok().and_then(|mut e| e.take());
+                        break Outcome::Crashed(match init {
                             Some(e) => format!("init error: {e}"),
                             None => format!("process exited: {status}"),
                         });
                     }
                 }
             }
+        };
+        if !outcome.is_success() && !matches!(outcome, Outcome::FunctionError(_)) {
+            // Timed out or crashed: Lambda discards the environment.
+            if let Some(i) = slot.take() {
+                i.discard().await;
+            }
         }
-    }
-
-    fn forget(&self, id: &str) {
-        if let Ok(mut open) = self.api.open.lock() {
-            open.remove(id);
-        }
+        outcome
     }
 
     pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         self.kill().await;
-        self.server.abort();
     }
 }

@@ -173,7 +173,7 @@ fn days_of(month_or_date: &str) -> Vec<NaiveDate> {
         }
     }
     let first = NaiveDate::parse_from_str(
-        &format!("{}-01", &month_or_date[..month_or_date.len().min(7)]),
+        &format!("{}-01", month_or_date.get(..7).unwrap_or(month_or_date)),
         "%Y-%m-%d",
     );
     match first {
@@ -513,7 +513,11 @@ impl Simulator {
                 let n = data.len();
                 let mut body = json!({"success": true, "data": data, "currency": query.get("currency").cloned().unwrap_or_else(|| "rub".into())}).to_string();
                 if rng.f64() < config.malformed_body_rate {
-                    body.truncate(body.len() / 2);
+                    let mut cut = body.len() / 2;
+                    while !body.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    body.truncate(cut);
                     (200, body, Some((Vec::new(), 0, generation)))
                 } else {
                     (200, body, Some((malformed, n, generation)))

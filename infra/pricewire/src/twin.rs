@@ -65,8 +65,14 @@ pub struct Schedule {
     pub expression: String,
     pub input: Value,
     pub function: String,
+    /// The schedule's own retry policy and DLQ cover failures to *invoke*; the function
+    /// is invoked asynchronously, so its errors follow its event-invoke config below.
     pub max_retries: i64,
     pub dead_letter: Option<String>,
+    /// Lambda's asynchronous retries of a function error (0-2, default 2).
+    pub async_retries: i64,
+    /// Lambda's asynchronous on-failure destination.
+    pub async_failure: Option<String>,
 }
 
 /// Counters shown while running.
@@ -84,6 +90,7 @@ pub struct Progress {
     pub bisections: AtomicU64,
     pub discarded: AtomicU64,
     pub filtered: AtomicU64,
+    pub poll_errors: AtomicU64,
 }
 
 /// What the runner observed itself (the summary's other figures are read from the emulator).
@@ -364,7 +371,24 @@ impl Twin {
                 {
                     continue;
                 }
+                let invoke_config = lambda
+                    .get_function_event_invoke_config()
+                    .function_name(&function)
+                    .send()
+                    .await
+                    .ok();
                 schedules.push(Schedule {
+                    async_retries: invoke_config
+                        .as_ref()
+                        .and_then(|c| c.maximum_retry_attempts())
+                        .map(i64::from)
+                        .unwrap_or(2),
+                    async_failure: invoke_config
+                        .as_ref()
+                        .and_then(|c| c.destination_config())
+                        .and_then(|d| d.on_failure())
+                        .and_then(|o| o.destination())
+                        .map(str::to_string),
                     name: sname.to_string(),
                     expression: full.schedule_expression().unwrap_or_default().to_string(),
                     input: target
@@ -418,8 +442,14 @@ impl Twin {
         }
         for s in &self.schedules {
             out.push_str(&format!(
-                "  schedule  {}: {} → {} (retries {}), input {}\n",
-                s.name, s.expression, s.function, s.max_retries, s.input
+                "  schedule  {}: {} → {} (async retries {}, on failure {}; invoke retries {}), input {}\n",
+                s.name,
+                s.expression,
+                s.function,
+                s.async_retries,
+                s.async_failure.as_deref().map(|a| last_segment(a, ':')).unwrap_or_else(|| "none".into()),
+                s.max_retries,
+                s.input
             ));
         }
         out
@@ -447,12 +477,14 @@ impl Twin {
         }
     }
 
-    /// Fires one schedule: invoke with its input; on failure retry (accelerated backoff),
-    /// then send the event to the schedule's dead-letter queue.
+    /// Fires one schedule: an asynchronous invoke with its input. A function error is
+    /// retried as Lambda retries async events (its event-invoke config: up to 2 retries,
+    /// 1 and 2 minutes apart, accelerated), then the event goes to the function's async
+    /// on-failure destination.
     async fn fire(self: &Arc<Self>, s: &Schedule) {
         let host = &self.functions[&s.function];
         self.progress.fired.fetch_add(1, Ordering::Relaxed);
-        let attempts = s.max_retries.clamp(0, 3) + 1;
+        let attempts = s.async_retries.clamp(0, 2) + 1;
         let mut last = None;
         for attempt in 0..attempts {
             match host.invoke(&s.input).await {
@@ -563,6 +595,7 @@ impl Twin {
         records: &[Rec],
         condition: &str,
         invokes: u32,
+        function_error: bool,
     ) {
         self.progress
             .discarded
@@ -574,7 +607,11 @@ impl Twin {
             let failure = json!({
                 "requestContext": {"requestId": format!("twin-{}", m.uuid), "functionArn": format!("arn:aws:lambda:{}:123456789012:function:{}", self.opts.region, m.function),
                     "condition": condition, "approximateInvokeCount": invokes},
-                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                "responseContext": if function_error {
+                    json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"})
+                } else {
+                    json!({"statusCode": 200, "executedVersion": "$LATEST"})
+                },
                 "version": "1.0",
                 "timestamp": Utc::now().to_rfc3339(),
                 "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": first.seq, "endSequenceNumber": last.seq,
@@ -597,7 +634,7 @@ impl Twin {
             }
             let oldest = pending[0].arrival;
             if m.max_record_age >= 0 && (Utc::now() - oldest).num_seconds() > m.max_record_age {
-                self.discard(m, shard, &pending, "RecordAgeExceeded", invokes)
+                self.discard(m, shard, &pending, "RecordAgeExceeded", invokes, false)
                     .await;
                 continue;
             }
@@ -645,15 +682,28 @@ impl Twin {
                     work.push_front((first, retries, invokes + 1));
                 }
                 Some(from) => {
-                    let from = from.min(pending.len());
+                    // A function error (no bisect possible) fails the whole batch.
+                    let from = if from == usize::MAX {
+                        0
+                    } else {
+                        from.min(pending.len())
+                    };
                     let (done, rest) = pending.split_at(from);
                     if !done.is_empty() {
                         self.record_success(m, done);
                     }
                     let rest = rest.to_vec();
                     if m.max_retries >= 0 && retries >= m.max_retries {
-                        self.discard(m, shard, &rest, "RetryAttemptsExhausted", invokes + 1)
-                            .await;
+                        let errored = !outcome.is_success();
+                        self.discard(
+                            m,
+                            shard,
+                            &rest,
+                            "RetryAttemptsExhausted",
+                            invokes + 1,
+                            errored,
+                        )
+                        .await;
                     } else {
                         self.progress.batch_retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -679,19 +729,30 @@ impl Twin {
         } else {
             aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon
         };
-        let mut iterator = kinesis
+        let mut iterator = match kinesis
             .get_shard_iterator()
             .stream_name(&stream)
             .shard_id(&shard)
             .shard_iterator_type(kind)
             .send()
             .await
-            .ok()
-            .and_then(|o| o.shard_iterator().map(str::to_string));
+        {
+            Ok(o) => o.shard_iterator().map(str::to_string),
+            Err(e) => {
+                eprintln!(
+                    "twin: GetShardIterator {stream}/{shard}: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
+                );
+                self.progress.poll_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
         let mut buffer: VecDeque<Rec> = VecDeque::new();
         let mut first_waiting: Option<Instant> = None;
         loop {
             let mut fetched_any = false;
+            // Until a poll comes back empty *and* caught up, the shard is not drained.
+            let mut caught_up = false;
             if let Some(it) = iterator.clone() {
                 if buffer.len() < m.batch_size {
                     match kinesis
@@ -702,6 +763,7 @@ impl Twin {
                         .await
                     {
                         Ok(out) => {
+                            caught_up = out.millis_behind_latest().unwrap_or(0) == 0;
                             for r in out.records() {
                                 fetched_any = true;
                                 let arrival = r
@@ -722,9 +784,18 @@ impl Twin {
                             }
                             iterator = out.next_shard_iterator().map(str::to_string);
                         }
-                        Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+                        Err(e) => {
+                            eprintln!(
+                                "twin: GetRecords {stream}/{shard}: {}",
+                                aws_sdk_kinesis::error::DisplayErrorContext(&e)
+                            );
+                            self.progress.poll_errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                        }
                     }
                 }
+            } else {
+                caught_up = true; // a closed shard has nothing more
             }
             // Filter criteria: records that match no filter are skipped (checkpointed) unseen.
             if !m.filters.is_empty() {
@@ -740,7 +811,7 @@ impl Twin {
             if buffer.is_empty() {
                 first_waiting = None;
                 if !fetched_any {
-                    if draining.load(Ordering::Relaxed) {
+                    if draining.load(Ordering::Relaxed) && caught_up {
                         idle.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
@@ -813,12 +884,16 @@ impl Twin {
         }
         // Everything put is on the stream now: drain it.
         draining.store(true, Ordering::Relaxed);
+        let aborts: Vec<_> = pollers.iter().map(|p| p.abort_handle()).collect();
         let drained = tokio::time::timeout(self.opts.drain_timeout, async {
             for p in pollers {
                 let _ = p.await;
             }
         })
         .await;
+        for a in aborts {
+            a.abort();
+        }
         ticker.abort();
         if !self.opts.quiet {
             println!("  {}", self.progress_line(started.elapsed()));
