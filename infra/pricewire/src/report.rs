@@ -97,11 +97,11 @@ fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What the simulator served, normalised the way the collector does: id → record, and per
-/// entity the id a `latest` item must hold (from the last response that had the entity).
-pub fn expected_from(served: &[Served]) -> (BTreeMap<String, Envelope>, BTreeMap<String, String>) {
+/// What the simulator served, normalised the way the collector does: id → record. Records
+/// without an upstream observation time carry `observed_at` = the Unix epoch (their fetch
+/// time is known only to the twin, which saw them on the stream).
+pub fn expected_from(served: &[Served]) -> BTreeMap<String, Envelope> {
     let mut records = BTreeMap::new();
-    let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
     for s in served {
         let (200, Some(body)) = (s.status, &s.body) else {
             continue;
@@ -114,24 +114,39 @@ pub fn expected_from(served: &[Served]) -> (BTreeMap<String, Envelope>, BTreeMap
         let Ok(query) = travelpayouts::query(&job) else {
             continue;
         };
-        let Ok(n) = travelpayouts::parse(&job, &query, body.as_bytes(), Utc::now()) else {
+        let Ok(n) = travelpayouts::parse(&job, &query, body.as_bytes(), DateTime::UNIX_EPOCH)
+        else {
             continue;
         };
         for e in n.records {
-            let pk = table::entity_pk(&e);
-            match latest.get(&pk) {
-                Some((seq, _)) if *seq > s.seq => {}
-                _ => {
-                    latest.insert(pk, (s.seq, e.id.clone()));
-                }
-            }
             records.insert(e.id.clone(), e);
         }
     }
-    (
-        records,
-        latest.into_iter().map(|(k, (_, id))| (k, id)).collect(),
-    )
+    records
+}
+
+/// Per entity, the id its `latest` item must hold, by the pipeline's documented rule: the
+/// newest observation by upstream time, else by fetch time (as seen on the stream), ties
+/// broken by id.
+pub fn expected_latest(
+    expected: &BTreeMap<String, Envelope>,
+    fetched_at: &HashMap<String, DateTime<Utc>>,
+) -> BTreeMap<String, String> {
+    let mut latest: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
+    for e in expected.values() {
+        let observed = if e.observed_at == DateTime::UNIX_EPOCH {
+            fetched_at.get(&e.id).copied()
+        } else {
+            Some(e.observed_at)
+        };
+        let Some(observed) = observed else { continue };
+        let candidate = (observed, e.id.clone());
+        let pk = table::entity_pk(e);
+        if latest.get(&pk).is_none_or(|current| candidate > *current) {
+            latest.insert(pk, candidate);
+        }
+    }
+    latest.into_iter().map(|(k, (_, id))| (k, id)).collect()
 }
 
 pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
@@ -274,7 +289,8 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
     r.alerts.sort();
 
     if let Some(served) = served {
-        let (expected, expected_latest) = expected_from(served);
+        let expected = expected_from(served);
+        let expected_latest = expected_latest(&expected, &observed.0);
         let mut c = Check {
             served_responses: served.iter().filter(|s| s.status == 200).count(),
             expected_records: expected.len(),

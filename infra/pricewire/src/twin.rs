@@ -582,7 +582,9 @@ impl Twin {
                         o.store_latency_ms
                             .push((now - e.fetched_at).num_milliseconds());
                     }
-                    o.fetched_at.insert(e.id, e.fetched_at);
+                    // The latest fetch of an observation is what its `latest` item is ordered by.
+                    let at = o.fetched_at.entry(e.id).or_insert(e.fetched_at);
+                    *at = (*at).max(e.fetched_at);
                 }
             }
         }
