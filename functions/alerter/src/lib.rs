@@ -13,6 +13,7 @@ use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config::AlerterConfig;
 use pricewire_pipeline::envelope::{Envelope, Payload};
 use pricewire_pipeline::message;
+use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::rules::RuleSet;
 use pricewire_pipeline::stream::decode;
 use pricewire_pipeline::table;
@@ -166,6 +167,14 @@ pub async fn handle(
         failed = s.failed,
         "batch evaluated"
     );
+    Emf::new(&[("function", "alerter")])
+        .count("RecordsIn", s.received as u64)
+        .count("RulesMatched", s.matched as u64)
+        .count("AlertsPublished", s.published as u64)
+        .count("AlertDuplicates", s.duplicates as u64)
+        .count("RuleErrors", s.rule_errors as u64)
+        .count("FailedRecords", s.failed as u64)
+        .emit();
     Ok(response)
 }
 

@@ -12,9 +12,10 @@ use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config::CollectorConfig;
-use pricewire_pipeline::fetch::{fetch, FetchStats, Verdict};
+use pricewire_pipeline::fetch::{fetch, Deadline, FetchStats, Verdict};
 use pricewire_pipeline::job::{Job, SourceKind};
 use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
+use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::sources::{travelpayouts, Normalised, Quarantined, ResponseError};
 use pricewire_pipeline::table;
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub struct Collector {
     pub archive: Arc<dyn Archive>,
     pub sink: Arc<dyn RecordSink>,
     pub http_policy: RetryPolicy,
+    /// The per-request timeout, to know whether a request still fits before the deadline.
+    pub http_timeout: Duration,
 }
 
 /// What one run did; returned as the invocation result and logged as JSON.
@@ -97,6 +100,7 @@ impl Collector {
                 HTTP_BASE_DELAY,
                 HTTP_MAX_DELAY,
             ),
+            http_timeout: config.http_timeout,
         })
     }
 
@@ -150,7 +154,13 @@ impl Collector {
         self.archive.put(object).await.map_err(|e| e.to_string())
     }
 
-    pub async fn run(&self, job: &Job) -> Result<Summary, CollectError> {
+    /// Runs one job. `deadline` is when the invocation must have finished (from the Lambda
+    /// context); no request is started that could not finish before it.
+    pub async fn run(
+        &self,
+        job: &Job,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Summary, CollectError> {
         let SourceKind::Travelpayouts = job.source;
         let query = travelpayouts::query(job)?;
         let mut summary = Summary {
@@ -167,6 +177,10 @@ impl Collector {
             &query.request,
             &job.name,
             self.http_policy,
+            deadline.map(|at| Deadline {
+                at,
+                request_timeout: self.http_timeout,
+            }),
             &mut stats,
             async |response: &HttpResponse| {
                 attempt += 1;
@@ -263,18 +277,49 @@ pub async fn handle(
         tracing::error!(error = %e, "invalid job");
         e
     })?;
-    match collector.run(&job).await {
+    match collector.run(&job, deadline_of(&event.context)).await {
         Ok(summary) => {
             tracing::info!(job = %summary.job, fetched = summary.fetched, normalised = summary.normalised,
                 quarantined = summary.quarantined, put = summary.put, archived = summary.archived,
                 requests = summary.requests, retries = summary.retries, throttled = summary.throttled,
                 dropped_values = summary.dropped_values, "collected");
+            metrics(&job, Some(&summary)).emit();
             Ok(summary)
         }
         Err(e) => {
             tracing::error!(job = %job.name, error = %e, "collection failed");
+            metrics(&job, None).emit();
             Err(e.into())
         }
+    }
+}
+
+/// The invocation's deadline as an `Instant` (`Context::deadline` is epoch milliseconds;
+/// 0, as in a default test context, means none).
+fn deadline_of(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    Some(std::time::Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms)))
+}
+
+/// The run's metrics as one EMF document, dimensions source and job.
+pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
+    let emf = Emf::new(&[("source", job.source.as_str()), ("job", &job.name)]);
+    match summary {
+        Some(s) => emf
+            .count("Runs", 1)
+            .count("Failures", 0)
+            .count("Requests", s.requests.into())
+            .count("Retries", s.retries.into())
+            .count("Throttled", s.throttled.into())
+            .count("Fetched", s.fetched as u64)
+            .count("Quarantined", s.quarantined as u64)
+            .count("RecordsOut", s.put as u64)
+            .count("Archived", s.archived as u64)
+            .count("DroppedValues", s.dropped_values as u64),
+        None => emf.count("Runs", 1).count("Failures", 1),
     }
 }
 
@@ -352,6 +397,7 @@ mod tests {
             archive: bucket.clone(),
             sink: stream.clone(),
             http_policy: RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(2)),
+            http_timeout: Duration::from_secs(1),
         };
         (c, bucket, stream)
     }
@@ -427,6 +473,52 @@ mod tests {
             e.verify_id().unwrap();
             assert_eq!(e.job, "led-kzn");
         }
+    }
+
+    #[tokio::test]
+    async fn a_run_past_its_deadline_starts_no_request() {
+        let (c, bucket, _) = collector(vec![(200, "{}".into())], false);
+        let mut context = Context::default();
+        context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 500;
+        let err = handle(&c, LambdaEvent::new(job(), context))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("job led-kzn: stopped after 0 attempts"),
+            "{err}"
+        );
+        assert!(bucket.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn metrics_carry_the_run_with_source_and_job_dimensions() {
+        let job = Job::from_value(&job()).unwrap();
+        let summary = Summary {
+            requests: 3,
+            retries: 2,
+            throttled: 1,
+            put: 7,
+            quarantined: 1,
+            ..Summary::default()
+        };
+        let line = metrics(&job, Some(&summary)).to_line(0);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["source", "job"]])
+        );
+        assert_eq!(
+            (
+                v["job"].as_str(),
+                v["Throttled"].as_f64(),
+                v["RecordsOut"].as_f64()
+            ),
+            (Some("led-kzn"), Some(1.0), Some(7.0))
+        );
+        let failed: serde_json::Value =
+            serde_json::from_str(&metrics(&job, None).to_line(0)).unwrap();
+        assert_eq!(failed["Failures"].as_f64(), Some(1.0));
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config::ConsumerConfig;
 use pricewire_pipeline::envelope::Envelope;
+use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::stream::{decode, Poison};
 use pricewire_pipeline::table;
 use serde::Serialize;
@@ -178,6 +179,15 @@ pub async fn handle(
         retried_items = s.retried_items,
         "batch stored"
     );
+    Emf::new(&[("function", "consumer")])
+        .count("RecordsIn", s.received as u64)
+        .count("RecordsStored", s.stored as u64)
+        .count("LatestWritten", s.latest_written as u64)
+        .count("Poison", s.poison as u64)
+        .count("FailedRecords", s.failed as u64)
+        .count("WriteRequests", s.write_requests as u64)
+        .count("RetriedItems", s.retried_items as u64)
+        .emit();
     Ok(response)
 }
 

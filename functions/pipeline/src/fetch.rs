@@ -33,6 +33,36 @@ pub enum FetchError {
         attempts: u32,
         last: String,
     },
+    #[error("job {job}: stopped after {attempts} attempts: another request ({timeout:?}) cannot finish before the invocation's deadline ({remaining:?} left)")]
+    Deadline {
+        job: String,
+        attempts: u32,
+        timeout: Duration,
+        remaining: Duration,
+    },
+}
+
+/// When the invocation must be done, and how long one request may take: no request is
+/// started, and no backoff slept, that could not finish before the deadline (less a margin
+/// to flush what was fetched and report).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: std::time::Instant,
+    pub request_timeout: Duration,
+}
+
+/// Kept free at the end of an invocation to archive, put and report.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+impl Deadline {
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(std::time::Instant::now())
+    }
+
+    /// Whether a request started after `wait` could still finish in time.
+    fn allows(&self, wait: Duration) -> bool {
+        wait + self.request_timeout + DEADLINE_MARGIN <= self.remaining()
+    }
 }
 
 /// What the caller makes of a 2xx body.
@@ -47,19 +77,33 @@ pub struct FetchStats {
     pub attempts: u32,
     pub retries: u32,
     pub throttled: u32,
+    /// Requests not started because they could not finish before the deadline.
+    pub skipped: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch<T>(
     upstream: &dyn Upstream,
     spec: &RequestSpec,
     job: &str,
     policy: RetryPolicy,
+    deadline: Option<Deadline>,
     stats: &mut FetchStats,
     mut on_response: impl AsyncFnMut(&HttpResponse),
     mut accept: impl FnMut(&HttpResponse) -> Verdict<T>,
 ) -> Result<T, FetchError> {
     let mut delays = policy.delays();
+    let stop = |d: &Deadline, attempts: u32| FetchError::Deadline {
+        job: job.into(),
+        attempts,
+        timeout: d.request_timeout,
+        remaining: d.remaining(),
+    };
     loop {
+        if let Some(d) = deadline.filter(|d| !d.allows(Duration::ZERO)) {
+            stats.skipped += 1;
+            return Err(stop(&d, stats.attempts));
+        }
         stats.attempts += 1;
         let (last, hinted) = match upstream.send(spec).await {
             Ok(response) => {
@@ -103,6 +147,10 @@ pub async fn fetch<T>(
         match delays.next() {
             Some(delay) => {
                 let wait = hinted.map_or(delay, |h| h.max(delay));
+                if let Some(d) = deadline.filter(|d| !d.allows(wait)) {
+                    stats.skipped += 1;
+                    return Err(stop(&d, stats.attempts));
+                }
                 stats.retries += 1;
                 tracing::warn!(job, attempt = stats.attempts, wait_ms = wait.as_millis() as u64, error = %last, "upstream request failed; retrying");
                 tokio::time::sleep(wait).await;
@@ -172,6 +220,7 @@ mod tests {
             &spec(),
             "led-kzn",
             policy(attempts),
+            None,
             &mut stats,
             async |_r: &HttpResponse| seen += 1,
             |r| {
@@ -207,7 +256,8 @@ mod tests {
             FetchStats {
                 attempts: 6,
                 retries: 5,
-                throttled: 1
+                throttled: 1,
+                skipped: 0
             }
         );
         assert_eq!(seen, 5, "every response received is archived");
@@ -243,6 +293,63 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(stats.attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn no_request_starts_that_cannot_finish_before_the_deadline() {
+        let up = Scripted(Mutex::new(vec![
+            Ok((502, "", Some(400))),
+            Ok((200, "{}", None)),
+        ]));
+        let mut stats = FetchStats::default();
+        // 2 s left, 200 ms per request, 1.5 s margin: one attempt fits; waiting 400 ms
+        // (Retry-After) and then another 200 ms request does not.
+        let deadline = Deadline {
+            at: std::time::Instant::now() + Duration::from_secs(2),
+            request_timeout: Duration::from_millis(200),
+        };
+        let r = fetch(
+            &up,
+            &spec(),
+            "led-kzn",
+            policy(5),
+            Some(deadline),
+            &mut stats,
+            async |_r: &HttpResponse| {},
+            |_| Verdict::Accept(()),
+        )
+        .await;
+        assert!(
+            matches!(r, Err(FetchError::Deadline { attempts: 1, .. })),
+            "{r:?}"
+        );
+        assert_eq!((stats.attempts, stats.skipped), (1, 1));
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .starts_with("job led-kzn: stopped after 1 attempts"));
+
+        let up = Scripted(Mutex::new(vec![Ok((200, "{}", None))]));
+        let mut stats = FetchStats::default();
+        let late = Deadline {
+            at: std::time::Instant::now() + Duration::from_millis(500),
+            request_timeout: Duration::from_millis(200),
+        };
+        let r = fetch(
+            &up,
+            &spec(),
+            "led-kzn",
+            policy(5),
+            Some(late),
+            &mut stats,
+            async |_r: &HttpResponse| {},
+            |_| Verdict::Accept(()),
+        )
+        .await;
+        assert!(
+            matches!(r, Err(FetchError::Deadline { attempts: 0, .. })),
+            "nothing is started: {r:?}"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub mod gsm;
 pub mod job;
 pub mod limits;
 pub mod message;
+pub mod metrics;
 pub mod rules;
 pub mod sources;
 pub mod stream;

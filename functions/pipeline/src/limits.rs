@@ -35,3 +35,8 @@ pub const S3_USER_METADATA_MAX_BYTES: usize = 2 * 1024;
 
 /// Lambda: all environment variables of a function together at most 4 KB.
 pub const LAMBDA_ENVIRONMENT_MAX_BYTES: usize = 4 * 1024;
+
+/// CloudWatch Embedded Metric Format: at most 100 metrics in one document.
+pub const EMF_MAX_METRICS: usize = 100;
+/// CloudWatch Embedded Metric Format: at most 30 dimensions in one dimension set.
+pub const EMF_MAX_DIMENSIONS: usize = 30;

@@ -1,0 +1,147 @@
+//! CloudWatch Embedded Metric Format: one JSON line on stdout per invocation, which
+//! CloudWatch Logs turns into metrics without a PutMetricData call (no extra IAM, no
+//! latency). One namespace; the collector's dimensions are source and job, the stream
+//! functions' the function name.
+
+use serde_json::{json, Map, Value};
+
+use crate::limits::{EMF_MAX_DIMENSIONS, EMF_MAX_METRICS};
+
+/// The one namespace of every pricewire metric.
+pub const NAMESPACE: &str = "pricewire";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// One EMF document under construction.
+#[derive(Debug, Clone, Default)]
+pub struct Emf {
+    dimensions: Vec<(&'static str, String)>,
+    metrics: Vec<(&'static str, Unit, f64)>,
+}
+
+impl Emf {
+    pub fn new(dimensions: &[(&'static str, &str)]) -> Emf {
+        Emf {
+            dimensions: dimensions
+                .iter()
+                .take(EMF_MAX_DIMENSIONS)
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect(),
+            metrics: Vec::new(),
+        }
+    }
+
+    pub fn count(mut self, name: &'static str, value: u64) -> Emf {
+        if self.metrics.len() < EMF_MAX_METRICS {
+            self.metrics.push((name, Unit::Count, value as f64));
+        }
+        self
+    }
+
+    pub fn millis(mut self, name: &'static str, value: u64) -> Emf {
+        if self.metrics.len() < EMF_MAX_METRICS {
+            self.metrics.push((name, Unit::Milliseconds, value as f64));
+        }
+        self
+    }
+
+    /// The document as one line, stamped `timestamp_ms`.
+    pub fn to_line(&self, timestamp_ms: i64) -> String {
+        let mut root = Map::new();
+        let definitions: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|(n, u, _)| json!({"Name": n, "Unit": u.as_str()}))
+            .collect();
+        let dimension_names: Vec<&str> = self.dimensions.iter().map(|(k, _)| *k).collect();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dimension_names], "Metrics": definitions}],
+            }),
+        );
+        for (k, v) in &self.dimensions {
+            root.insert((*k).into(), Value::String(v.clone()));
+        }
+        for (n, _, v) in &self.metrics {
+            root.insert((*n).into(), json!(v));
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// Writes the document to stdout, where the Lambda log agent picks it up.
+    pub fn emit(&self) {
+        println!("{}", self.to_line(chrono::Utc::now().timestamp_millis()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_follow_the_embedded_metric_format() {
+        let line = Emf::new(&[("source", "travelpayouts"), ("job", "led-kzn")])
+            .count("Requests", 3)
+            .count("Throttled", 1)
+            .millis("FetchTime", 250)
+            .to_line(1_790_000_000_000);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(!line.contains('\n'));
+        let spec = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 1_790_000_000_000i64);
+        assert_eq!(spec["Namespace"], "pricewire");
+        assert_eq!(spec["Dimensions"], json!([["source", "job"]]));
+        assert_eq!(
+            spec["Metrics"][0],
+            json!({"Name": "Requests", "Unit": "Count"})
+        );
+        assert_eq!(
+            spec["Metrics"][2],
+            json!({"Name": "FetchTime", "Unit": "Milliseconds"})
+        );
+        // Every dimension and metric named in the spec has its value at the top level.
+        assert_eq!(
+            (v["source"].as_str(), v["job"].as_str()),
+            (Some("travelpayouts"), Some("led-kzn"))
+        );
+        assert_eq!(
+            (
+                v["Requests"].as_f64(),
+                v["Throttled"].as_f64(),
+                v["FetchTime"].as_f64()
+            ),
+            (Some(3.0), Some(1.0), Some(250.0))
+        );
+    }
+
+    #[test]
+    fn limits_are_respected() {
+        let mut emf = Emf::new(&[("function", "x")]);
+        for _ in 0..150 {
+            emf = emf.count("M", 1);
+        }
+        let v: Value = serde_json::from_str(&emf.to_line(0)).unwrap();
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            EMF_MAX_METRICS
+        );
+    }
+}
