@@ -10,6 +10,19 @@ pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// Configuration for an AWS emulator (moto) at `endpoint`, with fake credentials: what the
+/// local twin and the integration tests use instead of the environment.
+pub async fn emulator(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
+        .load()
+        .await
+}
+
 fn endpoint_overridden(config: &SdkConfig, service_env: &str) -> bool {
     config.endpoint_url().is_some() || std::env::var_os(service_env).is_some()
 }

@@ -151,9 +151,9 @@ pub fn expected_latest(
 
 pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
     let sdk = &twin.sdk;
-    let db = aws_sdk_dynamodb::Client::new(sdk);
+    let db = pricewire_pipeline::aws::dynamodb(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let s3 = crate::emulator_s3(sdk);
+    let s3 = pricewire_pipeline::aws::s3(sdk);
     let mut r = Report::default();
 
     let prices = twin

@@ -200,7 +200,7 @@ struct Rec {
 impl Twin {
     /// Reads back what Terraform created and starts every function's `bootstrap`.
     pub async fn discover(opts: TwinOptions) -> Result<Twin, String> {
-        let sdk = crate::emulator_sdk(&opts.endpoint, &opts.region).await;
+        let sdk = pricewire_pipeline::aws::emulator(&opts.endpoint, &opts.region).await;
         let lambda = aws_sdk_lambda::Client::new(&sdk);
         let scheduler = aws_sdk_scheduler::Client::new(&sdk);
         let prefix = format!("{}-", opts.name);
@@ -455,25 +455,28 @@ impl Twin {
         out
     }
 
-    async fn queue_url(&self, arn: &str) -> Option<String> {
+    /// Sends a failure record to an SQS destination given by ARN (queue name = last segment).
+    async fn send_to(&self, arn: &str, body: &Value) {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        sqs.get_queue_url()
+        let url = sqs
+            .get_queue_url()
             .queue_name(last_segment(arn, ':'))
             .send()
             .await
             .ok()
-            .and_then(|o| o.queue_url().map(str::to_string))
-    }
-
-    async fn send_to(&self, arn: &str, body: &Value) {
-        if let Some(url) = self.queue_url(arn).await {
-            let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-            let _ = sqs
+            .and_then(|o| o.queue_url().map(str::to_string));
+        let sent = match url {
+            Some(url) => sqs
                 .send_message()
                 .queue_url(url)
                 .message_body(body.to_string())
                 .send()
-                .await;
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !sent {
+            eprintln!("twin: could not deliver a failure record to {arn}");
         }
     }
 
@@ -724,7 +727,7 @@ impl Twin {
         draining: Arc<AtomicBool>,
         idle: Arc<AtomicU64>,
     ) {
-        let kinesis = aws_sdk_kinesis::Client::new(&self.sdk);
+        let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
         let stream = last_segment(&m.stream_arn, '/');
         let kind = if m.starting_position == "LATEST" {
             aws_sdk_kinesis::types::ShardIteratorType::Latest
@@ -837,7 +840,7 @@ impl Twin {
     /// Runs the stack: schedules for `duration`, then drains the stream.
     pub async fn run(self: Arc<Self>) -> Result<(), String> {
         let started = Instant::now();
-        let kinesis = aws_sdk_kinesis::Client::new(&self.sdk);
+        let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
         let draining = Arc::new(AtomicBool::new(false));
         let idle = Arc::new(AtomicU64::new(0));
         let mut pollers = Vec::new();

@@ -2,14 +2,12 @@
 //! stub → records on a Kinesis stream → consumer → items in DynamoDB; alerter → messages
 //! on the SNS topic, read back through an SQS queue subscribed to it.
 
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
 use aws_sdk_kinesis::types::ShardIteratorType;
-use aws_sdk_ssm::config::Credentials;
 use aws_sdk_ssm::types::ParameterType;
 use collector::Collector;
 use consumer::Consumer;
@@ -53,12 +51,7 @@ fn month_matrix_body() -> Value {
 }
 
 async fn sdk(moto: &Moto) -> aws::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await
+    aws::emulator(&moto.endpoint(), "us-east-1").await
 }
 
 async fn create_table(db: &aws_sdk_dynamodb::Client, name: &str) {
