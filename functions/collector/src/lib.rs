@@ -224,7 +224,7 @@ impl Collector {
                     record.size()
                 )
             });
-            match too_big.or_else(|| table::fits(&e).err()) {
+            match too_big.or_else(|| table::fits(&e, record.data.len()).err()) {
                 Some(reason) => quarantined.push(Quarantined {
                     source: e.source.clone(),
                     job: job.name.clone(),

@@ -92,7 +92,7 @@ impl Consumer {
         let mut sequence: Vec<String> = Vec::with_capacity(event.records.len());
         let mut poison: Vec<Poison> = Vec::new();
         for record in &event.records {
-            match decode(record).and_then(|e| match table::fits(&e) {
+            match decode(record).and_then(|e| match table::fits(&e, record.kinesis.data.len()) {
                 Ok(()) => Ok(e),
                 Err(reason) => Err(Box::new(pricewire_pipeline::stream::poison(record, reason))),
             }) {

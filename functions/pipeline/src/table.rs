@@ -104,10 +104,16 @@ pub fn item_size(item: &Item) -> usize {
         .sum()
 }
 
+/// Bytes an item holds besides the envelope JSON and the entity key (attribute names, ids,
+/// times, price), rounded up generously.
+const ITEM_OVERHEAD_BYTES: usize = 1024;
+
 /// Whether an envelope can be stored: its keys within DynamoDB's key limits (`latest_sk`
-/// holds the entity key) and its largest item within the item limit. A record that does not
-/// fit would fail its whole BatchWriteItem request: it is quarantined instead.
-pub fn fits(e: &Envelope) -> Result<(), String> {
+/// holds the entity key) and its items within the item limit. A record that does not fit
+/// would fail its whole BatchWriteItem request: it is quarantined instead. `record_bytes` is
+/// the envelope's JSON length, which the caller has at hand: this runs per record, so it
+/// estimates from sizes rather than building the item.
+pub fn fits(e: &Envelope, record_bytes: usize) -> Result<(), String> {
     use crate::limits::{
         DYNAMODB_ITEM_MAX_BYTES, DYNAMODB_PARTITION_KEY_MAX_BYTES, DYNAMODB_SORT_KEY_MAX_BYTES,
     };
@@ -119,7 +125,8 @@ pub fn fits(e: &Envelope) -> Result<(), String> {
             e.key.len()
         ));
     }
-    let size = item_size(&latest_item(e));
+    // The items carry the record, and the key in `pk`, `key` and `latest_sk`.
+    let size = record_bytes + 3 * e.key.len() + ITEM_OVERHEAD_BYTES;
     if size > DYNAMODB_ITEM_MAX_BYTES {
         return Err(format!(
             "item of {size} bytes exceeds DynamoDB's {DYNAMODB_ITEM_MAX_BYTES}-byte limit"
@@ -238,14 +245,22 @@ mod tests {
 
     #[test]
     fn oversized_keys_and_items_do_not_fit() {
-        assert!(fits(&env(1, 8)).is_ok());
+        let ok = env(1, 8);
+        assert!(fits(&ok, ok.to_json().len()).is_ok());
+        assert!(
+            item_size(&latest_item(&ok))
+                <= ok.to_json().len() + 3 * ok.key.len() + ITEM_OVERHEAD_BYTES,
+            "the estimate is an upper bound"
+        );
         let mut long_key = env(1, 8);
         long_key.key = "K".repeat(1025);
-        assert!(fits(&long_key).unwrap_err().contains("key limits"));
+        assert!(fits(&long_key, 100).unwrap_err().contains("key limits"));
         let mut big = env(1, 8);
         let Payload::FlightPrice(f) = &mut big.payload;
         f.link = Some("x".repeat(450 * 1024));
-        assert!(fits(&big).unwrap_err().contains("exceeds DynamoDB's"));
+        assert!(fits(&big, big.to_json().len())
+            .unwrap_err()
+            .contains("exceeds DynamoDB's"));
     }
 
     #[test]
