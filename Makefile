@@ -1,7 +1,7 @@
 # pricewire — build, lint and test. `make help` lists the targets.
 #
 # Tools come from the project itself: `make tools` creates .venv/ with cargo-lambda and
-# moto (the AWS emulator) from PyPI; Terraform must be on PATH (1.6+).
+# moto (the AWS emulator) from PyPI; Terraform must be on PATH (1.11+: the token uses a write-only argument).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -34,7 +34,7 @@ $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION):
 	touch $@
 
 tools: $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION) ## install cargo-lambda and moto into .venv/
-	@command -v terraform >/dev/null || { echo "terraform (1.6+) is required on PATH"; exit 1; }
+	@command -v terraform >/dev/null || { echo "terraform (1.11+) is required on PATH"; exit 1; }
 
 lint: ## clippy (warnings are errors), rustfmt and terraform fmt checks
 	cargo clippy --workspace --all-targets -- -D warnings
