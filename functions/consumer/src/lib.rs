@@ -229,25 +229,15 @@ mod tests {
             format!("LED-KZN/2026-12-{:02}/oneway", entity % 28 + 1),
             Some(t),
             t,
-            Payload::FlightPrice(FlightPrice {
-                origin: "LED".into(),
-                destination: "KZN".into(),
-                departure_at: "2026-12-05".into(),
-                return_at: None,
-                price: Money {
+            Payload::FlightPrice(FlightPrice::new(
+                "LED",
+                "KZN",
+                "2026-12-05",
+                Money {
                     amount: price.into(),
                     currency: "RUB".into(),
                 },
-                carrier: None,
-                flight_number: None,
-                gate: None,
-                transfers: None,
-                duration_minutes: None,
-                trip_class: None,
-                distance_km: None,
-                actual: None,
-                link: None,
-            }),
+            )),
         )
     }
 

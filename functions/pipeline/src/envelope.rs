@@ -76,6 +76,28 @@ pub struct FlightPrice {
     pub link: Option<String>,
 }
 
+impl FlightPrice {
+    /// An offer with only its required fields; set the optional ones with struct update.
+    pub fn new(origin: &str, destination: &str, departure_at: &str, price: Money) -> FlightPrice {
+        FlightPrice {
+            origin: origin.into(),
+            destination: destination.into(),
+            departure_at: departure_at.into(),
+            return_at: None,
+            price,
+            carrier: None,
+            flight_number: None,
+            gate: None,
+            transfers: None,
+            duration_minutes: None,
+            trip_class: None,
+            distance_km: None,
+            actual: None,
+            link: None,
+        }
+    }
+}
+
 /// What a record holds, tagged by `kind`. New kinds (odds, market data) are new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "fields", rename_all = "snake_case")]

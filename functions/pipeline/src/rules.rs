@@ -285,23 +285,17 @@ mod tests {
             None,
             Utc::now(),
             Payload::FlightPrice(FlightPrice {
-                origin: "LED".into(),
-                destination: "KZN".into(),
-                departure_at: "2026-12-05".into(),
-                return_at: None,
-                price: Money {
-                    amount: price.parse().unwrap(),
-                    currency: "RUB".into(),
-                },
-                carrier: None,
-                flight_number: None,
                 gate: gate.map(str::to_string),
                 transfers,
-                duration_minutes: None,
-                trip_class: None,
-                distance_km: None,
-                actual: None,
-                link: None,
+                ..FlightPrice::new(
+                    "LED",
+                    "KZN",
+                    "2026-12-05",
+                    Money {
+                        amount: price.parse().unwrap(),
+                        currency: "RUB".into(),
+                    },
+                )
             }),
         )
     }

@@ -193,25 +193,15 @@ mod tests {
             "LED-KZN/2026-12-05/oneway".into(),
             Some(t),
             t,
-            Payload::FlightPrice(FlightPrice {
-                origin: "LED".into(),
-                destination: "KZN".into(),
-                departure_at: "2026-12-05".into(),
-                return_at: None,
-                price: Money {
+            Payload::FlightPrice(FlightPrice::new(
+                "LED",
+                "KZN",
+                "2026-12-05",
+                Money {
                     amount: price.into(),
                     currency: "RUB".into(),
                 },
-                carrier: None,
-                flight_number: None,
-                gate: None,
-                transfers: None,
-                duration_minutes: None,
-                trip_class: None,
-                distance_km: None,
-                actual: None,
-                link: None,
-            }),
+            )),
         )
     }
 
