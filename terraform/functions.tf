@@ -9,6 +9,11 @@ locals {
       PRICEWIRE_HTTP_TIMEOUT_MS        = tostring(var.http_timeout_ms)
       PRICEWIRE_HTTP_MAX_ATTEMPTS      = tostring(var.http_max_attempts)
       PRICEWIRE_PUT_MAX_ATTEMPTS       = tostring(var.put_max_attempts)
+      PRICEWIRE_STATE_TABLE            = aws_dynamodb_table.state.name
+      PRICEWIRE_RATE_LIMITS            = join(",", [for path, rpm in var.upstream_rate_limits : "${path}=${rpm}"])
+      PRICEWIRE_HOST_CONCURRENCY       = tostring(var.upstream_concurrency)
+      PRICEWIRE_BREAKER_THRESHOLD      = tostring(var.breaker_failure_threshold)
+      PRICEWIRE_BREAKER_OPEN_SECONDS   = tostring(var.breaker_open_seconds)
       RUST_LOG                         = var.log_level
     }
     consumer = {

@@ -63,6 +63,19 @@ data "aws_iam_policy_document" "collector" {
   }
 
   statement {
+    # Circuit breakers, learned rate limits and pagination cursors; only its own items
+    # (the alerter's claims share the table under other keys).
+    sid       = "CollectorState"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.state.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*"]
+    }
+  }
+
+  statement {
     # Lambda sends failed asynchronous invocations (after the event invoke
     # config's retries) to this queue with the function's execution role.
     sid       = "OnFailureDestination"

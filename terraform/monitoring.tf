@@ -31,6 +31,25 @@ resource "aws_cloudwatch_metric_alarm" "collector_errors" {
   alarm_actions       = var.alarm_actions
 }
 
+# An upstream the collector's circuit breaker has given up on (BreakerState 2 = open),
+# and runs that end before their walk is complete (deadline, breaker, Retry-After), from
+# the collector's EMF metrics.
+resource "aws_cloudwatch_metric_alarm" "upstream_breaker_open" {
+  for_each            = var.jobs
+  alarm_name          = "${var.name}-${each.key}-breaker-open"
+  alarm_description   = "The circuit breaker for job ${each.key}'s upstream is open: requests are not being made."
+  namespace           = "pricewire"
+  metric_name         = "BreakerState"
+  dimensions          = { source = each.value.source, job = each.key }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = 2
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}
+
 # Stream readers falling behind (or stuck retrying a batch).
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   for_each = local.stream_readers

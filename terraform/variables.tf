@@ -183,6 +183,57 @@ variable "http_max_attempts" {
   }
 }
 
+variable "upstream_rate_limits" {
+  description = "Requests per minute by upstream API path, overriding the documented Travelpayouts limits (prices_for_dates 600, month-matrix 300). The collector still lowers its rate on 429s and remembers what it learned (PRICEWIRE_RATE_LIMITS)."
+  type        = map(number)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for path, rpm in var.upstream_rate_limits :
+      startswith(path, "/") && !strcontains(path, ",") && !strcontains(path, "=") && rpm >= 1 && rpm <= 100000 && floor(rpm) == rpm
+    ])
+    error_message = "upstream_rate_limits keys must be API paths starting with / (no commas or =), values whole numbers of requests per minute from 1 to 100000."
+  }
+}
+
+variable "upstream_concurrency" {
+  description = "Requests the collector has in flight to one upstream host at once (PRICEWIRE_HOST_CONCURRENCY)."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = var.upstream_concurrency >= 1 && var.upstream_concurrency <= 16 && floor(var.upstream_concurrency) == var.upstream_concurrency
+    error_message = "upstream_concurrency must be a whole number between 1 and 16."
+  }
+}
+
+variable "breaker_failure_threshold" {
+  description = "Consecutive upstream failures (5xx, timeouts, garbage) that open a host's circuit breaker (PRICEWIRE_BREAKER_THRESHOLD)."
+  type        = number
+  default     = 10
+  nullable    = false
+
+  validation {
+    condition     = var.breaker_failure_threshold >= 1 && var.breaker_failure_threshold <= 1000 && floor(var.breaker_failure_threshold) == var.breaker_failure_threshold
+    error_message = "breaker_failure_threshold must be a whole number between 1 and 1000."
+  }
+}
+
+variable "breaker_open_seconds" {
+  description = "How long an open circuit breaker keeps the collector away from the host before one probe request (PRICEWIRE_BREAKER_OPEN_SECONDS)."
+  type        = number
+  default     = 300
+  nullable    = false
+
+  validation {
+    condition     = var.breaker_open_seconds >= 1 && var.breaker_open_seconds <= 86400 && floor(var.breaker_open_seconds) == var.breaker_open_seconds
+    error_message = "breaker_open_seconds must be a whole number between 1 and 86400."
+  }
+}
+
 variable "put_max_attempts" {
   description = "Maximum Kinesis PutRecords attempts for records that keep failing (PRICEWIRE_PUT_MAX_ATTEMPTS)."
   type        = number

@@ -1,9 +1,14 @@
-//! The collector: one job (the Scheduler's input) → upstream request with retries → every
-//! response archived raw to S3 → records normalised → unusable ones quarantined with their
-//! reason → the rest put on the stream.
+//! The collector: one job (the Scheduler's input) → upstream requests (page by page where
+//! the API paginates) through the host's circuit breaker and rate limiter, with retries →
+//! every response archived raw to S3 → records normalised → unusable ones quarantined with
+//! their reason → the rest put on the stream. A run that cannot finish before the Lambda's
+//! deadline (or meets an open breaker, or a long `Retry-After`) flushes what it has and
+//! saves a cursor; the next run resumes there.
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
+use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
 use pricewire_pipeline::adapters::http::{HttpResponse, HttpUpstream, Upstream};
 use pricewire_pipeline::adapters::kinesis::{partition_key, KinesisSink, RecordSink, StreamRecord};
 use pricewire_pipeline::adapters::s3::{Archive, Object, S3Archive};
@@ -11,14 +16,20 @@ use pricewire_pipeline::adapters::ssm::Secret;
 use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
+use pricewire_pipeline::breaker::{Breaker, BreakerPolicy};
 use pricewire_pipeline::config::CollectorConfig;
-use pricewire_pipeline::fetch::{fetch, Deadline, FetchStats, Verdict};
+use pricewire_pipeline::fetch::{fetch, Deadline, FetchError, FetchStats, Guards, Verdict};
 use pricewire_pipeline::job::{Job, SourceKind};
 use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::sources::{travelpayouts, Normalised, Quarantined, ResponseError};
+use pricewire_pipeline::ratelimit::{self, HostGate};
+use pricewire_pipeline::sources::travelpayouts::{self, Query};
+use pricewire_pipeline::sources::{Normalised, Quarantined, ResponseError};
+use pricewire_pipeline::state::{Cursor, HostStateStore};
 use pricewire_pipeline::table;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +39,38 @@ const HTTP_MAX_DELAY: Duration = Duration::from_secs(5);
 const PUT_BASE_DELAY: Duration = Duration::from_millis(100);
 const PUT_MAX_DELAY: Duration = Duration::from_secs(2);
 const S3_ATTEMPTS: u32 = 4;
+const STATE_ATTEMPTS: u32 = 3;
+
+/// How the collector treats the upstream host: rate limits, concurrency, breaker.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamControl {
+    /// Requests per minute by API path, over the documented defaults.
+    pub rate_limits: BTreeMap<String, u32>,
+    /// Requests in flight to the host at once.
+    pub concurrency: usize,
+    pub breaker: BreakerPolicy,
+}
+
+impl UpstreamControl {
+    /// The configured limit of a method, else the documented one, else a cautious default.
+    pub fn ceiling(&self, path: &str) -> u32 {
+        self.rate_limits
+            .get(path)
+            .copied()
+            .or_else(|| ratelimit::documented_rpm(path))
+            .unwrap_or(ratelimit::UNKNOWN_METHOD_RPM)
+    }
+}
 
 pub struct Collector {
     pub upstream: Arc<dyn Upstream>,
     pub archive: Arc<dyn Archive>,
     pub sink: Arc<dyn RecordSink>,
+    /// Breaker, learned limits and cursors, kept between invocations.
+    pub state: Arc<dyn HostStateStore>,
+    /// The upstream's host (`api.travelpayouts.com`): names its breaker and limits.
+    pub host: String,
+    pub control: UpstreamControl,
     pub http_policy: RetryPolicy,
     /// The per-request timeout, to know whether a request still fits before the deadline.
     pub http_timeout: Duration,
@@ -43,7 +81,7 @@ pub struct Collector {
 pub struct Summary {
     pub job: String,
     pub source: String,
-    /// Records in the upstream's response.
+    /// Records in the upstream's responses.
     pub fetched: usize,
     pub normalised: usize,
     pub quarantined: usize,
@@ -53,8 +91,30 @@ pub struct Summary {
     pub requests: u32,
     pub retries: u32,
     pub throttled: u32,
+    /// Requests not started: they could not finish before the deadline, or the breaker
+    /// was open.
+    pub skipped: u32,
     /// Optional values dropped as unusable (the records were still sent).
     pub dropped_values: usize,
+    /// Records seen twice in this run (the same observation on two pages): sent once.
+    pub duplicates: usize,
+    /// Pages collected in this run.
+    pub pages: u32,
+    /// Whether the whole query was collected; if not, a cursor says where to resume.
+    pub complete: bool,
+    /// Why the run stopped early (deadline, open breaker, `Retry-After`), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The page the next run starts at, when a cursor was saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_page: Option<u32>,
+    /// The host's breaker at the end of the run: closed, half_open or open.
+    pub breaker: String,
+    pub breaker_transitions: Vec<String>,
+    /// The host method's rate limit at the end of the run, requests per minute.
+    pub rate_rpm: u32,
+    /// Time spent waiting for the rate limiter, milliseconds.
+    pub waited_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +122,7 @@ pub enum CollectError {
     #[error(transparent)]
     Job(#[from] pricewire_pipeline::job::JobError),
     #[error(transparent)]
-    Fetch(#[from] pricewire_pipeline::fetch::FetchError),
+    Fetch(#[from] FetchError),
     #[error(transparent)]
     Response(#[from] ResponseError),
     #[error("job {job}: {source}")]
@@ -72,6 +132,28 @@ pub enum CollectError {
     },
     #[error("job {job}: archive failed: {detail}")]
     Archive { job: String, detail: String },
+}
+
+/// `https://api.travelpayouts.com/x` → `api.travelpayouts.com`.
+pub fn host_of(base_url: &str) -> String {
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+enum PageResult {
+    NotStarted,
+    Done(Normalised),
+    Failed(CollectError),
+}
+
+struct PageRun {
+    page: Option<u32>,
+    result: PageResult,
+    stats: FetchStats,
+    archived: usize,
+    archive_errors: Vec<String>,
 }
 
 impl Collector {
@@ -95,6 +177,22 @@ impl Collector {
                 &config.stream_name,
                 RetryPolicy::new(config.put_max_attempts, PUT_BASE_DELAY, PUT_MAX_DELAY),
             )),
+            state: Arc::new(DynamoHostState::new(
+                aws::dynamodb(sdk),
+                &config.state_table,
+                RetryPolicy::new(STATE_ATTEMPTS, PUT_BASE_DELAY, PUT_MAX_DELAY),
+            )),
+            host: host_of(&config.travelpayouts_base_url),
+            control: UpstreamControl {
+                rate_limits: config.rate_limits.clone(),
+                concurrency: config.host_concurrency,
+                breaker: BreakerPolicy {
+                    threshold: config.breaker_threshold,
+                    open_for: config.breaker_open,
+                    // A probe holds its claim for as long as a request and its retries take.
+                    probe_lease: config.http_timeout * 2,
+                },
+            },
             http_policy: RetryPolicy::new(
                 config.http_max_attempts,
                 HTTP_BASE_DELAY,
@@ -154,6 +252,56 @@ impl Collector {
         self.archive.put(object).await.map_err(|e| e.to_string())
     }
 
+    /// Fetches and normalises one page (or the one request of an unpaginated query).
+    async fn fetch_page(
+        &self,
+        job: &Job,
+        query: &Query,
+        page: Option<u32>,
+        deadline: Option<Deadline>,
+        guards: Guards<'_>,
+    ) -> PageRun {
+        let spec = page.map_or_else(|| query.request.clone(), |p| query.page(p));
+        let mut stats = FetchStats::default();
+        let mut archive_errors: Vec<String> = Vec::new();
+        let mut archived = 0usize;
+        let mut attempt = 0u32;
+        let result = fetch(
+            self.upstream.as_ref(),
+            &spec,
+            &job.name,
+            self.http_policy,
+            deadline,
+            Some(guards),
+            &mut stats,
+            async |response: &HttpResponse| {
+                attempt += 1;
+                match self.archive_response(job, response, attempt).await {
+                    Ok(()) => archived += 1,
+                    Err(e) => archive_errors.push(e),
+                }
+            },
+            |response| match travelpayouts::parse(job, query, &response.body, response.fetched_at) {
+                // Garbage instead of JSON is often a proxy's error page: worth another try.
+                Err(e @ ResponseError::NotJson { .. }) => Verdict::Retry(e.to_string()),
+                other => Verdict::Accept(other),
+            },
+        )
+        .await;
+        let result = match result {
+            Ok(Ok(normalised)) => PageResult::Done(normalised),
+            Ok(Err(e)) => PageResult::Failed(e.into()),
+            Err(e) => PageResult::Failed(e.into()),
+        };
+        PageRun {
+            page,
+            result,
+            stats,
+            archived,
+            archive_errors,
+        }
+    }
+
     /// Runs one job. `deadline` is when the invocation must have finished (from the Lambda
     /// context); no request is started that could not finish before it.
     pub async fn run(
@@ -163,57 +311,195 @@ impl Collector {
     ) -> Result<Summary, CollectError> {
         let SourceKind::Travelpayouts = job.source;
         let query = travelpayouts::query(job)?;
+        let deadline = deadline.map(|at| Deadline {
+            at,
+            request_timeout: self.http_timeout,
+        });
         let mut summary = Summary {
             job: job.name.clone(),
             source: job.source.as_str().into(),
             ..Summary::default()
         };
-        let mut stats = FetchStats::default();
-        let mut archive_errors: Vec<String> = Vec::new();
-        let mut archived = 0usize;
-        let mut attempt = 0u32;
-        let result = fetch(
-            self.upstream.as_ref(),
-            &query.request,
-            &job.name,
-            self.http_policy,
-            deadline.map(|at| Deadline {
-                at,
-                request_timeout: self.http_timeout,
+
+        let path = query.request.path;
+        let limit_key = format!("{}{}", self.host, path);
+        let learned = self.state.load_limit(&limit_key).await.unwrap_or_else(|e| {
+            tracing::error!(key = %limit_key, error = %e, "learned rate limit not readable; starting from the ceiling");
+            None
+        });
+        let gate = HostGate::new(
+            limit_key.clone(),
+            self.control.ceiling(path),
+            learned.as_ref(),
+            self.control.concurrency,
+        );
+        let breaker = Breaker::load(self.state.as_ref(), &self.host, self.control.breaker).await;
+        let guards = Guards {
+            gate: &gate,
+            breaker: &breaker,
+        };
+
+        // The pages to walk: from a saved cursor, else from the first.
+        let prior = match query.paging {
+            Some(_) => self.state.load_cursor(&job.name).await.unwrap_or_else(|e| {
+                tracing::error!(job = %job.name, error = %e, "cursor not readable; starting at page 1");
+                None
             }),
-            &mut stats,
-            async |response: &HttpResponse| {
-                attempt += 1;
-                match self.archive_response(job, response, attempt).await {
-                    Ok(()) => archived += 1,
-                    Err(e) => archive_errors.push(e),
+            None => None,
+        };
+        let started_ms = prior
+            .as_ref()
+            .map_or_else(|| Utc::now().timestamp_millis(), |c| c.started_ms);
+        let pages: Vec<Option<u32>> = match (query.paging, &prior) {
+            (None, _) => vec![None],
+            (Some(p), Some(c)) => (c.next_page.max(1)..=p.max_pages)
+                .filter(|n| !c.done.contains(n))
+                .map(Some)
+                .collect(),
+            (Some(p), None) => (1..=p.max_pages).map(Some).collect(),
+        };
+        if let Some(c) = &prior {
+            tracing::info!(job = %job.name, next_page = c.next_page, done = ?c.done, "resuming from cursor");
+        }
+
+        // Pages are requested concurrently (the gate bounds requests per host); once one
+        // ends the walk (a short page) or stops it, the pages not yet started are skipped.
+        let halt = AtomicBool::new(false);
+        let page_size = query.paging.map(|p| p.page_size as usize);
+        let concurrency = if query.paging.is_some() {
+            self.control.concurrency.max(1)
+        } else {
+            1
+        };
+        let runs: Vec<PageRun> = futures_util::stream::iter(pages)
+            .map(|page| {
+                let (halt, query) = (&halt, &query);
+                async move {
+                    if halt.load(Ordering::Relaxed) {
+                        return PageRun {
+                            page,
+                            result: PageResult::NotStarted,
+                            stats: FetchStats::default(),
+                            archived: 0,
+                            archive_errors: vec![],
+                        };
+                    }
+                    let run = self.fetch_page(job, query, page, deadline, guards).await;
+                    let ends = match &run.result {
+                        PageResult::Done(n) => page_size
+                            .is_some_and(|size| n.records.len() + n.quarantined.len() < size),
+                        _ => true,
+                    };
+                    if ends {
+                        halt.store(true, Ordering::Relaxed);
+                    }
+                    run
                 }
-            },
-            |response| match travelpayouts::parse(job, &query, &response.body, response.fetched_at)
-            {
-                // Garbage instead of JSON is often a proxy's error page: worth another try.
-                Err(e @ ResponseError::NotJson { .. }) => Verdict::Retry(e.to_string()),
-                other => Verdict::Accept(other),
-            },
-        )
-        .await;
-        summary.requests = stats.attempts;
-        summary.retries = stats.retries;
-        summary.throttled = stats.throttled;
-        summary.archived = archived;
-        let Normalised {
-            records,
-            mut quarantined,
-            dropped_values,
-        } = result??;
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+
+        let mut records = Vec::new();
+        let mut quarantined: Vec<Quarantined> = Vec::new();
+        let mut dropped_values = Vec::new();
+        let mut collected: BTreeSet<u32> = BTreeSet::new();
+        let mut failure: Option<CollectError> = None;
+        let mut archive_errors: Vec<String> = Vec::new();
+        let mut single_done = false;
+        // The walk ends at the first short page; pages asked past it (concurrency) are
+        // not used: in a consistent API they are empty, and if the data moved meanwhile
+        // the next run sees it from page 1.
+        let end_page = runs
+            .iter()
+            .filter_map(|r| match (&r.result, r.page) {
+                (PageResult::Done(n), Some(p))
+                    if page_size
+                        .is_some_and(|size| n.records.len() + n.quarantined.len() < size) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            })
+            .min();
+        for run in runs {
+            summary.requests += run.stats.attempts;
+            summary.retries += run.stats.retries;
+            summary.throttled += run.stats.throttled;
+            summary.skipped += run.stats.skipped;
+            summary.archived += run.archived;
+            archive_errors.extend(run.archive_errors);
+            match run.result {
+                PageResult::NotStarted => {}
+                PageResult::Done(_) if run.page > end_page && end_page.is_some() => {}
+                PageResult::Done(n) => {
+                    match run.page {
+                        Some(p) => {
+                            collected.insert(p);
+                        }
+                        None => {
+                            single_done = true;
+                            summary.pages = 1;
+                        }
+                    }
+                    records.extend(n.records);
+                    quarantined.extend(n.quarantined);
+                    dropped_values.extend(n.dropped_values);
+                }
+                PageResult::Failed(e) => {
+                    let stop = matches!(&e, CollectError::Fetch(f) if f.is_stop());
+                    if stop && summary.stopped.is_none() && failure.is_none() {
+                        tracing::warn!(job = %job.name, page = ?run.page, reason = %e, "stopping early; the next run resumes");
+                        summary.stopped = Some(e.to_string());
+                    } else if !stop && failure.is_none() {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+
+        // Where the walk stands: complete, or a cursor for the next run.
+        let cursor = match query.paging {
+            None => {
+                summary.complete = single_done;
+                None
+            }
+            Some(p) => {
+                let last = end_page.unwrap_or(p.max_pages);
+                // Pages asked past the end (concurrency) were empty and do not count.
+                summary.pages = collected.iter().filter(|n| **n <= last).count() as u32;
+                let have = |n: u32| {
+                    collected.contains(&n)
+                        || prior
+                            .as_ref()
+                            .is_some_and(|c| n < c.next_page || c.done.contains(&n))
+                };
+                match (1..=last).find(|n| !have(*n)) {
+                    None => {
+                        summary.complete = true;
+                        None
+                    }
+                    Some(next_page) => Some(Cursor {
+                        next_page,
+                        done: (next_page + 1..=last).filter(|n| have(*n)).collect(),
+                        started_ms,
+                    }),
+                }
+            }
+        };
+
         summary.fetched = records.len() + quarantined.len();
         summary.dropped_values = dropped_values.len();
         if !dropped_values.is_empty() {
             tracing::info!(job = %job.name, dropped = ?dropped_values, "optional values dropped as unusable");
         }
-
+        let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(records.len());
         for e in records {
+            if !seen.insert(e.id.clone()) {
+                summary.duplicates += 1;
+                continue;
+            }
             let record = StreamRecord {
                 partition_key: partition_key(&e.key),
                 data: e.to_json(),
@@ -247,9 +533,11 @@ impl Collector {
             }
         }
         let put = self.sink.put_records(out).await;
+        self.remember(&gate, &breaker, &mut summary).await;
         match put {
             Ok(report) => summary.put = report.put,
             Err(e) => {
+                // The cursor is not advanced: the next run fetches these pages again.
                 summary.put = e.report.put;
                 tracing::error!(summary = ?summary, "records not delivered");
                 return Err(CollectError::Put {
@@ -258,6 +546,21 @@ impl Collector {
                 });
             }
         }
+        if query.paging.is_some() {
+            let saved = match &cursor {
+                Some(c) => self.state.save_cursor(&job.name, c).await,
+                None if prior.is_some() => self.state.clear_cursor(&job.name).await,
+                None => Ok(()),
+            };
+            if let Err(e) = saved {
+                tracing::error!(job = %job.name, error = %e, "cursor not saved; the next run starts over");
+            }
+            summary.resume_page = cursor.as_ref().map(|c| c.next_page);
+        }
+        if let Some(e) = failure {
+            tracing::error!(summary = ?summary, "collection failed after flushing what it had");
+            return Err(e);
+        }
         if !archive_errors.is_empty() {
             return Err(CollectError::Archive {
                 job: job.name.clone(),
@@ -265,6 +568,27 @@ impl Collector {
             });
         }
         Ok(summary)
+    }
+
+    /// Stores what this run learned about the host (rate, pause, breaker counts) and
+    /// copies it into the summary.
+    async fn remember(&self, gate: &HostGate, breaker: &Breaker<'_>, summary: &mut Summary) {
+        if gate.changed() {
+            if let Err(e) = self.state.save_limit(gate.key(), &gate.state()).await {
+                tracing::error!(key = gate.key(), error = %e, "learned rate limit not stored");
+            }
+        }
+        if let Err(e) = breaker.flush().await {
+            tracing::error!(host = %self.host, error = %e, "breaker counts not stored");
+        }
+        summary.breaker = breaker.phase().await.as_str().into();
+        summary.breaker_transitions = breaker
+            .transitions()
+            .iter()
+            .map(|t| format!("{}->{}", t.from.as_str(), t.to.as_str()))
+            .collect();
+        summary.rate_rpm = gate.rpm().round() as u32;
+        summary.waited_ms = gate.stats().waited_ms;
     }
 }
 
@@ -282,6 +606,8 @@ pub async fn handle(
             tracing::info!(job = %summary.job, fetched = summary.fetched, normalised = summary.normalised,
                 quarantined = summary.quarantined, put = summary.put, archived = summary.archived,
                 requests = summary.requests, retries = summary.retries, throttled = summary.throttled,
+                skipped = summary.skipped, pages = summary.pages, complete = summary.complete,
+                stopped = ?summary.stopped, breaker = %summary.breaker, rate_rpm = summary.rate_rpm,
                 dropped_values = summary.dropped_values, "collected");
             metrics(&job, Some(&summary)).emit();
             Ok(summary)
@@ -314,11 +640,23 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
             .count("Requests", s.requests.into())
             .count("Retries", s.retries.into())
             .count("Throttled", s.throttled.into())
+            .count("Skipped", s.skipped.into())
+            .count("Pages", s.pages.into())
+            .count("Incomplete", u64::from(!s.complete))
             .count("Fetched", s.fetched as u64)
             .count("Quarantined", s.quarantined as u64)
             .count("RecordsOut", s.put as u64)
             .count("Archived", s.archived as u64)
-            .count("DroppedValues", s.dropped_values as u64),
+            .count("DroppedValues", s.dropped_values as u64)
+            .count(
+                "BreakerState",
+                pricewire_pipeline::breaker::Phase::parse(&s.breaker)
+                    .unwrap_or_default()
+                    .gauge(),
+            )
+            .count("BreakerTransitions", s.breaker_transitions.len() as u64)
+            .count("RateLimitRpm", s.rate_rpm.into())
+            .millis("RateLimitWait", s.waited_ms),
         None => emf.count("Runs", 1).count("Failures", 1),
     }
 }
@@ -333,6 +671,7 @@ mod tests {
     use pricewire_pipeline::adapters::s3::ArchiveError;
     use pricewire_pipeline::envelope::Envelope;
     use pricewire_pipeline::sources::RequestSpec;
+    use pricewire_pipeline::state::MemoryHostState;
     use serde_json::json;
     use std::sync::Mutex;
 
@@ -347,6 +686,7 @@ mod tests {
                 body: body.into_bytes(),
                 url: format!("http://up{}?{}", spec.path, query.join("&")),
                 retry_after: None,
+                quota: None,
                 fetched_at: Utc::now(),
             })
         }
@@ -396,6 +736,12 @@ mod tests {
             upstream: Arc::new(Canned(Mutex::new(responses))),
             archive: bucket.clone(),
             sink: stream.clone(),
+            state: Arc::new(MemoryHostState::default()),
+            host: "up".into(),
+            control: UpstreamControl {
+                concurrency: 1,
+                ..UpstreamControl::default()
+            },
             http_policy: RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(2)),
             http_timeout: Duration::from_secs(1),
         };
@@ -476,19 +822,231 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_run_past_its_deadline_starts_no_request() {
+    async fn a_run_past_its_deadline_starts_no_request_and_says_so() {
         let (c, bucket, _) = collector(vec![(200, "{}".into())], false);
         let mut context = Context::default();
         context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 500;
-        let err = handle(&c, LambdaEvent::new(job(), context))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("job led-kzn: stopped after 0 attempts"),
-            "{err}"
+        let summary = handle(&c, LambdaEvent::new(job(), context)).await.unwrap();
+        assert_eq!(
+            (summary.requests, summary.skipped, summary.complete),
+            (0, 1, false)
         );
+        let stopped = summary.stopped.unwrap();
+        assert!(
+            stopped.starts_with("job led-kzn: stopped after 0 attempts"),
+            "{stopped}"
+        );
+        assert_eq!(summary.resume_page, Some(1));
         assert!(bucket.0.lock().unwrap().is_empty());
+    }
+
+    /// A paginating upstream: `total` offers, served by the `page` and `limit` asked for,
+    /// each request taking `latency`; counts requests per page.
+    struct Paged {
+        total: usize,
+        latency: Duration,
+        requests: Mutex<BTreeMap<u32, u32>>,
+        dead: std::sync::atomic::AtomicBool,
+    }
+
+    impl Paged {
+        fn new(total: usize, latency: Duration) -> Paged {
+            Paged {
+                total,
+                latency,
+                requests: Mutex::default(),
+                dead: false.into(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Upstream for Paged {
+        async fn send(&self, spec: &RequestSpec) -> Result<HttpResponse, TransportError> {
+            let arg = |name: &str| -> usize {
+                spec.query
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap()
+            };
+            let (page, limit) = (arg("page"), arg("limit"));
+            *self
+                .requests
+                .lock()
+                .unwrap()
+                .entry(page as u32)
+                .or_default() += 1;
+            tokio::time::sleep(self.latency).await;
+            let (status, body) = if self.dead.load(Ordering::Relaxed) {
+                (502, "<html>bad gateway</html>".to_string())
+            } else {
+                let data: Vec<serde_json::Value> = ((page - 1) * limit
+                    ..(page * limit).min(self.total))
+                    .map(|i| {
+                        json!({"price": 1000 + i, "airline": "SU", "flight_number": i,
+                        "departure_at": format!("2026-12-{:02}T10:00:00+03:00", 1 + i % 28)})
+                    })
+                    .collect();
+                (200, json!({"success": true, "data": data}).to_string())
+            };
+            Ok(HttpResponse {
+                status,
+                body: body.into_bytes(),
+                url: format!("http://up{}?page={page}", spec.path),
+                retry_after: None,
+                quota: None,
+                fetched_at: Utc::now(),
+            })
+        }
+    }
+
+    fn paged_collector(up: Arc<Paged>, state: Arc<MemoryHostState>) -> (Collector, Arc<Stream>) {
+        let stream = Arc::new(Stream(Mutex::new(vec![]), false));
+        let c = Collector {
+            upstream: up,
+            archive: Arc::new(Bucket::default()),
+            sink: stream.clone(),
+            state,
+            host: "up".into(),
+            control: UpstreamControl {
+                concurrency: 3,
+                breaker: BreakerPolicy {
+                    threshold: 3,
+                    open_for: Duration::from_millis(300),
+                    probe_lease: Duration::from_secs(1),
+                },
+                ..UpstreamControl::default()
+            },
+            http_policy: RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(2)),
+            http_timeout: Duration::from_secs(1),
+        };
+        (c, stream)
+    }
+
+    fn paged_job() -> Job {
+        Job::from_value(&json!({"job":"walk","source":"travelpayouts","params":{
+            "origin":"LED","destination":"KZN","departure_at":"2026-12","limit":"10","max_pages":"20"}}))
+        .unwrap()
+    }
+
+    fn prices(stream: &Stream) -> Vec<u64> {
+        let mut p: Vec<u64> = stream
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+                v["fields"]["price"]["amount"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        p.sort_unstable();
+        p
+    }
+
+    #[tokio::test]
+    async fn walks_pages_concurrently_until_a_short_page() {
+        let up = Arc::new(Paged::new(45, Duration::from_millis(5)));
+        let (c, stream) = paged_collector(up.clone(), Arc::default());
+        let s = c.run(&paged_job(), None).await.unwrap();
+        assert!(s.complete);
+        assert_eq!((s.pages, s.put, s.resume_page), (5, 45, None), "{s:?}");
+        assert_eq!(prices(&stream), (1000..1045).collect::<Vec<_>>());
+        let requests = up.requests.lock().unwrap().clone();
+        assert!(requests.values().all(|n| *n == 1), "{requests:?}");
+        assert!(
+            requests.keys().all(|p| *p <= 5 + 2),
+            "at most concurrency - 1 pages past the end are asked: {requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_walk_cut_by_the_deadline_resumes_from_its_cursor_losing_and_doubling_nothing() {
+        let up = Arc::new(Paged::new(95, Duration::from_millis(250)));
+        let state = Arc::new(MemoryHostState::default());
+        let (mut c, stream) = paged_collector(up.clone(), state.clone());
+        // 120 rpm: a request every 500 ms, so a run fits only a few.
+        c.control
+            .rate_limits
+            .insert("/aviasales/v3/prices_for_dates".into(), 120);
+        let job = paged_job();
+        let mut runs = Vec::new();
+        for _ in 0..10 {
+            // 1 s request timeout + 1.5 s margin: about 1 s of requests fit per run.
+            let deadline = std::time::Instant::now() + Duration::from_millis(3_500);
+            let s = c.run(&job, Some(deadline)).await.unwrap();
+            runs.push(s.clone());
+            if s.complete {
+                break;
+            }
+            assert!(s.stopped.is_some() && s.resume_page.is_some(), "{s:?}");
+        }
+        assert!(runs.len() > 1, "the deadline cut the walk: {runs:?}");
+        assert!(runs.last().unwrap().complete);
+        assert_eq!(
+            prices(&stream),
+            (1000..1095).collect::<Vec<_>>(),
+            "every record once"
+        );
+        let requests = up.requests.lock().unwrap().clone();
+        assert!(
+            (1..=10).all(|p| requests.get(&p) == Some(&1)),
+            "no page collected twice: {requests:?}"
+        );
+        assert_eq!(
+            state.load_cursor("walk").await.unwrap(),
+            None,
+            "cursor cleared"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_upstream_opens_the_breaker_and_is_left_alone_until_it_may_probe() {
+        let up = Arc::new(Paged::new(15, Duration::from_millis(1)));
+        up.dead.store(true, Ordering::Relaxed);
+        let state = Arc::new(MemoryHostState::default());
+        let (c, _) = paged_collector(up.clone(), state.clone());
+        let job = paged_job();
+        let err = c.run(&job, None).await.unwrap_err().to_string();
+        assert!(err.contains("gave up after 2 attempts"), "{err}");
+        let stored = state.load_breaker("up").await.unwrap().unwrap();
+        assert_eq!(
+            stored.phase,
+            pricewire_pipeline::breaker::Phase::Open,
+            "{stored:?}"
+        );
+
+        let asked = up.requests.lock().unwrap().values().sum::<u32>();
+        let s = c.run(&job, None).await.unwrap();
+        assert_eq!(
+            (s.breaker.as_str(), s.requests, s.complete),
+            ("open", 0, false)
+        );
+        let stopped = s.stopped.unwrap();
+        assert!(
+            stopped.contains("circuit breaker for up is open"),
+            "{stopped}"
+        );
+        assert_eq!(
+            up.requests.lock().unwrap().values().sum::<u32>(),
+            asked,
+            "not hit"
+        );
+
+        up.dead.store(false, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let s = c.run(&job, None).await.unwrap();
+        assert!(s.complete, "{s:?}");
+        assert_eq!(
+            s.breaker_transitions,
+            ["open->half_open", "half_open->closed"]
+        );
+        assert_eq!(s.breaker, "closed");
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub const TOPIC_ARN: &str = "PRICEWIRE_TOPIC_ARN";
 pub const STATE_TABLE: &str = "PRICEWIRE_STATE_TABLE";
 pub const ALERT_RULES: &str = "PRICEWIRE_ALERT_RULES";
 pub const DEDUP_WINDOW_SECONDS: &str = "PRICEWIRE_DEDUP_WINDOW_SECONDS";
+pub const RATE_LIMITS: &str = "PRICEWIRE_RATE_LIMITS";
+pub const HOST_CONCURRENCY: &str = "PRICEWIRE_HOST_CONCURRENCY";
+pub const BREAKER_THRESHOLD: &str = "PRICEWIRE_BREAKER_THRESHOLD";
+pub const BREAKER_OPEN_SECONDS: &str = "PRICEWIRE_BREAKER_OPEN_SECONDS";
 
 pub const DEFAULT_TRAVELPAYOUTS_BASE_URL: &str = "https://api.travelpayouts.com";
 
@@ -84,6 +88,37 @@ pub struct CollectorConfig {
     pub http_timeout: Duration,
     pub http_max_attempts: u32,
     pub put_max_attempts: u32,
+    /// Breaker, learned rate limits and pagination cursors.
+    pub state_table: String,
+    /// Requests per minute by API path, over the documented defaults
+    /// (`PRICEWIRE_RATE_LIMITS="/aviasales/v3/prices_for_dates=60,/v2/prices/month-matrix=120"`).
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
+    /// Requests in flight to one host at once.
+    pub host_concurrency: usize,
+    pub breaker_threshold: u32,
+    pub breaker_open: Duration,
+}
+
+/// `path=rpm,path=rpm`.
+fn parse_rate_limits(v: &str) -> Result<std::collections::BTreeMap<String, u32>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (path, rpm) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not path=requests-per-minute"))?;
+        let path = path.trim();
+        if !path.starts_with('/') {
+            return Err(format!("{path:?} is not an API path (starting with /)"));
+        }
+        let rpm = rpm
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| format!("{part:?}: requests per minute must be 1 to 100000"))?;
+        out.insert(path.to_string(), rpm);
+    }
+    Ok(out)
 }
 
 impl CollectorConfig {
@@ -120,6 +155,31 @@ impl CollectorConfig {
                 |n| (1..=20).contains(n),
                 "a number from 1 to 20",
             )?,
+            state_table: v.required(STATE_TABLE)?,
+            rate_limits: parse_rate_limits(&v.optional(RATE_LIMITS).unwrap_or_default()).map_err(
+                |problem| ConfigError {
+                    var: RATE_LIMITS.into(),
+                    problem,
+                },
+            )?,
+            host_concurrency: v.parsed(
+                HOST_CONCURRENCY,
+                2usize,
+                |n| (1..=16).contains(n),
+                "a number from 1 to 16",
+            )?,
+            breaker_threshold: v.parsed(
+                BREAKER_THRESHOLD,
+                10u32,
+                |n| (1..=1000).contains(n),
+                "a number from 1 to 1000",
+            )?,
+            breaker_open: Duration::from_secs(v.parsed(
+                BREAKER_OPEN_SECONDS,
+                300u64,
+                |n| (1..=86_400).contains(n),
+                "seconds from 1 to 86400",
+            )?),
         })
     }
 }
@@ -208,11 +268,27 @@ mod tests {
             (STREAM_NAME, "s"),
             (ARCHIVE_BUCKET, "b"),
             (TOKEN_PARAMETER, "/p"),
+            (STATE_TABLE, "state"),
         ];
         let c = CollectorConfig::from_vars(&vars(&ok)).unwrap();
         assert_eq!(c.travelpayouts_base_url, DEFAULT_TRAVELPAYOUTS_BASE_URL);
         assert_eq!(c.http_timeout, Duration::from_secs(10));
-        let err = CollectorConfig::from_vars(&vars(&ok[..2])).unwrap_err();
+        assert!(c.rate_limits.is_empty(), "documented limits apply");
+        assert_eq!((c.host_concurrency, c.breaker_threshold), (2, 10));
+        let mut limits = ok.to_vec();
+        limits.push((
+            RATE_LIMITS,
+            "/aviasales/v3/prices_for_dates=60, /v2/prices/month-matrix=120",
+        ));
+        let c = CollectorConfig::from_vars(&vars(&limits)).unwrap();
+        assert_eq!(c.rate_limits["/aviasales/v3/prices_for_dates"], 60);
+        for bad_limits in ["/v3=fast", "v3=60", "/v3"] {
+            let mut bad = ok.to_vec();
+            bad.push((RATE_LIMITS, bad_limits));
+            let err = CollectorConfig::from_vars(&vars(&bad)).unwrap_err();
+            assert_eq!(err.var, RATE_LIMITS, "{bad_limits}: {err}");
+        }
+        let err = CollectorConfig::from_vars(&vars(&[ok[0], ok[1], ok[3]])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "configuration: PRICEWIRE_TOKEN_PARAMETER: required but not set"

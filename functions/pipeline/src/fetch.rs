@@ -4,13 +4,19 @@
 //! transient (garbage instead of JSON). Not retried: other 4xx (401/403/404 cannot succeed
 //! by asking again). Waits are full-jitter exponential, or `Retry-After` when the upstream
 //! says so (capped). Every response received is handed to `on_response` (the archive).
+//!
+//! With [`Guards`], every attempt first asks the host's circuit breaker, then waits for the
+//! host's rate limiter (token, pause, concurrency slot), and reports its outcome to both.
 
 use crate::adapters::http::{HttpResponse, TransportError, Upstream};
 use crate::backoff::RetryPolicy;
+use crate::breaker::{Admit, Breaker, Outcome};
+use crate::ratelimit::HostGate;
 use crate::sources::RequestSpec;
 use std::time::Duration;
 
-/// The longest `Retry-After` honoured inside one invocation; longer means "not now".
+/// Without a deadline to judge by, the longest `Retry-After` honoured; longer means "not
+/// now". With one, any wait that still leaves time for the request is honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +39,12 @@ pub enum FetchError {
         attempts: u32,
         last: String,
     },
+    #[error("job {job}: circuit breaker for {host} is open until {until}; not requested")]
+    CircuitOpen {
+        job: String,
+        host: String,
+        until: String,
+    },
     #[error("job {job}: stopped after {attempts} attempts: another request ({timeout:?}) cannot finish before the invocation's deadline ({remaining:?} left)")]
     Deadline {
         job: String,
@@ -41,6 +53,29 @@ pub enum FetchError {
         remaining: Duration,
     },
 }
+
+impl FetchError {
+    /// Stopped for now (deadline, a long `Retry-After`, an open breaker) rather than
+    /// failed: the run flushes what it has and the next one resumes.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Deadline { .. }
+                | FetchError::RetryAfterTooLong { .. }
+                | FetchError::CircuitOpen { .. }
+        )
+    }
+}
+
+/// The host's breaker and rate limiter, consulted around every attempt.
+#[derive(Clone, Copy)]
+pub struct Guards<'a> {
+    pub gate: &'a HostGate,
+    pub breaker: &'a Breaker<'a>,
+}
+
+/// How often a request waiting for another's half-open probe asks again.
+const PROBE_POLL: Duration = Duration::from_millis(100);
 
 /// When the invocation must be done, and how long one request may take: no request is
 /// started, and no backoff slept, that could not finish before the deadline (less a margin
@@ -55,12 +90,12 @@ pub struct Deadline {
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 impl Deadline {
-    fn remaining(&self) -> Duration {
+    pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(std::time::Instant::now())
     }
 
     /// Whether a request started after `wait` could still finish in time.
-    fn allows(&self, wait: Duration) -> bool {
+    pub fn allows(&self, wait: Duration) -> bool {
         wait + self.request_timeout + DEADLINE_MARGIN <= self.remaining()
     }
 }
@@ -88,6 +123,7 @@ pub async fn fetch<T>(
     job: &str,
     policy: RetryPolicy,
     deadline: Option<Deadline>,
+    guards: Option<Guards<'_>>,
     stats: &mut FetchStats,
     mut on_response: impl AsyncFnMut(&HttpResponse),
     mut accept: impl FnMut(&HttpResponse) -> Verdict<T>,
@@ -104,20 +140,93 @@ pub async fn fetch<T>(
             stats.skipped += 1;
             return Err(stop(&d, stats.attempts));
         }
+        let permit = match guards {
+            None => None,
+            Some(g) => {
+                loop {
+                    match g.breaker.admit().await {
+                        Admit::Go | Admit::Probe => break,
+                        Admit::Wait => {
+                            if let Some(d) = deadline.filter(|d| !d.allows(PROBE_POLL)) {
+                                stats.skipped += 1;
+                                return Err(stop(&d, stats.attempts));
+                            }
+                            tokio::time::sleep(PROBE_POLL).await;
+                        }
+                        Admit::Refused { until_ms } => {
+                            stats.skipped += 1;
+                            return Err(FetchError::CircuitOpen {
+                                job: job.into(),
+                                host: g.breaker.host().into(),
+                                until: chrono::DateTime::from_timestamp_millis(until_ms)
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
+                match g.gate.acquire(deadline).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        stats.skipped += 1;
+                        let d = deadline.unwrap_or(Deadline {
+                            at: std::time::Instant::now(),
+                            request_timeout: Duration::ZERO,
+                        });
+                        return Err(stop(&d, stats.attempts));
+                    }
+                }
+            }
+        };
         stats.attempts += 1;
-        let (last, hinted) = match upstream.send(spec).await {
+        let sent = upstream.send(spec).await;
+        drop(permit);
+        if let Some(g) = guards {
+            let outcome = match &sent {
+                Ok(r) if r.status == 429 => {
+                    g.gate.on_throttled(r.retry_after, r.quota);
+                    Outcome::Neutral
+                }
+                Ok(r) => {
+                    g.gate.on_accepted(r.quota);
+                    if r.status >= 500 {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    }
+                }
+                Err(_) => Outcome::Failure,
+            };
+            if outcome != Outcome::Success {
+                g.breaker.record(outcome).await;
+            }
+        }
+        let (last, hinted) = match sent {
             Ok(response) => {
                 on_response(&response).await;
                 match response.status {
                     200..=299 => match accept(&response) {
-                        Verdict::Accept(value) => return Ok(value),
-                        Verdict::Retry(reason) => (reason, None),
+                        Verdict::Accept(value) => {
+                            if let Some(g) = guards {
+                                g.breaker.record(Outcome::Success).await;
+                            }
+                            return Ok(value);
+                        }
+                        Verdict::Retry(reason) => {
+                            if let Some(g) = guards {
+                                g.breaker.record(Outcome::Failure).await;
+                            }
+                            (reason, None)
+                        }
                     },
                     429 | 500..=599 => {
                         if response.status == 429 {
                             stats.throttled += 1;
                         }
-                        if let Some(wait) = response.retry_after.filter(|w| *w > MAX_RETRY_AFTER) {
+                        if let Some(wait) = response
+                            .retry_after
+                            .filter(|w| *w > MAX_RETRY_AFTER && deadline.is_none())
+                        {
                             return Err(FetchError::RetryAfterTooLong {
                                 job: job.into(),
                                 wait,
@@ -130,11 +239,14 @@ pub async fn fetch<T>(
                         )
                     }
                     status => {
+                        if let Some(g) = guards {
+                            g.breaker.record(Outcome::Success).await;
+                        }
                         return Err(FetchError::Rejected {
                             job: job.into(),
                             status,
                             url: response.url,
-                        })
+                        });
                     }
                 }
             }
@@ -188,6 +300,7 @@ mod tests {
                     body: body.as_bytes().to_vec(),
                     url: format!("http://up{}", spec.path),
                     retry_after: retry_after.map(Duration::from_millis),
+                    quota: None,
                     fetched_at: chrono::Utc::now(),
                 }),
                 Err(()) => Err(TransportError::Timeout {
@@ -220,6 +333,7 @@ mod tests {
             &spec(),
             "led-kzn",
             policy(attempts),
+            None,
             None,
             &mut stats,
             async |_r: &HttpResponse| seen += 1,
@@ -314,6 +428,7 @@ mod tests {
             "led-kzn",
             policy(5),
             Some(deadline),
+            None,
             &mut stats,
             async |_r: &HttpResponse| {},
             |_| Verdict::Accept(()),
@@ -341,6 +456,7 @@ mod tests {
             "led-kzn",
             policy(5),
             Some(late),
+            None,
             &mut stats,
             async |_r: &HttpResponse| {},
             |_| Verdict::Accept(()),

@@ -113,6 +113,15 @@ struct Faults {
     /// Latency per request, MIN-MAX milliseconds.
     #[arg(long, default_value = "0-0", value_parser = range)]
     latency_ms: (u64, u64),
+    /// Share of requests that take a latency spike (--spike-ms) instead.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    spike_rate: f64,
+    /// Latency of a spike, MIN-MAX milliseconds.
+    #[arg(long, default_value = "1000-3000", value_parser = range)]
+    spike_ms: (u64, u64),
+    /// v3 offers per query (paged by `page`/`limit`); default two flights a day.
+    #[arg(long)]
+    offers_per_query: Option<usize>,
     /// Share of optional fields sent as null / {} / "" / missing.
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     null_rate: f64,
@@ -135,6 +144,9 @@ impl Faults {
             retry_after: !self.no_retry_after,
             error_rate: self.error_rate,
             latency_ms: self.latency_ms,
+            spike_rate: self.spike_rate,
+            spike_ms: self.spike_ms,
+            offers_per_query: self.offers_per_query,
             null_rate: self.null_rate,
             malformed_rate: self.malformed_rate,
             malformed_body_rate: self.malformed_body_rate,

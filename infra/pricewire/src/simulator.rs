@@ -49,6 +49,7 @@ const GATES: &[&str] = &[
 const EPOCH: &str = "2026-11-20T06:00:00Z";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SimConfig {
     pub seed: u64,
     /// Requests per rolling minute before 429s (an undocumented limit); `None` = unlimited.
@@ -59,6 +60,12 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// Latency range per request, milliseconds.
     pub latency_ms: (u64, u64),
+    /// Share of requests that take a latency spike instead.
+    pub spike_rate: f64,
+    /// Latency range of a spike, milliseconds.
+    pub spike_ms: (u64, u64),
+    /// v3 offers per query (spread over the query's days); `None`: two flights a day.
+    pub offers_per_query: Option<usize>,
     /// Share of optional fields sent as `null`, `{}`, `""` or left out.
     pub null_rate: f64,
     /// Share of records with an unusable required field.
@@ -77,6 +84,9 @@ impl Default for SimConfig {
             retry_after: true,
             error_rate: 0.0,
             latency_ms: (0, 0),
+            spike_rate: 0.0,
+            spike_ms: (1000, 3000),
+            offers_per_query: None,
             null_rate: 0.0,
             malformed_rate: 0.0,
             malformed_body_rate: 0.0,
@@ -98,6 +108,9 @@ pub struct Served {
     pub malformed: Vec<usize>,
     pub records: usize,
     pub generation: Option<u32>,
+    /// Milliseconds since the simulator started, when the request arrived.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// For a generated answer: positions of malformed records, record count, generation.
@@ -105,6 +118,7 @@ type Generated = (Vec<usize>, usize, u32);
 
 #[derive(Default)]
 struct SimState {
+    started: Option<Instant>,
     requests: u64,
     window: VecDeque<Instant>,
     generations: HashMap<String, u32>,
@@ -194,6 +208,17 @@ fn generation_time(generation: u32) -> DateTime<Utc> {
 
 /// The v3 `prices_for_dates` data for a query at a generation, before faults.
 pub fn prices_for_dates(seed: u64, q: &BTreeMap<String, String>, generation: u32) -> Vec<Value> {
+    prices_for_dates_sized(seed, q, generation, None)
+}
+
+/// As [`prices_for_dates`], with `offers` offers spread over the days (flights per day as
+/// needed), then the `page` (1-based) of `limit` asked for.
+pub fn prices_for_dates_sized(
+    seed: u64,
+    q: &BTreeMap<String, String>,
+    generation: u32,
+    offers: Option<usize>,
+) -> Vec<Value> {
     let origin = q.get("origin").map(String::as_str).unwrap_or("MOW");
     let destination = q.get("destination").map(String::as_str).unwrap_or("LED");
     let km = route_km(origin, destination);
@@ -209,9 +234,14 @@ pub fn prices_for_dates(seed: u64, q: &BTreeMap<String, String>, generation: u32
             .map(String::as_str)
             .unwrap_or("2026-12"),
     );
+    let wanted = offers;
+    let flights_per_day = match wanted {
+        Some(n) if !days.is_empty() => n.div_ceil(days.len()) as u32,
+        _ => 2,
+    };
     let mut offers = Vec::new();
-    for day in days {
-        for flight in 0..2u32 {
+    for flight in 0..flights_per_day {
+        for day in days.iter().copied() {
             let id = format!("{origin}{destination}{day}{flight}");
             let r = h(seed, &[&id, "shape"]);
             let airline = AIRLINES[(r % AIRLINES.len() as u64) as usize];
@@ -237,11 +267,24 @@ pub fn prices_for_dates(seed: u64, q: &BTreeMap<String, String>, generation: u32
             offers.push((price, o));
         }
     }
+    if let Some(n) = wanted {
+        offers.truncate(n);
+    }
     let sort_by_price = q.get("sorting").map(String::as_str) != Some("route");
     if sort_by_price {
         offers.sort_by_key(|(p, _)| *p);
     }
-    offers.into_iter().take(limit).map(|(_, o)| o).collect()
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    offers
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .map(|(_, o)| o)
+        .collect()
 }
 
 /// The v2 `month-matrix` data for a query at a generation, before faults.
@@ -394,13 +437,16 @@ impl Simulator {
         query: BTreeMap<String, String>,
     ) -> Response {
         let config = self.config();
-        let (seq, rng_seed, limited) = {
+        let (seq, rng_seed, limited, at_ms) = {
             let Ok(mut s) = self.state.lock() else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
             s.requests += 1;
             let seq = s.requests;
             let now = Instant::now();
+            let at_ms = now
+                .duration_since(*s.started.get_or_insert(now))
+                .as_millis() as u64;
             while s
                 .window
                 .front()
@@ -418,7 +464,12 @@ impl Simulator {
                     None
                 }
             };
-            (seq, mix(config.seed ^ seq.wrapping_mul(0x9E37)), limited)
+            (
+                seq,
+                mix(config.seed ^ seq.wrapping_mul(0x9E37)),
+                limited,
+                at_ms,
+            )
         };
         let mut rng = fastrand::Rng::with_seed(rng_seed);
         let record = |status: u16,
@@ -434,6 +485,7 @@ impl Simulator {
             malformed,
             records,
             generation,
+            at_ms,
         };
         let token_ok = match &config.token {
             None => true,
@@ -459,7 +511,11 @@ impl Simulator {
             self.log(record(429, None, vec![], 0, None));
             return response;
         } else {
-            let (lo, hi) = config.latency_ms;
+            let (lo, hi) = if rng.f64() < config.spike_rate {
+                config.spike_ms
+            } else {
+                config.latency_ms
+            };
             if hi > 0 {
                 tokio::time::sleep(Duration::from_millis(rng.u64(lo..=hi.max(lo)))).await;
             }
@@ -483,7 +539,12 @@ impl Simulator {
                 };
                 let (mut data, price_field, date_field) = if path.starts_with("/aviasales") {
                     (
-                        prices_for_dates(config.seed, &query, generation),
+                        prices_for_dates_sized(
+                            config.seed,
+                            &query,
+                            generation,
+                            config.offers_per_query,
+                        ),
                         "price",
                         "departure_at",
                     )
@@ -600,6 +661,31 @@ mod tests {
         assert_eq!(a, prices_for_dates(7, &query, 0));
         assert_ne!(a, prices_for_dates(8, &query, 0));
         assert_eq!(a.len(), 62, "two flights a day for 31 days");
+        let mut paged = query.clone();
+        paged.insert("sorting".into(), "route".into());
+        paged.insert("limit".into(), "25".into());
+        let pages: Vec<Vec<Value>> = (1..=81)
+            .map(|p| {
+                paged.insert("page".into(), p.to_string());
+                prices_for_dates_sized(7, &paged, 0, Some(2000))
+            })
+            .collect();
+        assert!(pages[..80].iter().all(|p| p.len() == 25) && pages[80].is_empty());
+        let keys: std::collections::HashSet<String> = pages
+            .iter()
+            .flatten()
+            .map(|o| {
+                format!(
+                    "{}{}{}",
+                    o["departure_at"], o["airline"], o["flight_number"]
+                )
+            })
+            .collect();
+        assert!(
+            keys.len() > 1990,
+            "pages do not overlap: {} distinct",
+            keys.len()
+        );
         let prices: Vec<u64> = a.iter().map(|o| o["price"].as_u64().unwrap()).collect();
         assert!(prices.windows(2).all(|w| w[0] <= w[1]), "sorted by price");
         assert!(

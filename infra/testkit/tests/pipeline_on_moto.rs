@@ -255,6 +255,9 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
         ("PRICEWIRE_TOKEN_PARAMETER", TOKEN_PARAMETER.into()),
         ("PRICEWIRE_TRAVELPAYOUTS_BASE_URL", stub.base_url.clone()),
         ("PRICEWIRE_HTTP_TIMEOUT_MS", "5000".into()),
+        ("PRICEWIRE_STATE_TABLE", "state".into()),
+        // One request at a time: the stub's one v3 page is short, so no page 2 is asked.
+        ("PRICEWIRE_HOST_CONCURRENCY", "1".into()),
     ]))
     .unwrap();
     let token = ssm::secure_string(&ssm_client, &config.token_parameter)

@@ -354,3 +354,249 @@ impl DedupStore for DynamoDedup {
             .map_err(|e| StoreError(describe(&e)))
     }
 }
+
+/// The collector's state in the state table: `BREAKER#<host>`, `LIMIT#<host><path>` and
+/// `CURSOR#<job>`, each with sort key `STATE`. Plain attributes, so an operator (and
+/// `pricewire status`) can read them.
+/// One SDK call with the adapter's retry policy, repeating only what is worth repeating.
+async fn retried<T, E, F, Fut>(
+    policy: RetryPolicy,
+    attempt: F,
+) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<
+            T,
+            aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+        >,
+    >,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    attempt
+        .retry(policy)
+        .when(is_retryable)
+        .sleep(tokio::time::sleep)
+        .await
+}
+
+pub struct DynamoHostState {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    policy: RetryPolicy,
+}
+
+pub const STATE_SK: &str = "STATE";
+pub const BREAKER_PREFIX: &str = "BREAKER#";
+pub const LIMIT_PREFIX: &str = "LIMIT#";
+pub const CURSOR_PREFIX: &str = "CURSOR#";
+/// A cursor nobody resumed within a day is stale (the data moved on): TTL removes it.
+const CURSOR_TTL: chrono::Duration = chrono::Duration::days(1);
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+impl DynamoHostState {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> Self {
+        DynamoHostState {
+            client,
+            table: table.into(),
+            policy,
+        }
+    }
+
+    async fn get(&self, pk: String) -> Result<Option<Item>, StoreError> {
+        let attempt = || async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S(STATE_SK.into()))
+                .consistent_read(true)
+                .send()
+                .await
+        };
+        retried(self.policy, attempt)
+            .await
+            .map(|out| out.item)
+            .map_err(|e| StoreError(describe(&e)))
+    }
+
+    async fn put(&self, mut item: Item, pk: String) -> Result<(), StoreError> {
+        item.insert("pk".into(), AttributeValue::S(pk));
+        item.insert("sk".into(), AttributeValue::S(STATE_SK.into()));
+        item.insert(
+            "updated_at".into(),
+            AttributeValue::S(Utc::now().to_rfc3339()),
+        );
+        let attempt = || async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .send()
+                .await
+        };
+        retried(self.policy, attempt)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(describe(&e)))
+    }
+}
+
+#[async_trait]
+impl crate::state::HostStateStore for DynamoHostState {
+    async fn load_breaker(
+        &self,
+        host: &str,
+    ) -> Result<Option<crate::breaker::BreakerState>, StoreError> {
+        let Some(item) = self.get(format!("{BREAKER_PREFIX}{host}")).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::breaker::BreakerState {
+            phase: item
+                .get("phase")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| crate::breaker::Phase::parse(s))
+                .unwrap_or_default(),
+            failures: get_n(&item, "failures").unwrap_or(0),
+            open_until_ms: get_n(&item, "open_until_ms").unwrap_or(0),
+            probe_until_ms: get_n(&item, "probe_until_ms").unwrap_or(0),
+            opened: get_n(&item, "opened").unwrap_or(0),
+            version: get_n(&item, "version").unwrap_or(0),
+        }))
+    }
+
+    async fn save_breaker(
+        &self,
+        host: &str,
+        s: &crate::breaker::BreakerState,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let item: Item = HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("{BREAKER_PREFIX}{host}")),
+            ),
+            ("sk".to_string(), AttributeValue::S(STATE_SK.into())),
+            (
+                "phase".to_string(),
+                AttributeValue::S(s.phase.as_str().into()),
+            ),
+            ("failures".to_string(), n(s.failures)),
+            ("open_until_ms".to_string(), n(s.open_until_ms)),
+            ("probe_until_ms".to_string(), n(s.probe_until_ms)),
+            ("opened".to_string(), n(s.opened)),
+            ("version".to_string(), n(s.version)),
+            (
+                "updated_at".to_string(),
+                AttributeValue::S(Utc::now().to_rfc3339()),
+            ),
+        ]);
+        let attempt = || async {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()));
+            match expected {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(v)),
+            }
+            .send()
+            .await
+        };
+        match retried(self.policy, attempt).await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError(describe(&e))),
+        }
+    }
+
+    async fn load_limit(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::ratelimit::LimitState>, StoreError> {
+        let item = self.get(format!("{LIMIT_PREFIX}{key}")).await?;
+        Ok(item.and_then(|item| {
+            Some(crate::ratelimit::LimitState {
+                rpm: get_n(&item, "rpm")?,
+                paused_until_ms: get_n(&item, "paused_until_ms"),
+            })
+        }))
+    }
+
+    async fn save_limit(
+        &self,
+        key: &str,
+        state: &crate::ratelimit::LimitState,
+    ) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([("rpm".to_string(), n(format!("{:.3}", state.rpm)))]);
+        if let Some(p) = state.paused_until_ms {
+            item.insert("paused_until_ms".into(), n(p));
+        }
+        self.put(item, format!("{LIMIT_PREFIX}{key}")).await
+    }
+
+    async fn load_cursor(&self, job: &str) -> Result<Option<crate::state::Cursor>, StoreError> {
+        let item = self.get(format!("{CURSOR_PREFIX}{job}")).await?;
+        Ok(item.and_then(|item| {
+            Some(crate::state::Cursor {
+                next_page: get_n(&item, "next_page")?,
+                done: item
+                    .get("done")
+                    .and_then(|v| v.as_s().ok())
+                    .map(|s| s.split(',').filter_map(|p| p.parse().ok()).collect())
+                    .unwrap_or_default(),
+                started_ms: get_n(&item, "started_ms").unwrap_or(0),
+            })
+        }))
+    }
+
+    async fn save_cursor(&self, job: &str, c: &crate::state::Cursor) -> Result<(), StoreError> {
+        let done: Vec<String> = c.done.iter().map(u32::to_string).collect();
+        let item: Item = HashMap::from([
+            ("next_page".to_string(), n(c.next_page)),
+            ("done".to_string(), AttributeValue::S(done.join(","))),
+            ("started_ms".to_string(), n(c.started_ms)),
+            (
+                "expires_at".to_string(),
+                n((Utc::now() + CURSOR_TTL).timestamp()),
+            ),
+        ]);
+        self.put(item, format!("{CURSOR_PREFIX}{job}")).await
+    }
+
+    async fn clear_cursor(&self, job: &str) -> Result<(), StoreError> {
+        let pk = format!("{CURSOR_PREFIX}{job}");
+        let attempt = || async {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S(STATE_SK.into()))
+                .send()
+                .await
+        };
+        retried(self.policy, attempt)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(describe(&e)))
+    }
+}

@@ -2,6 +2,7 @@
 //! (later) rate limiting and circuit breaking wrap this trait, not the HTTP client.
 
 use super::ssm::Secret;
+use crate::ratelimit::QuotaHeaders;
 use crate::sources::RequestSpec;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +19,8 @@ pub struct HttpResponse {
     pub url: String,
     /// `Retry-After`, as seconds or an HTTP-date, turned into a wait from now.
     pub retry_after: Option<Duration>,
+    /// `X-RateLimit-Limit` / `-Remaining` / `-Reset`, when the upstream sends any.
+    pub quota: Option<QuotaHeaders>,
     pub fetched_at: DateTime<Utc>,
 }
 
@@ -70,6 +73,29 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Seconds beyond which `X-RateLimit-Reset` is an epoch timestamp, not a wait.
+const RESET_EPOCH_THRESHOLD: u64 = 1_000_000_000;
+
+/// The `X-RateLimit-*` family (`Limit`, `Remaining`, `Reset` in seconds or epoch seconds).
+pub fn parse_quota(
+    header: impl Fn(&str) -> Option<String>,
+    now: DateTime<Utc>,
+) -> Option<QuotaHeaders> {
+    let num = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let quota = QuotaHeaders {
+        limit: num("x-ratelimit-limit").and_then(|v| u32::try_from(v).ok()),
+        remaining: num("x-ratelimit-remaining").and_then(|v| u32::try_from(v).ok()),
+        reset: num("x-ratelimit-reset").map(|v| {
+            if v >= RESET_EPOCH_THRESHOLD {
+                Duration::from_secs(v.saturating_sub(now.timestamp().max(0) as u64))
+            } else {
+                Duration::from_secs(v)
+            }
+        }),
+    };
+    (quota != QuotaHeaders::default()).then_some(quota)
+}
+
 #[async_trait]
 impl Upstream for HttpUpstream {
     async fn send(&self, spec: &RequestSpec) -> Result<HttpResponse, TransportError> {
@@ -98,6 +124,16 @@ impl Upstream for HttpUpstream {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, fetched_at));
+        let headers = response.headers();
+        let quota = parse_quota(
+            |name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            },
+            fetched_at,
+        );
         let body = response
             .bytes()
             .await
@@ -108,6 +144,7 @@ impl Upstream for HttpUpstream {
             body,
             url: shown,
             retry_after,
+            quota,
             fetched_at,
         })
     }
@@ -151,5 +188,42 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn quota_headers_as_wait_or_epoch() {
+        let now = Utc.with_ymd_and_hms(2026, 10, 21, 7, 27, 0).unwrap();
+        let headers = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(parse_quota(headers(&[]), now), None);
+        assert_eq!(
+            parse_quota(
+                headers(&[
+                    ("x-ratelimit-limit", "60"),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "12")
+                ]),
+                now
+            ),
+            Some(QuotaHeaders {
+                limit: Some(60),
+                remaining: Some(0),
+                reset: Some(Duration::from_secs(12))
+            })
+        );
+        let epoch = (now.timestamp() + 30).to_string();
+        let reset = parse_quota(
+            move |name: &str| (name == "x-ratelimit-reset").then(|| epoch.clone()),
+            now,
+        )
+        .unwrap()
+        .reset;
+        assert_eq!(reset, Some(Duration::from_secs(30)));
     }
 }

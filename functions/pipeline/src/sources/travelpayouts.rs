@@ -52,6 +52,7 @@ impl Endpoint {
                 "market",
                 "limit",
                 "page",
+                "max_pages",
                 "sorting",
                 "unique",
             ],
@@ -69,6 +70,23 @@ impl Endpoint {
     }
 }
 
+/// The v3 API's page size when none is given.
+pub const DEFAULT_PAGE_SIZE: u32 = 30;
+/// The v3 API's largest page.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Pages walked per collection when the job does not say (`params.max_pages`).
+pub const DEFAULT_MAX_PAGES: u32 = 10;
+/// Job parameters that steer the collector and are not sent upstream.
+const LOCAL_PARAMS: &[&str] = &["endpoint", "max_pages"];
+
+/// How a paginated query is walked: pages 1..=max_pages of `page_size`, ending early at
+/// the first page with fewer records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub page_size: u32,
+    pub max_pages: u32,
+}
+
 /// A validated Travelpayouts query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -78,6 +96,18 @@ pub struct Query {
     /// Upper-case ISO code used for the records' money.
     pub currency: String,
     pub request: RequestSpec,
+    /// `None`: one request (month-matrix, or a job that names its `page`).
+    pub paging: Option<Paging>,
+}
+
+impl Query {
+    /// The request for one page (1-based) of a paginated query.
+    pub fn page(&self, page: u32) -> RequestSpec {
+        let mut spec = self.request.clone();
+        spec.query.retain(|(k, _)| k != "page");
+        spec.query.push(("page".into(), page.to_string()));
+        spec
+    }
 }
 
 /// Turns a job's params into a query. The endpoint is `params.endpoint`
@@ -142,12 +172,12 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
                     }
                 }
             }
-            for name in ["limit", "page"] {
+            for (name, max) in [("limit", MAX_PAGE_SIZE), ("page", 1000), ("max_pages", 100)] {
                 if let Some(v) = job.param(name) {
-                    if !v.parse::<u32>().is_ok_and(|n| (1..=1000).contains(&n)) {
+                    if !v.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n)) {
                         return Err(JobError::new(
                             format!("params.{name}"),
-                            format!("{v:?} is not a number from 1 to 1000"),
+                            format!("{v:?} is not a number from 1 to {max}"),
                         ));
                     }
                 }
@@ -175,10 +205,23 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
             }
         }
     }
-    let query = job
+    let paging = match endpoint {
+        Endpoint::PricesForDates if job.param("page").is_none() => Some(Paging {
+            page_size: job
+                .param("limit")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+            max_pages: job
+                .param("max_pages")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_PAGES),
+        }),
+        _ => None,
+    };
+    let mut query: Vec<(String, String)> = job
         .params
         .iter()
-        .filter(|(k, _)| k.as_str() != "endpoint")
+        .filter(|(k, _)| !LOCAL_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| {
             let v = match k.as_str() {
                 "origin" | "destination" => v.to_ascii_uppercase(),
@@ -188,6 +231,11 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
             (k.clone(), v)
         })
         .collect();
+    if let Some(p) = paging {
+        if job.param("limit").is_none() {
+            query.push(("limit".into(), p.page_size.to_string()));
+        }
+    }
     Ok(Query {
         endpoint,
         origin,
@@ -197,6 +245,7 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
             path: endpoint.path(),
             query,
         },
+        paging,
     })
 }
 
@@ -555,6 +604,44 @@ mod tests {
             let err = query(&job(params.clone())).unwrap_err();
             assert_eq!(err.field, field, "{params}: {err}");
         }
+    }
+
+    #[test]
+    fn v3_is_walked_page_by_page_unless_the_job_names_a_page() {
+        let (_, q) = v3_job();
+        assert_eq!(
+            q.paging,
+            Some(Paging {
+                page_size: DEFAULT_PAGE_SIZE,
+                max_pages: DEFAULT_MAX_PAGES
+            })
+        );
+        let p3 = q.page(3);
+        assert!(p3.query.contains(&("page".into(), "3".into())));
+        assert!(p3.query.contains(&("limit".into(), "30".into())), "{p3:?}");
+        let q = query(&job(
+            json!({"origin":"LED","destination":"KZN","limit":"25","max_pages":"80"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            q.paging,
+            Some(Paging {
+                page_size: 25,
+                max_pages: 80
+            })
+        );
+        assert!(
+            !q.request.query.iter().any(|(k, _)| k == "max_pages"),
+            "max_pages is the collector's, not the API's"
+        );
+        let q = query(&job(json!({"origin":"LED","destination":"KZN","page":"2"}))).unwrap();
+        assert_eq!(q.paging, None);
+        assert_eq!(mm_job().1.paging, None);
+        let err = query(&job(
+            json!({"origin":"LED","destination":"KZN","max_pages":"0"}),
+        ))
+        .unwrap_err();
+        assert_eq!(err.field, "params.max_pages");
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! What the collector keeps between invocations, in the state table: each upstream host's
+//! circuit breaker, each host method's learned rate limit, and each job's pagination
+//! cursor. The trait is the seam; `adapters::dynamodb::DynamoHostState` is the real store
+//! and [`MemoryHostState`] serves the unit tests.
+
+use crate::breaker::BreakerState;
+use crate::ratelimit::LimitState;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+pub use crate::adapters::dynamodb::StoreError;
+
+/// Where an interrupted pagination resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The first page not yet collected.
+    pub next_page: u32,
+    /// Pages after `next_page` already collected (fetched concurrently before the stop).
+    pub done: BTreeSet<u32>,
+    /// When the interrupted walk started (epoch milliseconds).
+    pub started_ms: i64,
+}
+
+#[async_trait]
+pub trait HostStateStore: Send + Sync {
+    async fn load_breaker(&self, host: &str) -> Result<Option<BreakerState>, StoreError>;
+    /// Writes `state` if the stored version is `expected` (`None`: nothing stored yet).
+    /// `Ok(false)`: someone else wrote first.
+    async fn save_breaker(
+        &self,
+        host: &str,
+        state: &BreakerState,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError>;
+    async fn load_limit(&self, key: &str) -> Result<Option<LimitState>, StoreError>;
+    async fn save_limit(&self, key: &str, state: &LimitState) -> Result<(), StoreError>;
+    async fn load_cursor(&self, job: &str) -> Result<Option<Cursor>, StoreError>;
+    async fn save_cursor(&self, job: &str, cursor: &Cursor) -> Result<(), StoreError>;
+    async fn clear_cursor(&self, job: &str) -> Result<(), StoreError>;
+}
+
+/// In memory, with the same conditional-write semantics.
+#[derive(Default)]
+pub struct MemoryHostState {
+    breakers: Mutex<HashMap<String, BreakerState>>,
+    limits: Mutex<HashMap<String, LimitState>>,
+    cursors: Mutex<HashMap<String, Cursor>>,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError("state lock poisoned".into())
+}
+
+#[async_trait]
+impl HostStateStore for MemoryHostState {
+    async fn load_breaker(&self, host: &str) -> Result<Option<BreakerState>, StoreError> {
+        Ok(self.breakers.lock().map_err(poisoned)?.get(host).cloned())
+    }
+
+    async fn save_breaker(
+        &self,
+        host: &str,
+        state: &BreakerState,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.breakers.lock().map_err(poisoned)?;
+        if map.get(host).map(|s| s.version) != expected {
+            return Ok(false);
+        }
+        map.insert(host.into(), state.clone());
+        Ok(true)
+    }
+
+    async fn load_limit(&self, key: &str) -> Result<Option<LimitState>, StoreError> {
+        Ok(self.limits.lock().map_err(poisoned)?.get(key).cloned())
+    }
+
+    async fn save_limit(&self, key: &str, state: &LimitState) -> Result<(), StoreError> {
+        self.limits
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.into(), state.clone());
+        Ok(())
+    }
+
+    async fn load_cursor(&self, job: &str) -> Result<Option<Cursor>, StoreError> {
+        Ok(self.cursors.lock().map_err(poisoned)?.get(job).cloned())
+    }
+
+    async fn save_cursor(&self, job: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        self.cursors
+            .lock()
+            .map_err(poisoned)?
+            .insert(job.into(), cursor.clone());
+        Ok(())
+    }
+
+    async fn clear_cursor(&self, job: &str) -> Result<(), StoreError> {
+        self.cursors.lock().map_err(poisoned)?.remove(job);
+        Ok(())
+    }
+}
