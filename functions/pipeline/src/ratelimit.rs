@@ -3,7 +3,7 @@
 //! - A token bucket (governor, GCRA) paces requests at the current rate, burst 1: an
 //!   upstream that counts requests per rolling minute never sees more than the rate.
 //! - The rate starts at the documented limit (or the configured one) and adapts: a 429
-//!   lowers it to just under what the host accepted over the last minute (or halves it
+//!   lowers it to just under what the host accepted over the last minute (or by a fifth
 //!   when there is too little history to tell); each minute's worth of accepted requests
 //!   raises it by one request per minute, up to the ceiling. What it learned is stored
 //!   between invocations ([`LimitState`]).
@@ -41,8 +41,11 @@ pub const UNKNOWN_METHOD_RPM: u32 = 60;
 pub const FLOOR_RPM: f64 = 5.0;
 /// After a 429 the rate becomes this share of what the host accepted in the last minute.
 pub const DECREASE_TO_ACCEPTED: f64 = 0.9;
-/// After a 429 with too little history to measure, the rate is multiplied by this.
-pub const DECREASE_FACTOR: f64 = 0.5;
+/// After a 429 with too little history to measure (typically early in an invocation,
+/// when the host's window still holds the previous invocation's requests), the rate is
+/// multiplied by this. Gentle, because the learned rate is usually right and the host's
+/// `Retry-After` pause absorbs the overlap.
+pub const DECREASE_FACTOR: f64 = 0.8;
 /// 429s within one window of a decrease are the same episode (the window still holds
 /// the requests that caused it): the rate drops once per window.
 pub const DECREASE_COOLDOWN: Duration = WINDOW;
@@ -450,15 +453,15 @@ mod tests {
     }
 
     #[test]
-    fn a_429_without_history_halves_and_repeats_in_one_episode_count_once() {
+    fn a_429_without_history_backs_off_and_repeats_in_one_episode_count_once() {
         let mut a = Aimd::new(100.0, 600.0);
         let now = Instant::now();
         assert!(a.throttled(now));
-        assert_eq!(a.rpm(), 50.0);
+        assert_eq!(a.rpm(), 80.0);
         assert!(!a.throttled(now + Duration::from_secs(1)));
-        assert_eq!(a.rpm(), 50.0);
+        assert_eq!(a.rpm(), 80.0);
         assert!(a.throttled(now + DECREASE_COOLDOWN));
-        assert_eq!(a.rpm(), 25.0);
+        assert_eq!(a.rpm(), 64.0);
         for _ in 0..10 {
             a.throttled(now + DECREASE_COOLDOWN * 20);
         }

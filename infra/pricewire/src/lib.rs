@@ -1,8 +1,10 @@
 //! The pricewire operator CLI as a library: the upstream simulator, the local twin (Lambda
-//! Runtime API host, scheduler clock, event source mapping semantics), and its report.
+//! Runtime API host, scheduler clock, event source mapping semantics), its report, and the
+//! upstream soak (the collector against the simulator's fault mix).
 
 pub mod demo;
 pub mod report;
 pub mod runtime_api;
 pub mod simulator;
+pub mod soak;
 pub mod twin;

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::report;
 use pricewire_cli::simulator::{SimConfig, Simulator};
+use pricewire_cli::soak::{self, SoakConfig};
 use pricewire_cli::twin::{Twin, TwinOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,28 @@ enum Command {
         endpoint: String,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// The collector against the simulator's fault mix (moto for the stream, archive and
+    /// state table), invocation after invocation until its paged walk is complete; then a
+    /// dead and recovered upstream for the breaker. Prints a Markdown report.
+    Soak {
+        #[arg(long, default_value_t = 4)]
+        seed: u64,
+        /// Records behind the query.
+        #[arg(long, default_value_t = 2000)]
+        records: usize,
+        /// The simulator's undocumented limit, requests per rolling minute.
+        #[arg(long, default_value_t = 60)]
+        limit_rpm: u32,
+        /// The Lambda timeout of each invocation, seconds.
+        #[arg(long, default_value_t = 60)]
+        invocation_seconds: u64,
+        /// Skip the dead-upstream phase.
+        #[arg(long)]
+        no_breaker: bool,
+        /// Also write the report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Everything on one machine: moto, simulator, terraform apply, twin, summary.
     Demo {
@@ -170,6 +193,40 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("simulate: cannot listen on 127.0.0.1:{port}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Soak {
+            seed,
+            records,
+            limit_rpm,
+            invocation_seconds,
+            no_breaker,
+            out,
+        } => {
+            let cfg = SoakConfig {
+                records,
+                limit_rpm,
+                invocation: Duration::from_secs(invocation_seconds),
+                breaker_phase: !no_breaker,
+                ..SoakConfig::acceptance(seed)
+            };
+            println!("● upstream soak: {records} records behind {limit_rpm} rpm, seed {seed}");
+            match soak::run(&cfg, |line| println!("{line}")).await {
+                Ok(r) => {
+                    let md = soak::markdown(&cfg, &r);
+                    println!("{md}");
+                    if let Some(path) = out {
+                        if let Err(e) = std::fs::write(&path, md) {
+                            eprintln!("soak: cannot write {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("soak: {e}");
                     ExitCode::FAILURE
                 }
             }
