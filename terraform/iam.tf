@@ -94,6 +94,22 @@ data "aws_iam_policy_document" "collector" {
       resources = [var.kms_key_arn]
     }
   }
+
+  dynamic "statement" {
+    for_each = local.use_cmk ? [1] : []
+    content {
+      # The state table (breaker, limits, cursors) encrypted with a customer managed key.
+      sid       = "KmsViaDynamoDB"
+      actions   = ["kms:Encrypt", "kms:DescribeKey"]
+      resources = [var.kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+      }
+    }
+  }
 }
 
 # --- consumer ----------------------------------------------------------------

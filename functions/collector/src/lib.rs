@@ -40,6 +40,8 @@ const PUT_BASE_DELAY: Duration = Duration::from_millis(100);
 const PUT_MAX_DELAY: Duration = Duration::from_secs(2);
 const S3_ATTEMPTS: u32 = 4;
 const STATE_ATTEMPTS: u32 = 3;
+/// A walk not finished within a day starts over: its pages have moved on.
+const CURSOR_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
 /// How the collector treats the upstream host: rate limits, concurrency, breaker.
 #[derive(Debug, Clone, Default)]
@@ -341,10 +343,23 @@ impl Collector {
 
         // The pages to walk: from a saved cursor, else from the first.
         let prior = match query.paging {
-            Some(_) => self.state.load_cursor(&job.name).await.unwrap_or_else(|e| {
-                tracing::error!(job = %job.name, error = %e, "cursor not readable; starting at page 1");
-                None
-            }),
+            Some(paging) => self
+                .state
+                .load_cursor(&job.name)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(job = %job.name, error = %e, "cursor not readable; starting at page 1");
+                    None
+                })
+                .filter(|c| {
+                    let age = Utc::now().timestamp_millis() - c.started_ms;
+                    let usable = c.page_size == paging.page_size && age < CURSOR_MAX_AGE_MS;
+                    if !usable {
+                        tracing::warn!(job = %job.name, page_size = c.page_size, age_ms = age,
+                            "cursor from another page size or too old; starting at page 1");
+                    }
+                    usable
+                }),
             None => None,
         };
         let started_ms = prior
@@ -431,7 +446,9 @@ impl Collector {
             archive_errors.extend(run.archive_errors);
             match run.result {
                 PageResult::NotStarted => {}
-                PageResult::Done(_) if run.page > end_page && end_page.is_some() => {}
+                // Past the end: not used, whatever came of them.
+                PageResult::Done(_) | PageResult::Failed(_)
+                    if end_page.is_some() && run.page > end_page => {}
                 PageResult::Done(n) => {
                     match run.page {
                         Some(p) => {
@@ -480,6 +497,7 @@ impl Collector {
                         None
                     }
                     Some(next_page) => Some(Cursor {
+                        page_size: p.page_size,
                         next_page,
                         done: (next_page + 1..=last).filter(|n| have(*n)).collect(),
                         started_ms,
@@ -1010,7 +1028,10 @@ mod tests {
         let up = Arc::new(Paged::new(15, Duration::from_millis(1)));
         up.dead.store(true, Ordering::Relaxed);
         let state = Arc::new(MemoryHostState::default());
-        let (c, _) = paged_collector(up.clone(), state.clone());
+        let (mut c, _) = paged_collector(up.clone(), state.clone());
+        // One page at a time and 2 failures to open: page 1's two attempts open it.
+        c.control.concurrency = 1;
+        c.control.breaker.threshold = 2;
         let job = paged_job();
         let err = c.run(&job, None).await.unwrap_err().to_string();
         assert!(err.contains("gave up after 2 attempts"), "{err}");

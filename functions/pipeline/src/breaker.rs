@@ -132,9 +132,25 @@ impl BreakerState {
     }
 
     pub fn success(&mut self) -> Option<Transition> {
-        self.failures = 0;
-        self.probe_until_ms = 0;
-        self.go(Phase::Closed)
+        match self.phase {
+            // A request started before the breaker opened proves little: only the probe
+            // closes an open breaker.
+            Phase::Open => None,
+            Phase::Closed | Phase::HalfOpen => {
+                self.failures = 0;
+                self.probe_until_ms = 0;
+                self.go(Phase::Closed)
+            }
+        }
+    }
+
+    /// The probe neither succeeded nor failed (a 429, or it was never sent): its claim is
+    /// given up so the next request may probe.
+    pub fn neutral(&mut self) -> Option<Transition> {
+        if self.phase == Phase::HalfOpen {
+            self.probe_until_ms = 0;
+        }
+        None
     }
 
     pub fn failure(&mut self, now_ms: i64, p: &BreakerPolicy) -> Option<Transition> {
@@ -173,6 +189,9 @@ pub struct Breaker<'a> {
     state: tokio::sync::Mutex<BreakerState>,
     /// Whether the failure count changed without a transition (stored at the end).
     dirty: std::sync::atomic::AtomicBool,
+    /// The failure count as last read from or written to the store, so that concurrent
+    /// invocations' failures add up when their counts are merged.
+    stored_failures: std::sync::atomic::AtomicU32,
     transitions: Mutex<Vec<Transition>>,
 }
 
@@ -195,12 +214,14 @@ impl<'a> Breaker<'a> {
                 BreakerState::default()
             }
         };
+        let stored_failures = state.failures;
         Breaker {
             host: host.into(),
             policy,
             store,
             state: tokio::sync::Mutex::new(state),
             dirty: false.into(),
+            stored_failures: stored_failures.into(),
             transitions: Mutex::default(),
         }
     }
@@ -251,11 +272,17 @@ impl<'a> Breaker<'a> {
                     }
                     self.dirty
                         .store(false, std::sync::atomic::Ordering::Relaxed);
+                    self.stored_failures
+                        .store(next.failures, std::sync::atomic::Ordering::Relaxed);
                     *state = next;
                     return result;
                 }
                 Ok(false) => match self.store.load_breaker(&self.host).await {
-                    Ok(Some(stored)) => *state = stored,
+                    Ok(Some(stored)) => {
+                        self.stored_failures
+                            .store(stored.failures, std::sync::atomic::Ordering::Relaxed);
+                        *state = stored;
+                    }
                     Ok(None) => state.version = 0,
                     Err(e) => {
                         tracing::error!(host = %self.host, error = %e, "breaker reload failed");
@@ -289,7 +316,9 @@ impl<'a> Breaker<'a> {
             Outcome::Failure => {
                 self.apply(|s| ((), s.failure(now_ms(), &policy))).await;
             }
-            Outcome::Neutral => {}
+            Outcome::Neutral => {
+                self.apply(|s| ((), s.neutral())).await;
+            }
         }
     }
 
@@ -299,23 +328,35 @@ impl<'a> Breaker<'a> {
             return Ok(());
         }
         let mut state = self.state.lock().await;
-        let mut next = state.clone();
-        next.version = state.version + 1;
-        if self
-            .store
-            .save_breaker(&self.host, &next, Some(state.version).filter(|v| *v > 0))
-            .await?
-        {
-            *state = next;
-        } else if let Some(stored) = self.store.load_breaker(&self.host).await? {
-            // Someone else wrote since: keep theirs, adding our failures if both are closed.
-            if stored.phase == Phase::Closed && state.phase == Phase::Closed {
-                let mut merged = stored.clone();
-                merged.failures = stored.failures.max(state.failures);
-                merged.version = stored.version + 1;
-                self.store
-                    .save_breaker(&self.host, &merged, Some(stored.version))
-                    .await?;
+        let ours = state.failures.saturating_sub(
+            self.stored_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        for _ in 0..3 {
+            let mut next = state.clone();
+            next.version = state.version + 1;
+            if self
+                .store
+                .save_breaker(&self.host, &next, Some(state.version).filter(|v| *v > 0))
+                .await?
+            {
+                self.stored_failures
+                    .store(next.failures, std::sync::atomic::Ordering::Relaxed);
+                *state = next;
+                break;
+            }
+            // Someone else wrote since: keep theirs, adding our failures if it is closed.
+            let Some(stored) = self.store.load_breaker(&self.host).await? else {
+                state.version = 0;
+                continue;
+            };
+            let mut merged = stored.clone();
+            if stored.phase == Phase::Closed {
+                merged.failures = stored.failures.saturating_add(ours);
+            }
+            *state = merged;
+            if stored.phase != Phase::Closed {
+                break;
             }
         }
         self.dirty
@@ -349,11 +390,23 @@ mod tests {
         let t = s.failure(1_000, &p).unwrap();
         assert_eq!((t.from, t.to), (Phase::Closed, Phase::Open));
         assert_eq!(s.open_until_ms, 61_000);
+        assert_eq!(
+            s.success(),
+            None,
+            "a late success does not close an open breaker"
+        );
+        assert_eq!(s.phase, Phase::Open);
         assert_eq!(s.admit(60_999, &p).0, Admit::Refused { until_ms: 61_000 });
         let (admit, t) = s.admit(61_000, &p);
         assert_eq!(admit, Admit::Probe);
         assert_eq!(t.unwrap().to, Phase::HalfOpen);
         assert_eq!(s.admit(61_001, &p).0, Admit::Wait, "one probe at a time");
+        s.neutral();
+        assert_eq!(
+            s.admit(61_002, &p).0,
+            Admit::Probe,
+            "a 429'd probe gives up its claim"
+        );
         assert_eq!(s.failure(62_000, &p).unwrap().to, Phase::Open);
         assert_eq!(s.open_until_ms, 122_000);
         assert_eq!(s.admit(122_000, &p).0, Admit::Probe);

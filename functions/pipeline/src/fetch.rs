@@ -96,7 +96,9 @@ impl Deadline {
 
     /// Whether a request started after `wait` could still finish in time.
     pub fn allows(&self, wait: Duration) -> bool {
-        wait + self.request_timeout + DEADLINE_MARGIN <= self.remaining()
+        wait.saturating_add(self.request_timeout)
+            .saturating_add(DEADLINE_MARGIN)
+            <= self.remaining()
     }
 }
 
@@ -168,6 +170,8 @@ pub async fn fetch<T>(
                 match g.gate.acquire(deadline).await {
                     Ok(permit) => Some(permit),
                     Err(_) => {
+                        // If this request held the half-open probe, it gives the claim up.
+                        g.breaker.record(Outcome::Neutral).await;
                         stats.skipped += 1;
                         let d = deadline.unwrap_or(Deadline {
                             at: std::time::Instant::now(),

@@ -52,8 +52,13 @@ pub const DECREASE_COOLDOWN: Duration = WINDOW;
 /// After a 429 without `Retry-After`, the host is paused this long (besides the request's
 /// own backoff), so concurrent requests do not pile onto the limit.
 pub const THROTTLE_PAUSE: Duration = Duration::from_secs(2);
-/// Accepted requests needed in the window before the measured rate is trusted.
-const MIN_MEASURED: usize = 5;
+/// Accepted requests in the window that make the measured rate trustworthy even when
+/// this invocation has not yet watched a whole window (a 429 after a handful of requests
+/// usually means the window still holds someone else's, e.g. the previous invocation's).
+const MIN_MEASURED: usize = 20;
+/// The longest pause honoured from `Retry-After` or a quota reset; beyond it the value is
+/// taken as garbage (and `Instant` arithmetic stays far from overflow).
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
 /// The window the accepted rate is measured over (limits are stated per minute).
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Added to the rate after each minute's worth of accepted requests (requests per minute).
@@ -74,6 +79,10 @@ pub struct LimitState {
     pub rpm: f64,
     /// No request before this (epoch milliseconds), from `Retry-After` or quota headers.
     pub paused_until_ms: Option<i64>,
+    /// Accepted requests since the rate last went up: additive increase needs a minute's
+    /// worth, and a job making a few requests per run gets there over several runs.
+    #[serde(default)]
+    pub credit: u32,
 }
 
 /// Additive increase, multiplicative (measured) decrease. Pure: time is passed in.
@@ -85,6 +94,8 @@ pub struct Aimd {
     since_increase: u32,
     last_decrease: Option<Instant>,
     decreases: u32,
+    /// When this limiter started watching (a whole window watched makes counts trustworthy).
+    started: Option<Instant>,
 }
 
 impl Aimd {
@@ -97,7 +108,18 @@ impl Aimd {
             since_increase: 0,
             last_decrease: None,
             decreases: 0,
+            started: None,
         }
+    }
+
+    /// Carries over the accepted requests counted towards the next increase.
+    pub fn with_credit(mut self, credit: u32) -> Aimd {
+        self.since_increase = credit;
+        self
+    }
+
+    pub fn credit(&self) -> u32 {
+        self.since_increase
     }
 
     pub fn rpm(&self) -> f64 {
@@ -132,6 +154,7 @@ impl Aimd {
 
     /// A request the host accepted (anything but a 429). Returns whether the rate changed.
     pub fn accepted(&mut self, now: Instant) -> bool {
+        self.started.get_or_insert(now);
         self.accepted.push_back(now);
         self.trim(now);
         self.since_increase += 1;
@@ -145,6 +168,7 @@ impl Aimd {
 
     /// A 429. Returns whether the rate changed.
     pub fn throttled(&mut self, now: Instant) -> bool {
+        let watched = now.duration_since(*self.started.get_or_insert(now)) >= WINDOW;
         self.trim(now);
         self.since_increase = 0;
         if self
@@ -156,7 +180,7 @@ impl Aimd {
         self.last_decrease = Some(now);
         self.decreases += 1;
         let measured = self.accepted.len();
-        let target = if measured >= MIN_MEASURED {
+        let target = if measured >= MIN_MEASURED || (watched && measured > 0) {
             (measured as f64 * DECREASE_TO_ACCEPTED).min(self.rpm * DECREASE_TO_ACCEPTED)
         } else {
             self.rpm * DECREASE_FACTOR
@@ -221,12 +245,16 @@ impl HostGate {
         concurrency: usize,
     ) -> HostGate {
         let ceiling = f64::from(ceiling_rpm);
-        let aimd = Aimd::new(learned.map_or(ceiling, |l| l.rpm), ceiling);
+        let aimd = Aimd::new(learned.map_or(ceiling, |l| l.rpm), ceiling)
+            .with_credit(learned.map_or(0, |l| l.credit));
         let now_ms = chrono::Utc::now().timestamp_millis();
         let paused_until = learned
             .and_then(|l| l.paused_until_ms)
             .filter(|until| *until > now_ms)
-            .map(|until| Instant::now() + Duration::from_millis((until - now_ms) as u64));
+            .and_then(|until| {
+                Instant::now()
+                    .checked_add(Duration::from_millis((until - now_ms) as u64).min(MAX_PAUSE))
+            });
         HostGate {
             key: key.into(),
             limiter: Mutex::new(Arc::new(RateLimiter::direct(quota(aimd.rpm())))),
@@ -267,9 +295,15 @@ impl HostGate {
                 (!left.is_zero())
                     .then(|| chrono::Utc::now().timestamp_millis() + left.as_millis() as i64)
             });
+        let (rpm, credit) = self
+            .aimd
+            .lock()
+            .map(|a| (a.rpm(), a.credit()))
+            .unwrap_or((FLOOR_RPM, 0));
         LimitState {
-            rpm: self.rpm(),
+            rpm,
             paused_until_ms,
+            credit,
         }
     }
 
@@ -326,6 +360,9 @@ impl HostGate {
 
     /// The host answered something other than 429.
     pub fn on_accepted(&self, quota: Option<QuotaHeaders>) {
+        // The credit towards the next increase is worth storing too.
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let changed = self
             .aimd
             .lock()
@@ -379,7 +416,9 @@ impl HostGate {
 
     /// No request starts on this host for `wait`.
     pub fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let Some(until) = Instant::now().checked_add(wait.min(MAX_PAUSE)) else {
+            return;
+        };
         if let Ok(mut p) = self.paused_until.lock() {
             if p.is_none_or(|current| current < until) {
                 *p = Some(until);
@@ -499,7 +538,11 @@ mod tests {
         );
 
         gate.on_throttled(Some(Duration::from_secs(30)), None);
-        assert!(gate.rpm() <= 300.0, "a 429 lowers the rate: {}", gate.rpm());
+        assert_eq!(
+            gate.rpm(),
+            480.0,
+            "a 429 early in a run lowers the rate by a fifth"
+        );
         let deadline = Deadline {
             at: Instant::now() + Duration::from_secs(10),
             request_timeout: Duration::from_secs(1),
@@ -510,8 +553,26 @@ mod tests {
         assert!(state.paused_until_ms.is_some(), "the pause is carried over");
         assert!(gate.changed());
 
+        let quota = HostGate::new("up/q", 600, None, 1);
+        quota.on_accepted(Some(QuotaHeaders {
+            limit: Some(120),
+            remaining: Some(0),
+            reset: Some(Duration::from_secs(40)),
+        }));
+        assert_eq!(quota.rpm(), 120.0, "X-RateLimit-Limit lowers the ceiling");
+        let refused = quota.acquire(Some(deadline)).await.unwrap_err();
+        assert!(
+            refused.wait > Duration::from_secs(39),
+            "an exhausted quota pauses until its reset: {refused:?}"
+        );
+
         let next = HostGate::new("up/p", 600, Some(&state), 2);
         assert_eq!(next.rpm(), gate.rpm(), "the learned rate is carried over");
+        gate.on_throttled(Some(Duration::MAX), None);
+        assert!(
+            gate.state().paused_until_ms.is_some(),
+            "an absurd Retry-After is capped, not a panic"
+        );
         assert!(
             next.acquire(Some(deadline)).await.is_err(),
             "and so is the pause"

@@ -15,6 +15,8 @@ pub use crate::adapters::dynamodb::StoreError;
 /// Where an interrupted pagination resumes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Cursor {
+    /// The page size the pages were counted in (another size makes the cursor void).
+    pub page_size: u32,
     /// The first page not yet collected.
     pub next_page: u32,
     /// Pages after `next_page` already collected (fetched concurrently before the stop).

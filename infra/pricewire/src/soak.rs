@@ -108,6 +108,12 @@ pub struct SoakReport {
     pub records_per_minute: f64,
     /// The rate the collector ended with (and stored), requests per minute.
     pub learned_rpm: f64,
+    /// Records in the simulator's 200 answers (valid and malformed), and the distinct
+    /// pages they came from: with every page asked once, nothing was left unasked.
+    pub records_served: usize,
+    pub pages_served: usize,
+    /// Pages answered 200 more than once (collected twice).
+    pub pages_served_twice: usize,
     /// Valid records in the simulator's 200 answers, and malformed ones.
     pub expected_valid: usize,
     pub expected_malformed: usize,
@@ -357,6 +363,17 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
         .filter(|s| adapted_at_ms.is_some_and(|a| s.at_ms >= a))
         .collect();
     let expected = expected_from(&served);
+    let mut page_answers: BTreeMap<String, usize> = BTreeMap::new();
+    for s in served.iter().filter(|s| s.status == 200 && s.records > 0) {
+        *page_answers
+            .entry(s.query.get("page").cloned().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let records_served: usize = served
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| s.records)
+        .sum();
     let expected_malformed: usize = served
         .iter()
         .filter(|s| s.status == 200)
@@ -480,6 +497,9 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
         utilisation: rpm_achieved / f64::from(cfg.limit_rpm),
         records_per_minute: counts.len() as f64 / (walk_s / 60.0),
         learned_rpm,
+        records_served,
+        pages_served: page_answers.len(),
+        pages_served_twice: page_answers.values().filter(|n| **n > 1).count(),
         expected_valid: expected.len(),
         expected_malformed,
         on_stream: stream.len(),
@@ -511,6 +531,7 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReport) -> String {
         ("requests per minute achieved (non-429)", format!("{:.1} ({:.0} % of the limit)", r.rpm_achieved, r.utilisation * 100.0)),
         ("learned rate", format!("{:.1} rpm", r.learned_rpm)),
         ("records per minute collected", format!("{:.0}", r.records_per_minute)),
+        ("records served / pages served (twice)", format!("{} / {} ({})", r.records_served, r.pages_served, r.pages_served_twice)),
         ("valid records served / on the stream / missing / doubled", format!("{} / {} / {} / {}", r.expected_valid, r.on_stream, r.missing, r.doubled)),
         ("malformed served / quarantined", format!("{} / {}", r.expected_malformed, r.quarantined)),
     ];

@@ -20,6 +20,14 @@ async fn every_record_once_malformed_quarantined_429s_adapted_breaker_opens_and_
         r.invocations > 1,
         "the walk needed more than one invocation (cursor resume)"
     );
+    // Every page was asked for and answered once: all 2,000 records were served.
+    assert_eq!(r.records_served, cfg.records, "{r:?}");
+    assert_eq!(
+        r.pages_served as u32,
+        (cfg.records as u32).div_ceil(cfg.page_size)
+    );
+    assert_eq!(r.pages_served_twice, 0);
+    assert_eq!(r.expected_valid + r.expected_malformed, cfg.records);
     // Every valid record reaches the stream exactly once; nothing else does.
     assert!(
         r.expected_valid > 1800,

@@ -538,6 +538,7 @@ impl crate::state::HostStateStore for DynamoHostState {
             Some(crate::ratelimit::LimitState {
                 rpm: get_n(&item, "rpm")?,
                 paused_until_ms: get_n(&item, "paused_until_ms"),
+                credit: get_n(&item, "credit").unwrap_or(0),
             })
         }))
     }
@@ -547,7 +548,10 @@ impl crate::state::HostStateStore for DynamoHostState {
         key: &str,
         state: &crate::ratelimit::LimitState,
     ) -> Result<(), StoreError> {
-        let mut item: Item = HashMap::from([("rpm".to_string(), n(format!("{:.3}", state.rpm)))]);
+        let mut item: Item = HashMap::from([
+            ("rpm".to_string(), n(format!("{:.3}", state.rpm))),
+            ("credit".to_string(), n(state.credit)),
+        ]);
         if let Some(p) = state.paused_until_ms {
             item.insert("paused_until_ms".into(), n(p));
         }
@@ -558,6 +562,7 @@ impl crate::state::HostStateStore for DynamoHostState {
         let item = self.get(format!("{CURSOR_PREFIX}{job}")).await?;
         Ok(item.and_then(|item| {
             Some(crate::state::Cursor {
+                page_size: get_n(&item, "page_size").unwrap_or(0),
                 next_page: get_n(&item, "next_page")?,
                 done: item
                     .get("done")
@@ -572,12 +577,14 @@ impl crate::state::HostStateStore for DynamoHostState {
     async fn save_cursor(&self, job: &str, c: &crate::state::Cursor) -> Result<(), StoreError> {
         let done: Vec<String> = c.done.iter().map(u32::to_string).collect();
         let item: Item = HashMap::from([
+            ("page_size".to_string(), n(c.page_size)),
             ("next_page".to_string(), n(c.next_page)),
             ("done".to_string(), AttributeValue::S(done.join(","))),
             ("started_ms".to_string(), n(c.started_ms)),
+            // From the walk's start, not this save: a walk stuck on a page still expires.
             (
                 "expires_at".to_string(),
-                n((Utc::now() + CURSOR_TTL).timestamp()),
+                n(c.started_ms / 1000 + CURSOR_TTL.num_seconds()),
             ),
         ]);
         self.put(item, format!("{CURSOR_PREFIX}{job}")).await

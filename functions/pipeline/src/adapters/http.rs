@@ -61,16 +61,24 @@ impl HttpUpstream {
     }
 }
 
+/// Waits an upstream asks for are capped here (a day), so no header can overflow a clock.
+const MAX_HINT_SECONDS: u64 = 86_400;
+
 /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds.min(MAX_HINT_SECONDS)));
     }
     let at = DateTime::parse_from_rfc2822(value)
         .ok()?
         .with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    Some(
+        (at - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(MAX_HINT_SECONDS)),
+    )
 }
 
 /// Seconds beyond which `X-RateLimit-Reset` is an epoch timestamp, not a wait.
@@ -86,11 +94,12 @@ pub fn parse_quota(
         limit: num("x-ratelimit-limit").and_then(|v| u32::try_from(v).ok()),
         remaining: num("x-ratelimit-remaining").and_then(|v| u32::try_from(v).ok()),
         reset: num("x-ratelimit-reset").map(|v| {
-            if v >= RESET_EPOCH_THRESHOLD {
-                Duration::from_secs(v.saturating_sub(now.timestamp().max(0) as u64))
+            let secs = if v >= RESET_EPOCH_THRESHOLD {
+                v.saturating_sub(now.timestamp().max(0) as u64)
             } else {
-                Duration::from_secs(v)
-            }
+                v
+            };
+            Duration::from_secs(secs.min(MAX_HINT_SECONDS))
         }),
     };
     (quota != QuotaHeaders::default()).then_some(quota)
