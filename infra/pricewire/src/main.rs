@@ -217,6 +217,13 @@ async fn main() -> ExitCode {
                 Ok(r) => {
                     let md = soak::markdown(&cfg, &r);
                     println!("{md}");
+                    if !r.complete {
+                        eprintln!(
+                            "soak: the walk did not complete in {} invocations",
+                            r.invocations
+                        );
+                        return ExitCode::FAILURE;
+                    }
                     if let Some(path) = out {
                         if let Err(e) = std::fs::write(&path, md) {
                             eprintln!("soak: cannot write {}: {e}", path.display());

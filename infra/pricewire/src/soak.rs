@@ -342,6 +342,8 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
                 complete = s.complete;
                 runs.push(s);
             }
+            // A job the collector rejects outright will never complete: stop here.
+            Err(e @ collector::CollectError::Job(_)) => return Err(e.to_string()),
             Err(e) => say(format!("  run {n}: failed: {e}")),
         }
         if complete {

@@ -76,6 +76,8 @@ pub const DEFAULT_PAGE_SIZE: u32 = 30;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Pages walked per collection when the job does not say (`params.max_pages`).
 pub const DEFAULT_MAX_PAGES: u32 = 10;
+/// The most pages one walk may take (the API's `page` goes to 1000 too).
+pub const MAX_PAGES: u32 = 1000;
 /// Job parameters that steer the collector and are not sent upstream.
 const LOCAL_PARAMS: &[&str] = &["endpoint", "max_pages"];
 
@@ -172,7 +174,11 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
                     }
                 }
             }
-            for (name, max) in [("limit", MAX_PAGE_SIZE), ("page", 1000), ("max_pages", 100)] {
+            for (name, max) in [
+                ("limit", MAX_PAGE_SIZE),
+                ("page", 1000),
+                ("max_pages", MAX_PAGES),
+            ] {
                 if let Some(v) = job.param(name) {
                     if !v.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n)) {
                         return Err(JobError::new(
