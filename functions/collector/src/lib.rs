@@ -117,6 +117,9 @@ pub struct Summary {
     pub rate_rpm: u32,
     /// Time spent waiting for the rate limiter, milliseconds.
     pub waited_ms: u64,
+    /// Times a 429 lowered the rate, and times the host was paused (`Retry-After`, quota).
+    pub rate_decreases: u32,
+    pub host_pauses: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -606,7 +609,10 @@ impl Collector {
             .map(|t| format!("{}->{}", t.from.as_str(), t.to.as_str()))
             .collect();
         summary.rate_rpm = gate.rpm().round() as u32;
-        summary.waited_ms = gate.stats().waited_ms;
+        let stats = gate.stats();
+        summary.waited_ms = stats.waited_ms;
+        summary.rate_decreases = stats.decreases;
+        summary.host_pauses = stats.pauses;
     }
 }
 
@@ -674,6 +680,8 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
             )
             .count("BreakerTransitions", s.breaker_transitions.len() as u64)
             .count("RateLimitRpm", s.rate_rpm.into())
+            .count("RateLimitDecreases", s.rate_decreases.into())
+            .count("HostPauses", s.host_pauses.into())
             .millis("RateLimitWait", s.waited_ms),
         None => emf.count("Runs", 1).count("Failures", 1),
     }
@@ -1079,6 +1087,9 @@ mod tests {
             throttled: 1,
             put: 7,
             quarantined: 1,
+            breaker: "open".into(),
+            rate_decreases: 1,
+            host_pauses: 2,
             ..Summary::default()
         };
         let line = metrics(&job, Some(&summary)).to_line(0);
@@ -1094,6 +1105,14 @@ mod tests {
                 v["RecordsOut"].as_f64()
             ),
             (Some("led-kzn"), Some(1.0), Some(7.0))
+        );
+        assert_eq!(
+            (
+                v["BreakerState"].as_f64(),
+                v["RateLimitDecreases"].as_f64(),
+                v["HostPauses"].as_f64()
+            ),
+            (Some(2.0), Some(1.0), Some(2.0))
         );
         let failed: serde_json::Value =
             serde_json::from_str(&metrics(&job, None).to_line(0)).unwrap();

@@ -413,19 +413,12 @@ mod tests {
         assert_eq!(stats.attempts, 3);
     }
 
-    #[tokio::test]
-    async fn no_request_starts_that_cannot_finish_before_the_deadline() {
-        let up = Scripted(Mutex::new(vec![
-            Ok((502, "", Some(400))),
-            Ok((200, "{}", None)),
-        ]));
+    async fn run_until(
+        script: Vec<Step>,
+        deadline: Deadline,
+    ) -> (Result<(), FetchError>, FetchStats) {
+        let up = Scripted(Mutex::new(script));
         let mut stats = FetchStats::default();
-        // 2 s left, 200 ms per request, 1.5 s margin: one attempt fits; waiting 400 ms
-        // (Retry-After) and then another 200 ms request does not.
-        let deadline = Deadline {
-            at: std::time::Instant::now() + Duration::from_secs(2),
-            request_timeout: Duration::from_millis(200),
-        };
         let r = fetch(
             &up,
             &spec(),
@@ -438,6 +431,22 @@ mod tests {
             |_| Verdict::Accept(()),
         )
         .await;
+        (r, stats)
+    }
+
+    #[tokio::test]
+    async fn no_request_starts_that_cannot_finish_before_the_deadline() {
+        // 2 s left, 200 ms per request, 1.5 s margin: one attempt fits; waiting 400 ms
+        // (Retry-After) and then another 200 ms request does not.
+        let deadline = Deadline {
+            at: std::time::Instant::now() + Duration::from_secs(2),
+            request_timeout: Duration::from_millis(200),
+        };
+        let (r, stats) = run_until(
+            vec![Ok((502, "", Some(400))), Ok((200, "{}", None))],
+            deadline,
+        )
+        .await;
         assert!(
             matches!(r, Err(FetchError::Deadline { attempts: 1, .. })),
             "{r:?}"
@@ -448,24 +457,11 @@ mod tests {
             .to_string()
             .starts_with("job led-kzn: stopped after 1 attempts"));
 
-        let up = Scripted(Mutex::new(vec![Ok((200, "{}", None))]));
-        let mut stats = FetchStats::default();
         let late = Deadline {
             at: std::time::Instant::now() + Duration::from_millis(500),
             request_timeout: Duration::from_millis(200),
         };
-        let r = fetch(
-            &up,
-            &spec(),
-            "led-kzn",
-            policy(5),
-            Some(late),
-            None,
-            &mut stats,
-            async |_r: &HttpResponse| {},
-            |_| Verdict::Accept(()),
-        )
-        .await;
+        let (r, _) = run_until(vec![Ok((200, "{}", None))], late).await;
         assert!(
             matches!(r, Err(FetchError::Deadline { attempts: 0, .. })),
             "nothing is started: {r:?}"

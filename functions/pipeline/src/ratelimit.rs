@@ -93,7 +93,6 @@ pub struct Aimd {
     accepted: VecDeque<Instant>,
     since_increase: u32,
     last_decrease: Option<Instant>,
-    decreases: u32,
     /// When this limiter started watching (a whole window watched makes counts trustworthy).
     started: Option<Instant>,
 }
@@ -107,7 +106,6 @@ impl Aimd {
             accepted: VecDeque::new(),
             since_increase: 0,
             last_decrease: None,
-            decreases: 0,
             started: None,
         }
     }
@@ -124,10 +122,6 @@ impl Aimd {
 
     pub fn rpm(&self) -> f64 {
         self.rpm
-    }
-
-    pub fn decreases(&self) -> u32 {
-        self.decreases
     }
 
     /// Lowers the ceiling (a quota header said what the limit is). Returns whether the
@@ -178,7 +172,6 @@ impl Aimd {
             return false;
         }
         self.last_decrease = Some(now);
-        self.decreases += 1;
         let measured = self.accepted.len();
         let target = if measured >= MIN_MEASURED || (watched && measured > 0) {
             (measured as f64 * DECREASE_TO_ACCEPTED).min(self.rpm * DECREASE_TO_ACCEPTED)
@@ -543,6 +536,7 @@ mod tests {
             480.0,
             "a 429 early in a run lowers the rate by a fifth"
         );
+        assert_eq!((gate.stats().decreases, gate.stats().pauses), (1, 1));
         let deadline = Deadline {
             at: Instant::now() + Duration::from_secs(10),
             request_timeout: Duration::from_secs(1),

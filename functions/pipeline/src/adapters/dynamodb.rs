@@ -1,13 +1,12 @@
 //! DynamoDB: the prices table (history + latest) and the state table (alert claims).
 
-use super::{describe, is_retryable};
+use super::{describe, is_retryable, RetriedCall};
 use crate::backoff::RetryPolicy;
 use crate::batching::{batch_write_chunks, Deduped};
 use crate::envelope::Envelope;
 use crate::table::{self, Item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use backon::Retryable;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -162,12 +161,7 @@ impl PriceStore for DynamoPriceStore {
                 .send()
                 .await
         };
-        match attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
-            .await
-        {
+        match attempt.retried(self.policy).await {
             Ok(_) => Ok(LatestOutcome::Written),
             Err(e)
                 if e.as_service_error()
@@ -282,12 +276,7 @@ impl DedupStore for DynamoDedup {
                 .send()
                 .await
         };
-        match attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
-            .await
-        {
+        match attempt.retried(self.policy).await {
             Ok(_) => Ok(Claim::Acquired),
             Err(e)
                 if e.as_service_error()
@@ -314,12 +303,7 @@ impl DedupStore for DynamoDedup {
                 .send()
                 .await
         };
-        match attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
-            .await
-        {
+        match attempt.retried(self.policy).await {
             Ok(_) => Ok(()),
             Err(e)
                 if e.as_service_error()
@@ -346,9 +330,7 @@ impl DedupStore for DynamoDedup {
                 .await
         };
         attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
+            .retried(self.policy)
             .await
             .map(|_| ())
             .map_err(|e| StoreError(describe(&e)))
@@ -358,28 +340,6 @@ impl DedupStore for DynamoDedup {
 /// The collector's state in the state table: `BREAKER#<host>`, `LIMIT#<host><path>` and
 /// `CURSOR#<job>`, each with sort key `STATE`. Plain attributes, so an operator (and
 /// `pricewire status`) can read them.
-/// One SDK call with the adapter's retry policy, repeating only what is worth repeating.
-async fn retried<T, E, F, Fut>(
-    policy: RetryPolicy,
-    attempt: F,
-) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<
-        Output = Result<
-            T,
-            aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-        >,
-    >,
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    attempt
-        .retry(policy)
-        .when(is_retryable)
-        .sleep(tokio::time::sleep)
-        .await
-}
-
 pub struct DynamoHostState {
     client: aws_sdk_dynamodb::Client,
     table: String,
@@ -425,7 +385,8 @@ impl DynamoHostState {
                 .send()
                 .await
         };
-        retried(self.policy, attempt)
+        attempt
+            .retried(self.policy)
             .await
             .map(|out| out.item)
             .map_err(|e| StoreError(describe(&e)))
@@ -446,7 +407,8 @@ impl DynamoHostState {
                 .send()
                 .await
         };
-        retried(self.policy, attempt)
+        attempt
+            .retried(self.policy)
             .await
             .map(|_| ())
             .map_err(|e| StoreError(describe(&e)))
@@ -517,7 +479,7 @@ impl crate::state::HostStateStore for DynamoHostState {
             .send()
             .await
         };
-        match retried(self.policy, attempt).await {
+        match attempt.retried(self.policy).await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
@@ -601,7 +563,8 @@ impl crate::state::HostStateStore for DynamoHostState {
                 .send()
                 .await
         };
-        retried(self.policy, attempt)
+        attempt
+            .retried(self.policy)
             .await
             .map(|_| ())
             .map_err(|e| StoreError(describe(&e)))

@@ -8,8 +8,11 @@ pub mod s3;
 pub mod sns;
 pub mod ssm;
 
+use crate::backoff::RetryPolicy;
 use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use backon::Retryable;
+use std::future::Future;
 
 /// Error codes AWS services use for throttling and transient server faults.
 const RETRYABLE_CODES: &[&str] = &[
@@ -58,5 +61,25 @@ pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
             None => DisplayErrorContext(se.err()).to_string(),
         },
         other => DisplayErrorContext(other).to_string(),
+    }
+}
+
+/// One SDK call under an adapter's retry policy, repeating only what [`is_retryable`]
+/// says is worth repeating: `(|| client.op().send()).retried(policy).await`.
+pub(crate) trait RetriedCall<T, E> {
+    async fn retried(self, policy: RetryPolicy) -> Result<T, SdkError<E, HttpResponse>>;
+}
+
+impl<T, E, F, Fut> RetriedCall<T, E> for F
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    async fn retried(self, policy: RetryPolicy) -> Result<T, SdkError<E, HttpResponse>> {
+        self.retry(policy)
+            .when(is_retryable)
+            .sleep(tokio::time::sleep)
+            .await
     }
 }

@@ -1,11 +1,10 @@
 //! S3: the raw and quarantine archive.
 
-use super::{describe, is_retryable};
+use super::{describe, RetriedCall};
 use crate::backoff::RetryPolicy;
 use crate::limits::S3_USER_METADATA_MAX_BYTES;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use backon::Retryable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
@@ -84,9 +83,7 @@ impl Archive for S3Archive {
             req.send().await
         };
         attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
+            .retried(self.policy)
             .await
             .map(|_| ())
             .map_err(|e| ArchiveError {

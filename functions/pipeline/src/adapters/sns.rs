@@ -4,13 +4,12 @@
 //! full text for e-mail, and the alert as JSON for queues. Message attributes (source, kind,
 //! rule) let subscribers filter.
 
-use super::{describe, is_retryable};
+use super::{describe, RetriedCall};
 use crate::backoff::RetryPolicy;
 use crate::limits::SNS_MAX_MESSAGE_ATTRIBUTES;
 use crate::message::Alert;
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
-use backon::Retryable;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SNS publish: {0}")]
@@ -87,12 +86,7 @@ impl AlertPublisher for SnsTopic {
             }
             req.send().await
         };
-        match attempt
-            .retry(self.policy)
-            .when(is_retryable)
-            .sleep(tokio::time::sleep)
-            .await
-        {
+        match attempt.retried(self.policy).await {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
             Err(e) => Err(PublishError(describe(&e))),
         }
