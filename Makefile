@@ -65,9 +65,11 @@ tf-apply-moto: tools build ## apply terraform/ to a throwaway moto server
 cli: ## the operator CLI, target/debug/pricewire
 	cargo build -p pricewire --bin pricewire
 
-e2e: tools build ## the local twin end to end (short run, no faults), exact outcomes asserted
-	# --workspace keeps the feature set of `make unit`, so nothing is rebuilt.
+e2e: tools build ## the local twin end to end: a short clean run, then 10,000 records through AWS faults and a replay
+	# --workspace keeps the feature set of `make unit`, so nothing is rebuilt. One binary at a
+	# time (each starts its own moto and applies terraform/).
 	cargo test --workspace --test twin_e2e -- --ignored --nocapture
+	cargo test --workspace --test faults_e2e -- --ignored --nocapture
 
 demo: tools build cli ## the local twin: moto + upstream simulator + terraform apply + release binaries
 	target/debug/pricewire demo --check $(DEMO_ARGS)

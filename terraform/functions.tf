@@ -21,15 +21,19 @@ locals {
       PRICEWIRE_ARCHIVE_BUCKET     = aws_s3_bucket.archive.id
       PRICEWIRE_HISTORY_TTL_DAYS   = tostring(var.history_ttl_days)
       PRICEWIRE_WRITE_MAX_ATTEMPTS = tostring(var.write_max_attempts)
-      RUST_LOG                     = var.log_level
+      # Poison records are reported here with their reason; checkpoints go to the state table.
+      PRICEWIRE_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq["consumer"].url
+      PRICEWIRE_STATE_TABLE           = aws_dynamodb_table.state.name
+      RUST_LOG                        = var.log_level
     }
     alerter = {
-      PRICEWIRE_TOPIC_ARN            = aws_sns_topic.alerts.arn
-      PRICEWIRE_STATE_TABLE          = aws_dynamodb_table.state.name
-      PRICEWIRE_ALERT_RULES          = jsonencode(var.alert_rules)
-      PRICEWIRE_DEDUP_WINDOW_SECONDS = tostring(var.dedup_window_seconds)
-      PRICEWIRE_WRITE_MAX_ATTEMPTS   = tostring(var.write_max_attempts)
-      RUST_LOG                       = var.log_level
+      PRICEWIRE_TOPIC_ARN             = aws_sns_topic.alerts.arn
+      PRICEWIRE_STATE_TABLE           = aws_dynamodb_table.state.name
+      PRICEWIRE_ALERT_RULES           = jsonencode(var.alert_rules)
+      PRICEWIRE_DEDUP_WINDOW_SECONDS  = tostring(var.dedup_window_seconds)
+      PRICEWIRE_ALERT_MAX_AGE_SECONDS = tostring(coalesce(var.alert_max_age_seconds, var.dedup_window_seconds))
+      PRICEWIRE_WRITE_MAX_ATTEMPTS    = tostring(var.write_max_attempts)
+      RUST_LOG                        = var.log_level
     }
   }
 

@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "collector" {
   }
 
   statement {
-    # Circuit breakers, learned rate limits and pagination cursors; only its own items
+    # Circuit breakers, learned rate limits, pagination cursors and last runs; only its own items
     # (the alerter's claims share the table under other keys).
     sid       = "CollectorState"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
@@ -71,7 +71,7 @@ data "aws_iam_policy_document" "collector" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*"]
+      values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*", "RUN#*"]
     }
   }
 
@@ -147,9 +147,22 @@ data "aws_iam_policy_document" "consumer" {
   }
 
   statement {
+    # Lambda's on-failure records (execution role) and the consumer's own poison notices.
     sid       = "OnFailureDestination"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dlq["consumer"].arn]
+  }
+
+  statement {
+    # Per-shard checkpoints for `pricewire status`; only its own items.
+    sid       = "Checkpoints"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.state.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["CHECKPOINT#consumer#*"]
+    }
   }
 
   dynamic "statement" {
@@ -204,9 +217,14 @@ data "aws_iam_policy_document" "alerter" {
 
   statement {
     sid = "DedupState"
-    # PutItem: conditional claim; UpdateItem: mark the claim sent.
+    # PutItem: conditional claim and per-shard checkpoints; UpdateItem: mark the claim sent.
     actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.state.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["ALERT#*", "CHECKPOINT#alerter#*"]
+    }
   }
 
   statement {

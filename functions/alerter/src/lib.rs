@@ -6,7 +6,7 @@ use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use pricewire_pipeline::adapters::dynamodb::{Claim, DedupStore, DynamoDedup};
+use pricewire_pipeline::adapters::dynamodb::{Claim, DedupStore, DynamoDedup, DynamoHostState};
 use pricewire_pipeline::adapters::sns::{AlertPublisher, SnsTopic};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
@@ -15,7 +15,8 @@ use pricewire_pipeline::envelope::{Envelope, Payload};
 use pricewire_pipeline::message;
 use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::rules::RuleSet;
-use pricewire_pipeline::stream::decode;
+use pricewire_pipeline::state::CheckpointStore;
+use pricewire_pipeline::stream::{self, decode};
 use pricewire_pipeline::table;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -26,12 +27,17 @@ use std::time::Duration;
 const DEDUP_KEY_MAX_BYTES: usize = 1024;
 const BASE_DELAY: Duration = Duration::from_millis(50);
 const MAX_DELAY: Duration = Duration::from_secs(2);
+/// The name the alerter checkpoints under.
+pub const FUNCTION: &str = "alerter";
 
 pub struct Alerter {
     pub rules: RuleSet,
     pub dedup: Arc<dyn DedupStore>,
     pub publisher: Arc<dyn AlertPublisher>,
     pub window: Duration,
+    /// Records fetched longer ago raise no alert (see `AlerterConfig::max_age`).
+    pub max_age: Duration,
+    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +48,8 @@ pub struct BatchSummary {
     pub duplicates: usize,
     pub rule_errors: usize,
     pub skipped_invalid: usize,
+    /// Records too old to alert on (replays of old data).
+    pub stale: usize,
     pub failed: usize,
 }
 
@@ -64,8 +72,14 @@ impl Alerter {
                 policy,
             )),
             publisher: Arc::new(SnsTopic::new(aws::sns(sdk), &config.topic_arn, policy)),
+            checkpoints: Some(Arc::new(DynamoHostState::new(
+                aws::dynamodb(sdk),
+                &config.state_table,
+                policy,
+            ))),
             rules: config.rules,
             window: config.dedup_window,
+            max_age: config.max_age,
         }
     }
 
@@ -76,6 +90,7 @@ impl Alerter {
         };
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut seen: HashSet<String> = HashSet::new();
+        let now = Utc::now();
         for record in &event.records {
             let seq = &record.kinesis.sequence_number;
             let envelope = match decode(record) {
@@ -87,6 +102,13 @@ impl Alerter {
                     continue;
                 }
             };
+            if (now - envelope.fetched_at)
+                .to_std()
+                .is_ok_and(|age| age > self.max_age)
+            {
+                summary.stale += 1;
+                continue;
+            }
             let evaluation = self.rules.evaluate(&envelope);
             for (rule, error) in &evaluation.errors {
                 tracing::warn!(rule = %rule, key = %envelope.key, error = %error, "rule could not be evaluated");
@@ -110,6 +132,13 @@ impl Alerter {
             }
         }
         summary.failed = failed.len();
+        if let Some(store) = &self.checkpoints {
+            for (shard, seq, arrival) in stream::checkpoints(&event.records, &failed) {
+                if let Err(e) = store.checkpoint(FUNCTION, &shard, &seq, arrival).await {
+                    tracing::warn!(shard = %shard, error = %e, "checkpoint not written");
+                }
+            }
+        }
         let mut response = KinesisEventResponse::default();
         for seq in failed {
             response.add_failure(seq);
@@ -164,6 +193,7 @@ pub async fn handle(
         duplicates = s.duplicates,
         rule_errors = s.rule_errors,
         skipped_invalid = s.skipped_invalid,
+        stale = s.stale,
         failed = s.failed,
         "batch evaluated"
     );
@@ -173,6 +203,7 @@ pub async fn handle(
         .count("AlertsPublished", s.published as u64)
         .count("AlertDuplicates", s.duplicates as u64)
         .count("RuleErrors", s.rule_errors as u64)
+        .count("StaleRecords", s.stale as u64)
         .count("FailedRecords", s.failed as u64)
         .emit();
     Ok(response)
@@ -305,6 +336,8 @@ mod tests {
                 dedup,
                 publisher: phone,
                 window: Duration::from_secs(3600),
+                max_age: Duration::from_secs(3600),
+                checkpoints: None,
             },
             claims,
         )
@@ -378,6 +411,18 @@ mod tests {
             .map(|a| a.key.clone())
             .collect();
         assert_eq!(keys.len(), 3, "each deal exactly once: {keys:?}");
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_max_age_raise_no_alert() {
+        let phone = Arc::new(Phone::default());
+        let (a, _) = alerter(phone.clone());
+        let mut old = deal(8, 1000, "Aeroflot");
+        old.fetched_at = Utc::now() - chrono::Duration::hours(2);
+        let (response, summary) = a.process(event(&[old, deal(9, 1000, "Aeroflot")])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((summary.stale, summary.published), (1, 1));
+        assert_eq!(phone.0.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
 use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
 use pricewire_pipeline::adapters::http::{HttpResponse, HttpUpstream, Upstream};
-use pricewire_pipeline::adapters::kinesis::{partition_key, KinesisSink, RecordSink, StreamRecord};
+use pricewire_pipeline::adapters::kinesis::{KinesisSink, RecordSink, StreamRecord};
 use pricewire_pipeline::adapters::s3::{Archive, Object, S3Archive};
 use pricewire_pipeline::adapters::ssm::Secret;
 use pricewire_pipeline::archive::{self, meta};
@@ -25,7 +25,7 @@ use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::ratelimit::{self, HostGate};
 use pricewire_pipeline::sources::travelpayouts::{self, Query};
 use pricewire_pipeline::sources::{Normalised, Quarantined, ResponseError};
-use pricewire_pipeline::state::{Cursor, HostStateStore};
+use pricewire_pipeline::state::{Cursor, HostStateStore, RunRecord};
 use pricewire_pipeline::table;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -521,10 +521,7 @@ impl Collector {
                 summary.duplicates += 1;
                 continue;
             }
-            let record = StreamRecord {
-                partition_key: partition_key(&e.key),
-                data: e.to_json(),
-            };
+            let record = StreamRecord::of(&e);
             let too_big = (record.size() > KINESIS_RECORD_MAX_BYTES).then(|| {
                 format!(
                     "record of {} bytes exceeds the Kinesis record limit",
@@ -587,6 +584,15 @@ impl Collector {
                 job: job.name.clone(),
                 detail: archive_errors.join("; "),
             });
+        }
+        let run = RunRecord {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            records_out: summary.put as u64,
+            pages: summary.pages as u64,
+            complete: summary.complete,
+        };
+        if let Err(e) = self.state.save_run(&job.name, &run).await {
+            tracing::warn!(job = %job.name, error = %e, "last run not recorded");
         }
         Ok(summary)
     }

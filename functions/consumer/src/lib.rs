@@ -5,16 +5,20 @@
 use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::Utc;
+use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
+use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
 use pricewire_pipeline::adapters::dynamodb::{DynamoPriceStore, LatestOutcome, PriceStore};
 use pricewire_pipeline::adapters::s3::{Archive, Object, S3Archive};
+use pricewire_pipeline::adapters::sqs::{DeadLetters, SqsDeadLetters};
 use pricewire_pipeline::archive;
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config::ConsumerConfig;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::stream::{decode, Poison};
+use pricewire_pipeline::state::CheckpointStore;
+use pricewire_pipeline::stream::{self, decode, Poison};
 use pricewire_pipeline::table;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -23,12 +27,19 @@ use std::time::Duration;
 
 const WRITE_BASE_DELAY: Duration = Duration::from_millis(50);
 const WRITE_MAX_DELAY: Duration = Duration::from_secs(2);
+/// Conditional `latest` puts in flight at once in one batch (one per entity).
+const LATEST_PUTS_IN_FLIGHT: usize = 16;
 /// Source label of quarantine files written for stream records that are not envelopes.
 pub const POISON_SOURCE: &str = "stream";
+/// The name the consumer checkpoints and reports poison under.
+pub const FUNCTION: &str = "consumer";
 
 pub struct Consumer {
     pub store: Arc<dyn PriceStore>,
     pub quarantine: Arc<dyn Archive>,
+    /// The consumer's dead-letter queue: one notice per poison record, with its reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -54,10 +65,44 @@ impl Consumer {
                 policy,
             )),
             quarantine: Arc::new(S3Archive::new(aws::s3(sdk), &config.archive_bucket, policy)),
+            dead_letters: config.dead_letter_queue_url.as_ref().map(|url| {
+                Arc::new(SqsDeadLetters::new(aws::sqs(sdk), url, policy)) as Arc<dyn DeadLetters>
+            }),
+            checkpoints: config.state_table.as_ref().map(|table| {
+                Arc::new(DynamoHostState::new(aws::dynamodb(sdk), table, policy))
+                    as Arc<dyn CheckpointStore>
+            }),
         }
     }
 
-    async fn set_aside(&self, poison: &[Poison]) -> Result<(), String> {
+    /// Quarantines the poison records (their bytes, in one S3 object), then reports each to
+    /// the dead-letter queue with its reason. Returns the sequence numbers not set aside.
+    async fn set_aside(&self, poison: &[(Poison, Option<String>)]) -> BTreeSet<String> {
+        let records: Vec<Poison> = poison.iter().map(|(p, _)| p.clone()).collect();
+        let key = match self.quarantine_all(&records).await {
+            Ok(key) => key,
+            Err(e) => {
+                // Not set aside: let Lambda retry them (and, past the retry limit, send them
+                // to the on-failure destination) rather than drop them.
+                tracing::error!(error = %e, "could not quarantine poison records");
+                return records.into_iter().map(|p| p.sequence_number).collect();
+            }
+        };
+        let mut failed = BTreeSet::new();
+        let Some(dlq) = &self.dead_letters else {
+            return failed;
+        };
+        for (p, shard) in poison {
+            let notice = stream::poison_notice(FUNCTION, shard.as_deref(), &key, p);
+            if let Err(e) = dlq.send(notice).await {
+                tracing::error!(sequence_number = %p.sequence_number, error = %e, "poison record not reported to the dead-letter queue");
+                failed.insert(p.sequence_number.clone());
+            }
+        }
+        failed
+    }
+
+    async fn quarantine_all(&self, poison: &[Poison]) -> Result<String, String> {
         // Named by the first sequence number: a retried batch rewrites the same object
         // instead of quarantining its poison again.
         let first = poison
@@ -72,13 +117,14 @@ impl Consumer {
         );
         self.quarantine
             .put(Object {
-                key,
+                key: key.clone(),
                 body: archive::gzip(&archive::json_lines(poison)),
                 content_type: "application/x-ndjson",
                 content_encoding: Some("gzip"),
                 metadata: vec![],
             })
             .await
+            .map(|()| key)
             .map_err(|e| e.to_string())
     }
 
@@ -90,7 +136,7 @@ impl Consumer {
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut envelopes: Vec<Envelope> = Vec::with_capacity(event.records.len());
         let mut sequence: Vec<String> = Vec::with_capacity(event.records.len());
-        let mut poison: Vec<Poison> = Vec::new();
+        let mut poison: Vec<(Poison, Option<String>)> = Vec::new();
         for record in &event.records {
             match decode(record).and_then(|e| match table::fits(&e, record.kinesis.data.len()) {
                 Ok(()) => Ok(e),
@@ -102,18 +148,13 @@ impl Consumer {
                 }
                 Err(p) => {
                     tracing::warn!(sequence_number = %p.sequence_number, reason = %p.reason, "poison record set aside");
-                    poison.push(*p);
+                    poison.push((*p, stream::shard_of(record).map(str::to_string)));
                 }
             }
         }
         summary.poison = poison.len();
         if !poison.is_empty() {
-            if let Err(e) = self.set_aside(&poison).await {
-                // Not set aside: let Lambda retry them (and, past the retry limit, send them
-                // to the on-failure destination) rather than drop them.
-                tracing::error!(error = %e, "could not quarantine poison records");
-                failed.extend(poison.iter().map(|p| p.sequence_number.clone()));
-            }
+            failed.extend(self.set_aside(&poison).await);
         }
 
         let history = self.store.write_history(&envelopes).await;
@@ -143,8 +184,19 @@ impl Consumer {
                 }
             }
         }
-        for i in newest.into_values() {
-            match self.store.put_latest(&envelopes[i]).await {
+        // Conditional puts of different entities are independent: a few in flight at once.
+        let store = &self.store;
+        let envelopes_ref = &envelopes;
+        let outcomes: Vec<(usize, Result<LatestOutcome, _>)> = futures_util::stream::iter(
+            newest
+                .into_values()
+                .map(|i| async move { (i, store.put_latest(&envelopes_ref[i]).await) }),
+        )
+        .buffer_unordered(LATEST_PUTS_IN_FLIGHT)
+        .collect()
+        .await;
+        for (i, outcome) in outcomes {
+            match outcome {
                 Ok(LatestOutcome::Written) => summary.latest_written += 1,
                 Ok(LatestOutcome::Stale) => summary.latest_stale += 1,
                 Err(e) => {
@@ -155,6 +207,14 @@ impl Consumer {
         }
 
         summary.failed = failed.len();
+        if let Some(store) = &self.checkpoints {
+            for (shard, seq, arrival) in stream::checkpoints(&event.records, &failed) {
+                if let Err(e) = store.checkpoint(FUNCTION, &shard, &seq, arrival).await {
+                    // Only `pricewire status` reads it: not worth failing the batch.
+                    tracing::warn!(shard = %shard, error = %e, "checkpoint not written");
+                }
+            }
+        }
         let mut response = KinesisEventResponse::default();
         for seq in failed {
             response.add_failure(seq);
@@ -203,6 +263,7 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use lambda_runtime::Context;
     use pricewire_pipeline::adapters::s3::ArchiveError;
+    use pricewire_pipeline::adapters::sqs::DeadLetterError;
     use pricewire_pipeline::envelope::{FlightPrice, Money, Payload};
     use pricewire_pipeline::stream::event_record;
     use std::sync::Mutex;
@@ -288,7 +349,46 @@ mod tests {
         )
     }
 
-    fn consumer(rules: &[&aws_smithy_mocks::Rule]) -> (Consumer, Arc<Bucket>) {
+    /// A dead-letter queue that keeps what it is sent, or refuses everything.
+    #[derive(Default)]
+    struct Queue(Mutex<Vec<String>>, bool);
+    #[async_trait]
+    impl DeadLetters for Queue {
+        async fn send(&self, body: String) -> Result<(), DeadLetterError> {
+            if self.1 {
+                return Err(DeadLetterError("AccessDenied".into()));
+            }
+            self.0.lock().unwrap().push(body);
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Marks(Mutex<Vec<(String, String, String)>>);
+    #[async_trait]
+    impl CheckpointStore for Marks {
+        async fn checkpoint(
+            &self,
+            function: &str,
+            shard: &str,
+            seq: &str,
+            _arrival_ms: i64,
+        ) -> Result<(), pricewire_pipeline::state::StoreError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((function.into(), shard.into(), seq.into()));
+            Ok(())
+        }
+    }
+
+    type Fakes = (Consumer, Arc<Bucket>, Arc<Queue>, Arc<Marks>);
+
+    fn consumer(rules: &[&aws_smithy_mocks::Rule]) -> Fakes {
+        consumer_with(rules, Queue::default())
+    }
+
+    fn consumer_with(rules: &[&aws_smithy_mocks::Rule], queue: Queue) -> Fakes {
         let client = mock_client!(
             aws_sdk_dynamodb,
             RuleMode::MatchAny,
@@ -297,12 +397,18 @@ mod tests {
         );
         let policy = RetryPolicy::new(4, Duration::from_millis(1), Duration::from_millis(2));
         let bucket = Arc::new(Bucket::default());
+        let queue = Arc::new(queue);
+        let marks = Arc::new(Marks::default());
         (
             Consumer {
                 store: Arc::new(DynamoPriceStore::new(client, "prices", 90, policy)),
                 quarantine: bucket.clone(),
+                dead_letters: Some(queue.clone()),
+                checkpoints: Some(marks.clone()),
             },
             bucket,
+            queue,
+            marks,
         )
     }
 
@@ -319,7 +425,7 @@ mod tests {
         });
         let latest = mock!(aws_sdk_dynamodb::Client::put_item)
             .then_output(|| PutItemOutput::builder().build());
-        let (c, _) = consumer(&[&batch, &latest]);
+        let (c, ..) = consumer(&[&batch, &latest]);
         let (response, summary) = c.process(kinesis_event(&all, &[])).await;
         assert!(response.batch_item_failures.is_empty(), "{:?}", response);
         assert_eq!(summary.stored, 60);
@@ -366,7 +472,7 @@ mod tests {
                 aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build())
             }
         });
-        let (c, bucket) = consumer(&[&batch, &latest]);
+        let (c, bucket, queue, marks) = consumer(&[&batch, &latest]);
         // Poison at positions 0 and 4 shift the envelopes: envelope 3 is record 5 (seq …05).
         let event = kinesis_event(
             &envelopes,
@@ -394,6 +500,52 @@ mod tests {
             lines.contains(&format!("\"sequence_number\":\"{:056}\"", 1))
                 && lines.contains("not a valid envelope"),
             "{lines}"
+        );
+        // Each poison record is in the dead-letter queue with its reason and its quarantine object.
+        let notices: Vec<serde_json::Value> = queue
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| serde_json::from_str(n).unwrap())
+            .collect();
+        assert_eq!(notices.len(), 2);
+        for (n, seq) in notices.iter().zip([1, 5]) {
+            assert_eq!(n["kind"], "poison");
+            assert_eq!(n["sequence_number"], format!("{seq:056}"));
+            assert_eq!(n["quarantine_key"], objects[0].key.as_str());
+            assert!(!n["reason"].as_str().unwrap().is_empty(), "{n}");
+        }
+        // Checkpointed just before the first failure (record 6).
+        assert_eq!(
+            *marks.0.lock().unwrap(),
+            vec![(
+                "consumer".to_string(),
+                "shardId-000000000000".to_string(),
+                format!("{:056}", 5)
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn poison_that_cannot_be_reported_is_retried_not_dropped() {
+        let batch = batch_rule(Arc::new(Mutex::new(Vec::new())), |_, _| false);
+        let latest = mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_output(|| PutItemOutput::builder().build());
+        let (c, bucket, ..) = consumer_with(&[&batch, &latest], Queue(Mutex::default(), true));
+        let event = kinesis_event(&[envelope(1, 3000)], &[(1, b"\xff\xfe")]);
+        let (response, summary) = c.process(event).await;
+        assert_eq!(summary.poison, 1);
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(failed, vec![format!("{:056}", 2)]);
+        assert_eq!(
+            bucket.0.lock().unwrap().len(),
+            1,
+            "quarantined all the same"
         );
     }
 }

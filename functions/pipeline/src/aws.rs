@@ -52,3 +52,7 @@ pub fn sns(config: &SdkConfig) -> aws_sdk_sns::Client {
 pub fn ssm(config: &SdkConfig) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(config)
 }
+
+pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}

@@ -75,6 +75,8 @@ pub const RATE_LIMITS: &str = "PRICEWIRE_RATE_LIMITS";
 pub const HOST_CONCURRENCY: &str = "PRICEWIRE_HOST_CONCURRENCY";
 pub const BREAKER_THRESHOLD: &str = "PRICEWIRE_BREAKER_THRESHOLD";
 pub const BREAKER_OPEN_SECONDS: &str = "PRICEWIRE_BREAKER_OPEN_SECONDS";
+pub const DEAD_LETTER_QUEUE_URL: &str = "PRICEWIRE_DEAD_LETTER_QUEUE_URL";
+pub const ALERT_MAX_AGE_SECONDS: &str = "PRICEWIRE_ALERT_MAX_AGE_SECONDS";
 
 pub const DEFAULT_TRAVELPAYOUTS_BASE_URL: &str = "https://api.travelpayouts.com";
 
@@ -149,9 +151,10 @@ impl CollectorConfig {
                 |n| (1..=20).contains(n),
                 "a number from 1 to 20",
             )?,
+            // Ten: at 20 % of entries throttled an entry is still lost once in ten million.
             put_max_attempts: v.parsed(
                 PUT_MAX_ATTEMPTS,
-                5u32,
+                10u32,
                 |n| (1..=20).contains(n),
                 "a number from 1 to 20",
             )?,
@@ -188,6 +191,10 @@ impl CollectorConfig {
 pub struct ConsumerConfig {
     pub prices_table: String,
     pub archive_bucket: String,
+    /// Where poison records are reported (with their reason); unset: quarantine only.
+    pub dead_letter_queue_url: Option<String>,
+    /// Where the consumer checkpoints per shard for `pricewire status`; unset: no checkpoints.
+    pub state_table: Option<String>,
     pub history_ttl_days: u32,
     pub write_max_attempts: u32,
 }
@@ -197,6 +204,8 @@ impl ConsumerConfig {
         Ok(ConsumerConfig {
             prices_table: v.required(PRICES_TABLE)?,
             archive_bucket: v.required(ARCHIVE_BUCKET)?,
+            dead_letter_queue_url: v.optional(DEAD_LETTER_QUEUE_URL),
+            state_table: v.optional(STATE_TABLE),
             history_ttl_days: v.parsed(
                 HISTORY_TTL_DAYS,
                 90u32,
@@ -219,6 +228,9 @@ pub struct AlerterConfig {
     pub state_table: String,
     pub rules: RuleSet,
     pub dedup_window: Duration,
+    /// Records fetched longer ago than this raise no alert (a replay of old data must not
+    /// page anyone); at most the de-duplication window, so nothing can alert twice.
+    pub max_age: Duration,
     pub write_max_attempts: u32,
 }
 
@@ -229,16 +241,32 @@ impl AlerterConfig {
             var: ALERT_RULES.into(),
             problem: e.to_string(),
         })?;
+        let dedup_window: u64 = v.parsed(
+            DEDUP_WINDOW_SECONDS,
+            86_400u64,
+            |n| (60..=31_536_000).contains(n),
+            "seconds from 60 to 31536000",
+        )?;
+        let max_age: u64 = v.parsed(
+            ALERT_MAX_AGE_SECONDS,
+            dedup_window,
+            |n| *n >= 60,
+            "at least 60 seconds",
+        )?;
+        if max_age > dedup_window {
+            return Err(ConfigError {
+                var: ALERT_MAX_AGE_SECONDS.into(),
+                problem: format!(
+                    "{max_age} s is longer than {DEDUP_WINDOW_SECONDS} ({dedup_window} s): an old record could alert twice"
+                ),
+            });
+        }
         Ok(AlerterConfig {
             topic_arn: v.required(TOPIC_ARN)?,
             state_table: v.required(STATE_TABLE)?,
             rules,
-            dedup_window: Duration::from_secs(v.parsed(
-                DEDUP_WINDOW_SECONDS,
-                86_400u64,
-                |n| (60..=31_536_000).contains(n),
-                "seconds from 60 to 31536000",
-            )?),
+            dedup_window: Duration::from_secs(dedup_window),
+            max_age: Duration::from_secs(max_age),
             write_max_attempts: v.parsed(
                 WRITE_MAX_ATTEMPTS,
                 5u32,
@@ -313,5 +341,26 @@ mod tests {
             (ALERT_RULES, r#"[{"name":"broken","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#)])).unwrap_err();
         assert_eq!(err.var, ALERT_RULES);
         assert!(err.problem.contains("alert rule \"broken\""), "{err}");
+    }
+
+    #[test]
+    fn alert_max_age_defaults_to_the_window_and_may_not_exceed_it() {
+        let base = [
+            (TOPIC_ARN, "t"),
+            (STATE_TABLE, "s"),
+            (DEDUP_WINDOW_SECONDS, "3600"),
+        ];
+        let c = AlerterConfig::from_vars(&vars(&base)).unwrap();
+        assert_eq!(c.max_age, Duration::from_secs(3600));
+        let mut longer = base.to_vec();
+        longer.push((ALERT_MAX_AGE_SECONDS, "7200"));
+        let err = AlerterConfig::from_vars(&vars(&longer)).unwrap_err();
+        assert_eq!(err.var, ALERT_MAX_AGE_SECONDS, "{err}");
+        let mut shorter = base.to_vec();
+        shorter.push((ALERT_MAX_AGE_SECONDS, "900"));
+        assert_eq!(
+            AlerterConfig::from_vars(&vars(&shorter)).unwrap().max_age,
+            Duration::from_secs(900)
+        );
     }
 }

@@ -40,3 +40,6 @@ pub const LAMBDA_ENVIRONMENT_MAX_BYTES: usize = 4 * 1024;
 pub const EMF_MAX_METRICS: usize = 100;
 /// CloudWatch Embedded Metric Format: at most 30 dimensions in one dimension set.
 pub const EMF_MAX_DIMENSIONS: usize = 30;
+
+/// SQS: a message body at most 256 KiB (the limit every region and API version accepts).
+pub const SQS_MESSAGE_MAX_BYTES: usize = 256 * 1024;

@@ -41,6 +41,34 @@ pub trait HostStateStore: Send + Sync {
     async fn load_cursor(&self, job: &str) -> Result<Option<Cursor>, StoreError>;
     async fn save_cursor(&self, job: &str, cursor: &Cursor) -> Result<(), StoreError>;
     async fn clear_cursor(&self, job: &str) -> Result<(), StoreError>;
+    /// Records a job's last successful run (what `pricewire status` shows).
+    async fn save_run(&self, job: &str, run: &RunRecord) -> Result<(), StoreError>;
+}
+
+/// A job's last successful run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// When the run ended (epoch milliseconds).
+    pub at_ms: i64,
+    pub records_out: u64,
+    pub pages: u64,
+    /// False when the run stopped early (deadline, open breaker, long Retry-After) and left
+    /// a cursor for the next one.
+    pub complete: bool,
+}
+
+/// Where a stream reader got to: the last record of its last batch on one shard. Written by
+/// the consumer and the alerter after each batch (`CHECKPOINT#<function>#<shard>`); `pricewire
+/// status` measures consumer lag from it.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    async fn checkpoint(
+        &self,
+        function: &str,
+        shard: &str,
+        sequence_number: &str,
+        arrival_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// In memory, with the same conditional-write semantics.
@@ -49,6 +77,7 @@ pub struct MemoryHostState {
     breakers: Mutex<HashMap<String, BreakerState>>,
     limits: Mutex<HashMap<String, LimitState>>,
     cursors: Mutex<HashMap<String, Cursor>>,
+    pub runs: Mutex<HashMap<String, RunRecord>>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -101,6 +130,14 @@ impl HostStateStore for MemoryHostState {
 
     async fn clear_cursor(&self, job: &str) -> Result<(), StoreError> {
         self.cursors.lock().map_err(poisoned)?.remove(job);
+        Ok(())
+    }
+
+    async fn save_run(&self, job: &str, run: &RunRecord) -> Result<(), StoreError> {
+        self.runs
+            .lock()
+            .map_err(poisoned)?
+            .insert(job.into(), run.clone());
         Ok(())
     }
 }

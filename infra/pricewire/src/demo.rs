@@ -2,6 +2,7 @@
 //! simulator, applies the real `terraform/` to the emulator with a local variable file,
 //! runs the release binaries through the twin, reports, and leaves no process behind.
 
+use crate::faultproxy::FaultPlan;
 use crate::report::{self, Report};
 use crate::simulator::{SimConfig, Simulator};
 use crate::twin::{Twin, TwinOptions};
@@ -22,12 +23,56 @@ pub struct DemoOptions {
     pub tfvars: PathBuf,
     pub lambda_dir: PathBuf,
     pub quiet: bool,
+    /// AWS faults between the functions and the emulator.
+    pub faults: Option<FaultPlan>,
+    /// Raw records put on the stream as the run starts.
+    pub inject: Vec<Vec<u8>>,
 }
 
 /// The token the demo's Terraform stores in SSM and the simulator requires.
 pub const DEMO_TOKEN: &str = "twin-demo-token";
 
+/// A running twin: the emulator, the simulator and the stack applied to it.
+pub struct Demo {
+    pub moto: testkit::Moto,
+    pub sim: Simulator,
+    sim_task: tokio::task::JoinHandle<()>,
+    pub twin: Arc<Twin>,
+}
+
+impl Demo {
+    /// Runs the schedules for the configured duration and drains the stream.
+    pub async fn run(&self) -> Result<(), String> {
+        self.twin.clone().run().await
+    }
+
+    /// The summary read back from the emulator, checked against what the simulator served.
+    pub async fn report(&self) -> Result<Report, String> {
+        report::report(&self.twin, Some(&self.sim.served())).await
+    }
+
+    pub async fn stop(self) {
+        self.twin.shutdown().await;
+        if let Some(p) = &self.twin.proxy {
+            p.shutdown();
+        }
+        self.sim_task.abort();
+        drop(self.moto);
+    }
+}
+
+/// Runs the whole demo: start, run, report, stop.
 pub async fn run(o: DemoOptions) -> Result<Report, String> {
+    let demo = start(o).await?;
+    let ran = demo.run().await;
+    let report = demo.report().await;
+    demo.stop().await;
+    ran?;
+    report
+}
+
+/// Starts moto and the simulator, applies terraform/ and starts the functions.
+pub async fn start(o: DemoOptions) -> Result<Demo, String> {
     let t0 = Instant::now();
     let say = |s: String| {
         if !o.quiet {
@@ -99,6 +144,8 @@ pub async fn run(o: DemoOptions) -> Result<Report, String> {
         drain_timeout: o.drain_timeout,
         work_dir: work.clone(),
         quiet: o.quiet,
+        faults: o.faults.clone(),
+        inject: o.inject.clone(),
     })
     .await?;
     say(format!(
@@ -112,12 +159,10 @@ pub async fn run(o: DemoOptions) -> Result<Report, String> {
         o.speed,
         300.0 / o.speed
     ));
-    let twin = Arc::new(twin);
-    let ran = twin.clone().run().await;
-    let report = report::report(&twin, Some(&sim.served())).await;
-    twin.shutdown().await;
-    sim_task.abort();
-    drop(moto);
-    ran?;
-    report
+    Ok(Demo {
+        moto,
+        sim,
+        sim_task,
+        twin: Arc::new(twin),
+    })
 }

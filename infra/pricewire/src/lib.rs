@@ -1,8 +1,11 @@
 //! The pricewire operator CLI as a library: the upstream simulator, the local twin (Lambda
 //! Runtime API host, scheduler clock, event source mapping semantics), its report, and the
-//! upstream soak (the collector against the simulator's fault mix).
+//! upstream soak (the collector against the simulator's fault mix), the AWS fault proxy, and
+//! the operator commands (status, replay, redrive).
 
 pub mod demo;
+pub mod faultproxy;
+pub mod ops;
 pub mod report;
 pub mod runtime_api;
 pub mod simulator;

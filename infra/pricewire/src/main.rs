@@ -1,8 +1,12 @@
-//! `pricewire`: the operator CLI. `simulate` serves the upstream simulator, `twin` runs a
-//! stack that Terraform applied to the emulator, `demo` does all of it on one machine.
+//! `pricewire`: the operator CLI. `status`, `replay` and `redrive` operate a stack (on AWS or
+//! the emulator); `simulate` serves the upstream simulator, `twin` runs a stack that
+//! Terraform applied to the emulator, `demo` does all of it on one machine.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use pricewire_cli::demo::{self, DemoOptions};
+use pricewire_cli::faultproxy::{FaultPlan, KillAt};
+use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
 use pricewire_cli::report;
 use pricewire_cli::simulator::{SimConfig, Simulator};
 use pricewire_cli::soak::{self, SoakConfig};
@@ -16,7 +20,7 @@ use std::time::Duration;
 #[command(
     name = "pricewire",
     version,
-    about = "pricewire operator CLI: local twin and upstream simulator"
+    about = "pricewire operator CLI: status, replay and redrive; local twin and upstream simulator"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,6 +29,51 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Shards and consumer lag, dead-letter depth, breaker states, last successful run per job.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-process the raw archive of a source and time range through the collector's
+    /// normalisation and put the records on the stream (idempotent downstream).
+    Replay {
+        #[command(flatten)]
+        target: Target,
+        /// Source whose archive to replay.
+        #[arg(long, default_value = "travelpayouts")]
+        source: String,
+        /// A whole day (UTC), e.g. 2026-11-21; or use --from/--to.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        day: Option<NaiveDate>,
+        /// Start of the range (RFC 3339), by fetch time.
+        #[arg(long, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// End of the range (RFC 3339), exclusive.
+        #[arg(long, requires = "from")]
+        to: Option<DateTime<Utc>>,
+        /// Count what would be replayed; put nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Take failure records from a stream reader's dead-letter queue and deliver the
+    /// records they reference again (from the stream while retained, else the raw archive).
+    Redrive {
+        #[command(flatten)]
+        target: Target,
+        /// Whose dead-letter queue.
+        #[arg(long, value_parser = ["consumer", "alerter"], default_value = "consumer")]
+        function: String,
+        /// Also put poison records back (once the code that rejected them is fixed).
+        #[arg(long)]
+        include_poison: bool,
+        #[arg(long, default_value_t = 1000)]
+        max_messages: usize,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Serve the Travelpayouts upstream simulator (with fault injection) until interrupted.
     Simulate {
         /// Port on 127.0.0.1 to listen on.
@@ -69,6 +118,8 @@ enum Command {
         run: RunArgs,
         #[command(flatten)]
         faults: Faults,
+        #[command(flatten)]
+        aws: AwsFaults,
         /// Terraform variable file for the twin.
         #[arg(long, default_value = "infra/moto/twin.tfvars")]
         tfvars: PathBuf,
@@ -76,6 +127,80 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// Which stack, where.
+#[derive(Args, Clone)]
+struct Target {
+    /// Terraform `name` of the stack.
+    #[arg(long, default_value = "pricewire")]
+    name: String,
+    /// An emulator endpoint (the twin's moto), with fake credentials; without it the usual
+    /// AWS configuration (environment, profile, role) is used.
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+impl Target {
+    async fn connect(&self) -> Result<(aws_config::SdkConfig, Stack), String> {
+        let sdk = match &self.endpoint {
+            Some(e) => pricewire_pipeline::aws::emulator(e, &self.region).await,
+            None => pricewire_pipeline::aws::load().await,
+        };
+        let stack = Stack::discover(&sdk, &self.name).await?;
+        Ok((sdk, stack))
+    }
+}
+
+/// Faults between the functions and AWS (the fault proxy), for `demo`.
+#[derive(Args, Clone)]
+struct AwsFaults {
+    /// Seed of the AWS fault draws.
+    #[arg(long, default_value_t = 1)]
+    aws_seed: u64,
+    /// Share of PutRecords entries failed with ProvisionedThroughputExceededException.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    put_failure_rate: f64,
+    /// Share of BatchWriteItem items returned unprocessed.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    unprocessed_rate: f64,
+    /// Share of AWS calls throttled.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    throttle_rate: f64,
+    /// Share of AWS calls answered 500.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    aws_error_rate: f64,
+    /// Added latency per AWS call, e.g. 5-50 (milliseconds).
+    #[arg(long, value_parser = range)]
+    aws_latency_ms: Option<(u64, u64)>,
+    /// Kill the consumer process right after its n-th BatchWriteItem.
+    #[arg(long)]
+    kill_consumer_after: Option<u64>,
+}
+
+impl AwsFaults {
+    fn plan(&self) -> Option<FaultPlan> {
+        let plan = FaultPlan {
+            seed: self.aws_seed,
+            put_records_failure_rate: self.put_failure_rate,
+            unprocessed_rate: self.unprocessed_rate,
+            throttle_rate: self.throttle_rate,
+            error_rate: self.aws_error_rate,
+            latency_ms: self.aws_latency_ms.unwrap_or((0, 0)),
+            kill: self.kill_consumer_after.map(|n| KillAt {
+                function: "consumer".into(),
+                after_batch_writes: n,
+            }),
+        };
+        (plan
+            != FaultPlan {
+                seed: self.aws_seed,
+                ..FaultPlan::default()
+            })
+        .then_some(plan)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -182,6 +307,116 @@ impl Faults {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Status { target, json } => {
+            let st = match target.connect().await {
+                Ok((sdk, stack)) => ops::status(&sdk, &stack).await,
+                Err(e) => Err(e),
+            };
+            match st {
+                Ok(st) if json => {
+                    println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(st) => {
+                    ops::print_status(&st);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("status: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Replay {
+            target,
+            source,
+            day,
+            from,
+            to,
+            dry_run,
+        } => {
+            let (from, to) = match (day, from, to) {
+                (Some(d), _, _) => {
+                    let start = d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+                    (start, start + chrono::Duration::days(1))
+                }
+                (None, Some(f), Some(t)) if f < t => (f, t),
+                _ => {
+                    eprintln!("replay: give --day, or --from before --to");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args = ReplayArgs {
+                source,
+                from,
+                to,
+                dry_run,
+            };
+            let r = match target.connect().await {
+                Ok((sdk, stack)) => ops::replay(&sdk, &stack, &args).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(r) => {
+                    println!(
+                        "replay {} {} .. {}: {} archived answers ({} skipped), {} records ({} quarantined), {} put in {} requests{}",
+                        args.source, from.to_rfc3339(), to.to_rfc3339(), r.objects, r.skipped, r.records, r.quarantined, r.put, r.put_requests,
+                        if dry_run { " (dry run)" } else { "" }
+                    );
+                    for e in &r.errors {
+                        eprintln!("  error: {e}");
+                    }
+                    if r.errors.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("replay: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Redrive {
+            target,
+            function,
+            include_poison,
+            max_messages,
+            dry_run,
+        } => {
+            let args = RedriveArgs {
+                function,
+                include_poison,
+                max_messages,
+                dry_run,
+            };
+            let r = match target.connect().await {
+                Ok((sdk, stack)) => ops::redrive(&sdk, &stack, &args).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(r) => {
+                    println!(
+                        "redrive {}: {} messages; {} from the stream, {} from the archive, {} records put; poison: {} redriven, {} kept; {} not redrivable{}",
+                        args.function, r.messages, r.from_stream, r.from_archive, r.records_put, r.poison_redriven, r.poison_kept, r.not_redrivable,
+                        if dry_run { " (dry run)" } else { "" }
+                    );
+                    for e in &r.errors {
+                        eprintln!("  error: {e}");
+                    }
+                    if r.errors.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("redrive: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Simulate { port, faults } => {
             let sim = Simulator::new(faults.config());
             match sim.serve(([127, 0, 0, 1], port).into()).await {
@@ -249,6 +484,8 @@ async fn main() -> ExitCode {
                 drain_timeout: Duration::from_secs(run.drain_timeout),
                 work_dir: PathBuf::from(".work/twin"),
                 quiet: false,
+                faults: None,
+                inject: vec![],
             };
             let twin = match Twin::discover(opts).await {
                 Ok(t) => Arc::new(t),
@@ -275,6 +512,7 @@ async fn main() -> ExitCode {
         Command::Demo {
             run,
             faults,
+            aws,
             tfvars,
             check,
         } => {
@@ -289,6 +527,8 @@ async fn main() -> ExitCode {
                 tfvars: repo.join(tfvars),
                 lambda_dir: repo.join(run.lambda_dir),
                 quiet: false,
+                faults: aws.plan(),
+                inject: vec![],
             };
             match demo::run(opts).await {
                 Ok(r) => {

@@ -24,6 +24,8 @@ pub struct Report {
     /// (rule, SMS text) as a phone would show them.
     pub alerts: Vec<(String, String)>,
     pub dlq_depth: BTreeMap<String, usize>,
+    /// queue → the dead-letter messages in it (read, left in place).
+    pub dlq_messages: BTreeMap<String, Vec<Value>>,
     pub store_latency_ms: Vec<i64>,
     pub alert_latency_ms: Vec<i64>,
     pub check: Option<Check>,
@@ -233,7 +235,32 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
                 })
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            r.dlq_depth.insert(name, depth);
+            r.dlq_depth.insert(name.clone(), depth);
+            // Read without deleting: they become visible again for `pricewire redrive`.
+            let mut seen = BTreeSet::new();
+            let mut messages = Vec::new();
+            while seen.len() < depth {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(5)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ReceiveMessage: {e}"))?;
+                if out.messages().is_empty() {
+                    break;
+                }
+                for m in out.messages() {
+                    if seen.insert(m.message_id().unwrap_or_default().to_string()) {
+                        messages.push(
+                            serde_json::from_str(m.body().unwrap_or_default())
+                                .unwrap_or(Value::Null),
+                        );
+                    }
+                }
+            }
+            r.dlq_messages.insert(name, messages);
         } else if name.ends_with("-inbox") {
             loop {
                 let out = sqs
@@ -250,6 +277,16 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
                 for m in out.messages() {
                     if let Ok(v) = serde_json::from_str::<Value>(m.body().unwrap_or_default()) {
                         inbox.push(v);
+                    }
+                    // Read like a phone reads: what the report saw is gone, so a later
+                    // look at the inbox shows only what arrived since.
+                    if let Some(h) = m.receipt_handle() {
+                        let _ = sqs
+                            .delete_message()
+                            .queue_url(url)
+                            .receipt_handle(h)
+                            .send()
+                            .await;
                     }
                 }
             }

@@ -91,6 +91,8 @@ pub struct FunctionHost {
     next_id: AtomicU64,
     pub starts: AtomicU64,
     stopped: AtomicBool,
+    /// Process id of the current execution environment (0: none).
+    pid: std::sync::atomic::AtomicU32,
 }
 
 fn now_ms() -> u64 {
@@ -178,6 +180,7 @@ impl FunctionHost {
             next_id: AtomicU64::new(1),
             starts: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            pid: std::sync::atomic::AtomicU32::new(0),
         });
         let first = host.new_instance().await?;
         *host.instance.lock().await = Some(first);
@@ -238,12 +241,28 @@ impl FunctionHost {
             }
         };
         self.starts.fetch_add(1, Ordering::Relaxed);
+        self.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
         Ok(Instance {
             child,
             server,
             tx,
             api,
         })
+    }
+
+    /// The current execution environment's process id, if one is running.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|p| *p != 0)
+    }
+
+    /// Kills the current process at once with SIGKILL, even in the middle of an
+    /// invocation (which then ends as `Crashed`, as a Lambda whose environment died).
+    pub fn kill_now(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
     }
 
     /// Discards the execution environment; the next invocation starts a new one.

@@ -8,6 +8,7 @@
 //! past the retry limit or the maximum record age, a failure record to the on-failure
 //! destination; filter criteria applied where set.
 
+use crate::faultproxy::{FaultPlan, FaultProxy};
 use crate::runtime_api::{FunctionHost, FunctionSpec, Outcome};
 use aws_lambda_events::kinesis::KinesisEvent;
 use chrono::{DateTime, Utc};
@@ -41,6 +42,11 @@ pub struct TwinOptions {
     pub drain_timeout: Duration,
     pub work_dir: PathBuf,
     pub quiet: bool,
+    /// AWS faults between the functions and the emulator (the runner's own calls, standing
+    /// in for Lambda's event source mappings and the operator, go straight to the emulator).
+    pub faults: Option<FaultPlan>,
+    /// Raw records put on the stream when the run starts (poison, for instance).
+    pub inject: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +117,10 @@ pub struct Twin {
     pub schedules: Vec<Schedule>,
     pub progress: Arc<Progress>,
     pub observed: Arc<Mutex<Observed>>,
+    pub proxy: Option<Arc<FaultProxy>>,
     stop_schedules: Arc<AtomicBool>,
+    /// Per (mapping, shard), the last sequence number delivered: a later `drain` resumes there.
+    positions: Mutex<HashMap<(String, String), String>>,
 }
 
 fn last_segment(arn: &str, sep: char) -> String {
@@ -214,6 +223,10 @@ impl Twin {
         let mut env = BTreeMap::new();
         let mut arns: BTreeMap<String, String> = BTreeMap::new();
         std::fs::create_dir_all(opts.work_dir.join("logs")).map_err(|e| e.to_string())?;
+        let proxy = opts
+            .faults
+            .clone()
+            .map(|plan| FaultProxy::new(opts.endpoint.clone(), plan));
         for f in listed.functions() {
             let Some(name) = f.function_name() else {
                 continue;
@@ -239,8 +252,17 @@ impl Twin {
                 .unwrap_or_default();
             let mut process_env: Vec<(String, String)> =
                 vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let endpoint = match &proxy {
+                Some(p) => format!(
+                    "http://{}",
+                    p.listen(short)
+                        .await
+                        .map_err(|e| format!("fault proxy: {e}"))?
+                ),
+                None => opts.endpoint.clone(),
+            };
             process_env.extend([
-                ("AWS_ENDPOINT_URL".to_string(), opts.endpoint.clone()),
+                ("AWS_ENDPOINT_URL".to_string(), endpoint),
                 ("AWS_REGION".to_string(), opts.region.clone()),
                 ("AWS_DEFAULT_REGION".to_string(), opts.region.clone()),
                 ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
@@ -264,6 +286,26 @@ impl Twin {
                 config.function_arn().unwrap_or(name).to_string(),
             );
             functions.insert(name.to_string(), host);
+        }
+        if let Some(p) = &proxy {
+            let by_tag: HashMap<String, Arc<FunctionHost>> = functions
+                .iter()
+                .map(|(name, h)| {
+                    (
+                        name.strip_prefix(&prefix).unwrap_or(name).to_string(),
+                        h.clone(),
+                    )
+                })
+                .collect();
+            p.on_kill(move |tag| {
+                if let Some(h) = by_tag.get(tag) {
+                    eprintln!(
+                        "twin: killing {tag} (pid {:?}) in the middle of its batch",
+                        h.pid()
+                    );
+                    h.kill_now();
+                }
+            });
         }
         if functions.is_empty() {
             return Err(format!(
@@ -417,7 +459,9 @@ impl Twin {
             schedules,
             progress: Arc::default(),
             observed: Arc::default(),
+            proxy,
             stop_schedules: Arc::default(),
+            positions: Mutex::default(),
         })
     }
 
@@ -550,13 +594,14 @@ impl Twin {
         }
     }
 
-    fn kinesis_event(&self, m: &Mapping, records: &[Rec]) -> Value {
+    fn kinesis_event(&self, m: &Mapping, shard: &str, records: &[Rec]) -> Value {
         let mut event = KinesisEvent::default();
         event.records = records
             .iter()
             .map(|r| {
                 let mut e = event_record(&r.seq, &r.partition_key, r.data.clone());
                 e.event_source_arn = Some(m.stream_arn.clone());
+                e.event_id = Some(format!("{shard}:{}", r.seq));
                 e.aws_region = Some(self.opts.region.clone());
                 e.kinesis.approximate_arrival_timestamp =
                     aws_lambda_events::encodings::SecondTimestamp(r.arrival);
@@ -643,7 +688,7 @@ impl Twin {
                     .await;
                 continue;
             }
-            let outcome = host.invoke(&self.kinesis_event(m, &pending)).await;
+            let outcome = host.invoke(&self.kinesis_event(m, shard, &pending)).await;
             let failed_from: Option<usize> = match &outcome {
                 Outcome::Response(body) if m.report_item_failures => {
                     let ids: Option<Vec<String>> = body
@@ -729,7 +774,14 @@ impl Twin {
     ) {
         let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
         let stream = last_segment(&m.stream_arn, '/');
-        let kind = if m.starting_position == "LATEST" {
+        let resume = self
+            .positions
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&(m.uuid.clone(), shard.clone())).cloned());
+        let kind = if resume.is_some() {
+            aws_sdk_kinesis::types::ShardIteratorType::AfterSequenceNumber
+        } else if m.starting_position == "LATEST" {
             aws_sdk_kinesis::types::ShardIteratorType::Latest
         } else {
             aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon
@@ -739,6 +791,7 @@ impl Twin {
             .stream_name(&stream)
             .shard_id(&shard)
             .shard_iterator_type(kind)
+            .set_starting_sequence_number(resume)
             .send()
             .await
         {
@@ -833,15 +886,20 @@ impl Twin {
             let take = buffer.len().min(m.batch_size);
             let batch: Vec<Rec> = buffer.drain(..take).collect();
             first_waiting = None;
+            let last = batch.last().map(|r| r.seq.clone());
             self.deliver(&m, &shard, batch).await;
+            if let (Some(last), Ok(mut p)) = (last, self.positions.lock()) {
+                p.insert((m.uuid.clone(), shard.clone()), last);
+            }
         }
     }
 
-    /// Runs the stack: schedules for `duration`, then drains the stream.
-    pub async fn run(self: Arc<Self>) -> Result<(), String> {
-        let started = Instant::now();
+    /// One poller per (mapping, shard), each resuming where the last one stopped.
+    async fn spawn_pollers(
+        self: &Arc<Self>,
+        draining: &Arc<AtomicBool>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
         let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
-        let draining = Arc::new(AtomicBool::new(false));
         let idle = Arc::new(AtomicU64::new(0));
         let mut pollers = Vec::new();
         for m in &self.mappings {
@@ -866,6 +924,63 @@ impl Twin {
                 )));
             }
         }
+        Ok(pollers)
+    }
+
+    /// Waits for the pollers to find their shards drained, at most `drain_timeout`.
+    async fn wait_drained(&self, pollers: Vec<tokio::task::JoinHandle<()>>) -> Result<(), String> {
+        let aborts: Vec<_> = pollers.iter().map(|p| p.abort_handle()).collect();
+        let drained = tokio::time::timeout(self.opts.drain_timeout, async {
+            for p in pollers {
+                let _ = p.await;
+            }
+        })
+        .await;
+        for a in aborts {
+            a.abort();
+        }
+        drained.map_err(|_| {
+            format!(
+                "the stream did not drain within {:?}",
+                self.opts.drain_timeout
+            )
+        })
+    }
+
+    /// Puts `opts.inject` on the stream, as something other than the collector would.
+    async fn inject(&self) -> Result<(), String> {
+        let Some(stream) = self
+            .mappings
+            .first()
+            .map(|m| last_segment(&m.stream_arn, '/'))
+        else {
+            return Ok(());
+        };
+        let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
+        for (i, data) in self.opts.inject.iter().enumerate() {
+            kinesis
+                .put_record()
+                .stream_name(&stream)
+                .partition_key(format!("injected-{i}"))
+                .data(aws_sdk_kinesis::primitives::Blob::new(data.clone()))
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "PutRecord {stream}: {}",
+                        aws_sdk_kinesis::error::DisplayErrorContext(&e)
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Runs the stack: schedules for `duration`, then drains the stream.
+    pub async fn run(self: Arc<Self>) -> Result<(), String> {
+        let started = Instant::now();
+        let draining = Arc::new(AtomicBool::new(false));
+        let pollers = self.spawn_pollers(&draining).await?;
+        self.inject().await?;
         let schedulers: Vec<_> = self
             .schedules
             .iter()
@@ -889,26 +1004,20 @@ impl Twin {
         }
         // Everything put is on the stream now: drain it.
         draining.store(true, Ordering::Relaxed);
-        let aborts: Vec<_> = pollers.iter().map(|p| p.abort_handle()).collect();
-        let drained = tokio::time::timeout(self.opts.drain_timeout, async {
-            for p in pollers {
-                let _ = p.await;
-            }
-        })
-        .await;
-        for a in aborts {
-            a.abort();
-        }
+        let drained = self.wait_drained(pollers).await;
         ticker.abort();
         if !self.opts.quiet {
             println!("  {}", self.progress_line(started.elapsed()));
         }
-        drained.map_err(|_| {
-            format!(
-                "the stream did not drain within {:?}",
-                self.opts.drain_timeout
-            )
-        })
+        drained
+    }
+
+    /// Delivers what was put on the stream since the last run or drain (a replay, a
+    /// redrive), without firing schedules, until every shard is drained.
+    pub async fn drain(self: Arc<Self>) -> Result<(), String> {
+        let draining = Arc::new(AtomicBool::new(true));
+        let pollers = self.spawn_pollers(&draining).await?;
+        self.wait_drained(pollers).await
     }
 
     pub fn progress_line(&self, t: Duration) -> String {

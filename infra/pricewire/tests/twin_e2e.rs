@@ -28,6 +28,8 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
         tfvars: repo.join("infra/moto/twin.tfvars"),
         lambda_dir: repo.join("target/lambda"),
         quiet: false,
+        faults: None,
+        inject: vec![],
     })
     .await
     .unwrap();

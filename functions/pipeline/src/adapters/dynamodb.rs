@@ -337,9 +337,10 @@ impl DedupStore for DynamoDedup {
     }
 }
 
-/// The collector's state in the state table: `BREAKER#<host>`, `LIMIT#<host><path>` and
-/// `CURSOR#<job>`, each with sort key `STATE`. Plain attributes, so an operator (and
-/// `pricewire status`) can read them.
+/// Operational state in the state table, each item with sort key `STATE` and plain
+/// attributes so an operator (and `pricewire status`) can read them: the collector's
+/// `BREAKER#<host>`, `LIMIT#<host><path>`, `CURSOR#<job>` and `RUN#<job>`, and the stream
+/// readers' `CHECKPOINT#<function>#<shard>`.
 pub struct DynamoHostState {
     client: aws_sdk_dynamodb::Client,
     table: String,
@@ -350,6 +351,8 @@ pub const STATE_SK: &str = "STATE";
 pub const BREAKER_PREFIX: &str = "BREAKER#";
 pub const LIMIT_PREFIX: &str = "LIMIT#";
 pub const CURSOR_PREFIX: &str = "CURSOR#";
+pub const RUN_PREFIX: &str = "RUN#";
+pub const CHECKPOINT_PREFIX: &str = "CHECKPOINT#";
 /// A cursor nobody resumed within a day is stale (the data moved on): TTL removes it.
 const CURSOR_TTL: chrono::Duration = chrono::Duration::days(1);
 
@@ -552,6 +555,16 @@ impl crate::state::HostStateStore for DynamoHostState {
         self.put(item, format!("{CURSOR_PREFIX}{job}")).await
     }
 
+    async fn save_run(&self, job: &str, run: &crate::state::RunRecord) -> Result<(), StoreError> {
+        let item: Item = HashMap::from([
+            ("at_ms".to_string(), n(run.at_ms)),
+            ("records_out".to_string(), n(run.records_out)),
+            ("pages".to_string(), n(run.pages)),
+            ("complete".to_string(), AttributeValue::Bool(run.complete)),
+        ]);
+        self.put(item, format!("{RUN_PREFIX}{job}")).await
+    }
+
     async fn clear_cursor(&self, job: &str) -> Result<(), StoreError> {
         let pk = format!("{CURSOR_PREFIX}{job}");
         let attempt = || async {
@@ -568,5 +581,26 @@ impl crate::state::HostStateStore for DynamoHostState {
             .await
             .map(|_| ())
             .map_err(|e| StoreError(describe(&e)))
+    }
+}
+
+#[async_trait]
+impl crate::state::CheckpointStore for DynamoHostState {
+    async fn checkpoint(
+        &self,
+        function: &str,
+        shard: &str,
+        sequence_number: &str,
+        arrival_ms: i64,
+    ) -> Result<(), StoreError> {
+        let item: Item = HashMap::from([
+            (
+                "sequence_number".to_string(),
+                AttributeValue::S(sequence_number.into()),
+            ),
+            ("arrival_ms".to_string(), n(arrival_ms)),
+        ]);
+        self.put(item, format!("{CHECKPOINT_PREFIX}{function}#{shard}"))
+            .await
     }
 }

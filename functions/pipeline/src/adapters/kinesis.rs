@@ -22,6 +22,15 @@ pub struct StreamRecord {
 }
 
 impl StreamRecord {
+    /// An envelope as it goes on the stream: partitioned by its entity, so one entity's
+    /// observations stay in order on one shard.
+    pub fn of(e: &crate::envelope::Envelope) -> StreamRecord {
+        StreamRecord {
+            partition_key: partition_key(&e.key),
+            data: e.to_json(),
+        }
+    }
+
     /// Size counted against PutRecords limits: data plus partition key.
     pub fn size(&self) -> usize {
         self.data.len() + self.partition_key.len()

@@ -6,6 +6,7 @@ pub mod http;
 pub mod kinesis;
 pub mod s3;
 pub mod sns;
+pub mod sqs;
 pub mod ssm;
 
 use crate::backoff::RetryPolicy;
