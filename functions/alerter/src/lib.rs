@@ -15,8 +15,8 @@ use pricewire_pipeline::envelope::{Envelope, Payload};
 use pricewire_pipeline::message;
 use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::rules::RuleSet;
-use pricewire_pipeline::state::CheckpointStore;
-use pricewire_pipeline::stream::{self, decode};
+use pricewire_pipeline::state::{checkpoint_batch, CheckpointStore};
+use pricewire_pipeline::stream::decode;
 use pricewire_pipeline::table;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -133,11 +133,7 @@ impl Alerter {
         }
         summary.failed = failed.len();
         if let Some(store) = &self.checkpoints {
-            for (shard, seq, arrival) in stream::checkpoints(&event.records, &failed) {
-                if let Err(e) = store.checkpoint(FUNCTION, &shard, &seq, arrival).await {
-                    tracing::warn!(shard = %shard, error = %e, "checkpoint not written");
-                }
-            }
+            checkpoint_batch(store.as_ref(), FUNCTION, &event.records, &failed).await;
         }
         let mut response = KinesisEventResponse::default();
         for seq in failed {

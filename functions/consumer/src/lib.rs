@@ -17,7 +17,7 @@ use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config::ConsumerConfig;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::state::CheckpointStore;
+use pricewire_pipeline::state::{checkpoint_batch, CheckpointStore};
 use pricewire_pipeline::stream::{self, decode, Poison};
 use pricewire_pipeline::table;
 use serde::Serialize;
@@ -208,12 +208,7 @@ impl Consumer {
 
         summary.failed = failed.len();
         if let Some(store) = &self.checkpoints {
-            for (shard, seq, arrival) in stream::checkpoints(&event.records, &failed) {
-                if let Err(e) = store.checkpoint(FUNCTION, &shard, &seq, arrival).await {
-                    // Only `pricewire status` reads it: not worth failing the batch.
-                    tracing::warn!(shard = %shard, error = %e, "checkpoint not written");
-                }
-            }
+            checkpoint_batch(store.as_ref(), FUNCTION, &event.records, &failed).await;
         }
         let mut response = KinesisEventResponse::default();
         for seq in failed {

@@ -71,6 +71,21 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Checkpoints a handled batch: per shard, the last record before its first failure. Only
+/// `pricewire status` reads checkpoints, so a failed write is logged, never fatal.
+pub async fn checkpoint_batch(
+    store: &dyn CheckpointStore,
+    function: &str,
+    records: &[aws_lambda_events::kinesis::KinesisEventRecord],
+    failed: &BTreeSet<String>,
+) {
+    for (shard, seq, arrival) in crate::stream::checkpoints(records, failed) {
+        if let Err(e) = store.checkpoint(function, &shard, &seq, arrival).await {
+            tracing::warn!(function, shard = %shard, error = %e, "checkpoint not written");
+        }
+    }
+}
+
 /// In memory, with the same conditional-write semantics.
 #[derive(Default)]
 pub struct MemoryHostState {

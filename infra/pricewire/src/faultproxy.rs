@@ -241,6 +241,17 @@ const HOP_HEADERS: &[&str] = &[
     "keep-alive",
 ];
 
+/// One incoming call: what is forwarded, and what shapes its faults.
+struct Incoming {
+    method: axum::http::Method,
+    /// Path and query.
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    call: Call,
+    content_type: String,
+}
+
 struct Upstream {
     status: StatusCode,
     headers: HeaderMap,
@@ -357,19 +368,14 @@ impl FaultProxy {
             .unwrap_or_else(|_| vec![1.0; n])
     }
 
-    async fn forward(
-        &self,
-        method: &axum::http::Method,
-        path_and_query: &str,
-        headers: &HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<Upstream, String> {
-        let method =
-            reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    /// Sends the call on to the emulator with `body` (the original or a rewritten one).
+    async fn forward(&self, incoming: &Incoming, body: Vec<u8>) -> Result<Upstream, String> {
+        let method = reqwest::Method::from_bytes(incoming.method.as_str().as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut req = self
             .client
-            .request(method, format!("{}{path_and_query}", self.upstream));
-        for (k, v) in headers {
+            .request(method, format!("{}{}", self.upstream, incoming.path));
+        for (k, v) in &incoming.headers {
             if !HOP_HEADERS.contains(&k.as_str()) {
                 req = req.header(k.as_str(), v.as_bytes());
             }
@@ -395,15 +401,9 @@ impl FaultProxy {
     }
 
     /// PutRecords with per-entry failures: only the surviving entries are forwarded.
-    async fn put_records(
-        &self,
-        tag: &str,
-        method: &axum::http::Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Response, String> {
-        let mut request: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    async fn put_records(&self, tag: &str, incoming: &Incoming) -> Result<Response, String> {
+        let mut request: Value =
+            serde_json::from_slice(&incoming.body).map_err(|e| e.to_string())?;
         let entries = request
             .get("Records")
             .and_then(Value::as_array)
@@ -436,12 +436,7 @@ impl FaultProxy {
         if !kept.is_empty() {
             request["Records"] = Value::Array(kept);
             let up = self
-                .forward(
-                    method,
-                    path,
-                    headers,
-                    serde_json::to_vec(&request).unwrap_or_default(),
-                )
+                .forward(incoming, serde_json::to_vec(&request).unwrap_or_default())
                 .await?;
             if up.status != StatusCode::OK {
                 return Ok(up.into_response(None));
@@ -484,16 +479,9 @@ impl FaultProxy {
     }
 
     /// BatchWriteItem with UnprocessedItems: a subset is forwarded, the rest handed back.
-    async fn batch_write(
-        &self,
-        tag: &str,
-        call: &Call,
-        method: &axum::http::Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Response, String> {
-        let mut request: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    async fn batch_write(&self, tag: &str, incoming: &Incoming) -> Result<Response, String> {
+        let mut request: Value =
+            serde_json::from_slice(&incoming.body).map_err(|e| e.to_string())?;
         let tables = request
             .get("RequestItems")
             .and_then(Value::as_object)
@@ -527,24 +515,18 @@ impl FaultProxy {
             s.items += total;
             s.items_unprocessed += unprocessed;
         });
-        let content_type = header(headers, "content-type").unwrap_or("application/x-amz-json-1.0");
         if kept.is_empty() {
             // DynamoDB: when no item can be processed the whole call is throttled.
-            return Ok(call.error(
+            return Ok(incoming.call.error(
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
                 "The level of configured provisioned throughput for the table was exceeded (fault proxy)",
-                content_type,
+                &incoming.content_type,
             ));
         }
         request["RequestItems"] = Value::Object(kept);
         let up = self
-            .forward(
-                method,
-                path,
-                headers,
-                serde_json::to_vec(&request).unwrap_or_default(),
-            )
+            .forward(incoming, serde_json::to_vec(&request).unwrap_or_default())
             .await?;
         self.after_batch_write(tag);
         if up.status != StatusCode::OK || left.is_empty() {
@@ -594,15 +576,22 @@ async fn handle(State((proxy, tag)): State<(Arc<FaultProxy>, String)>, req: Requ
         Ok(b) => b.to_vec(),
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let call = classify(parts.method.as_str(), &parts.headers, &body);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let content_type = header(&parts.headers, "content-type")
-        .unwrap_or("application/x-amz-json-1.1")
-        .to_string();
+    let incoming = Incoming {
+        call: classify(parts.method.as_str(), &parts.headers, &body),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        content_type: header(&parts.headers, "content-type")
+            .unwrap_or("application/x-amz-json-1.1")
+            .to_string(),
+        method: parts.method,
+        headers: parts.headers,
+        body,
+    };
+    let call = &incoming.call;
+    let content_type = incoming.content_type.as_str();
     proxy.count(&tag, |s| {
         s.calls += 1;
         *s.operations
@@ -619,35 +608,29 @@ async fn handle(State((proxy, tag)): State<(Arc<FaultProxy>, String)>, req: Requ
     }
     if proxy.draw() < proxy.plan.throttle_rate {
         proxy.count(&tag, |s| s.throttled += 1);
-        return call.throttled(&content_type);
+        return call.throttled(content_type);
     }
     let error = proxy.draw() < proxy.plan.error_rate;
     let after = error && call.safe_to_repeat() && proxy.draw() < 0.5;
     if error && !after {
         proxy.count(&tag, |s| s.errors_before += 1);
-        return call.internal(&content_type);
+        return call.internal(content_type);
     }
     proxy.count(&tag, |s| s.forwarded += 1);
     let result = match (call.service.as_str(), call.operation.as_str()) {
         ("kinesis", "PutRecords") if proxy.plan.put_records_failure_rate > 0.0 => {
-            proxy
-                .put_records(&tag, &parts.method, &path, &parts.headers, &body)
-                .await
+            proxy.put_records(&tag, &incoming).await
         }
-        ("dynamodb", "BatchWriteItem") => {
-            proxy
-                .batch_write(&tag, &call, &parts.method, &path, &parts.headers, &body)
-                .await
-        }
+        ("dynamodb", "BatchWriteItem") => proxy.batch_write(&tag, &incoming).await,
         _ => proxy
-            .forward(&parts.method, &path, &parts.headers, body)
+            .forward(&incoming, incoming.body.clone())
             .await
             .map(|up| up.into_response(None)),
     };
     match result {
         Ok(_) if after => {
             proxy.count(&tag, |s| s.errors_after += 1);
-            call.internal(&content_type)
+            call.internal(content_type)
         }
         Ok(response) => response,
         Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")).into_response(),

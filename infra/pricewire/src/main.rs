@@ -222,6 +222,18 @@ struct RunArgs {
     drain_timeout: u64,
 }
 
+/// Prints an operation's per-item errors; any makes the exit status a failure.
+fn exit_for(errors: &[String]) -> ExitCode {
+    for e in errors {
+        eprintln!("  error: {e}");
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
@@ -363,14 +375,7 @@ async fn main() -> ExitCode {
                         args.source, from.to_rfc3339(), to.to_rfc3339(), r.objects, r.skipped, r.records, r.quarantined, r.put, r.put_requests,
                         if dry_run { " (dry run)" } else { "" }
                     );
-                    for e in &r.errors {
-                        eprintln!("  error: {e}");
-                    }
-                    if r.errors.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+                    exit_for(&r.errors)
                 }
                 Err(e) => {
                     eprintln!("replay: {e}");
@@ -402,14 +407,7 @@ async fn main() -> ExitCode {
                         args.function, r.messages, r.from_stream, r.from_archive, r.records_put, r.poison_redriven, r.poison_kept, r.not_redrivable,
                         if dry_run { " (dry run)" } else { "" }
                     );
-                    for e in &r.errors {
-                        eprintln!("  error: {e}");
-                    }
-                    if r.errors.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+                    exit_for(&r.errors)
                 }
                 Err(e) => {
                     eprintln!("redrive: {e}");

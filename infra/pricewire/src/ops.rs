@@ -575,7 +575,7 @@ async fn replay_object(
         Err(e) => {
             // An answer the collector could not use either (a truncated body, say).
             report.skipped += 1;
-            tracing_line(&format!("replay: {key}: {e}"));
+            eprintln!("replay: {key}: {e}");
             return;
         }
     };
@@ -595,10 +595,6 @@ async fn replay_object(
             report.errors.push(format!("{key}: {e}"));
         }
     }
-}
-
-fn tracing_line(line: &str) {
-    eprintln!("{line}");
 }
 
 // ---------------------------------------------------------------------------------------

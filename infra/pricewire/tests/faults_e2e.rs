@@ -5,6 +5,8 @@
 //!
 //! Needs `make build` (release binaries) and terraform; `make e2e` runs it.
 
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use pricewire_cli::demo::{self, DemoOptions};
@@ -182,39 +184,8 @@ async fn ten_thousand_records_through_aws_faults_land_exactly_once_and_a_replay_
         "the killed consumer was replaced"
     );
 
-    // DynamoDB holds exactly the expected set; every alert exactly once.
-    assert!(check.lost.is_empty(), "lost: {:?}", check.lost);
-    assert!(
-        check.unexpected.is_empty(),
-        "unexpected: {:?}",
-        check.unexpected
-    );
-    assert_eq!(
-        report.history_items, check.expected_records,
-        "0 lost, 0 doubled"
-    );
-    assert!(
-        check.latest_wrong.is_empty(),
-        "latest: {:?}",
-        check.latest_wrong
-    );
-    assert!(check.expected_alerts > 0);
-    assert!(
-        check.missing_alerts.is_empty(),
-        "missing: {:?}",
-        check.missing_alerts
-    );
-    assert!(
-        check.doubled_alerts.is_empty(),
-        "doubled: {:?}",
-        check.doubled_alerts
-    );
-    assert!(
-        check.unexpected_alerts.is_empty(),
-        "unexpected: {:?}",
-        check.unexpected_alerts
-    );
-    assert_eq!(report.alerts.len(), check.expected_alerts);
+    // DynamoDB holds exactly the expected set (0 lost, 0 doubled); every alert exactly once.
+    common::assert_exactly_once(&report);
 
     // The 3 poison records are in the consumer's dead-letter queue with their reasons, and
     // nothing else is in any dead-letter queue.

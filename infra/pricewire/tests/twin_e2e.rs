@@ -3,6 +3,8 @@
 //!
 //! Needs `make build` (release binaries) and terraform; `make e2e` runs it.
 
+mod common;
+
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::simulator::SimConfig;
 use std::path::PathBuf;
@@ -41,38 +43,7 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
         check.served_responses
     );
     assert!(check.expected_records > 100, "{}", check.expected_records);
-    assert!(check.lost.is_empty(), "lost: {:?}", check.lost);
-    assert!(
-        check.unexpected.is_empty(),
-        "unexpected: {:?}",
-        check.unexpected
-    );
-    assert_eq!(
-        report.history_items, check.expected_records,
-        "every valid served record exactly once"
-    );
-    assert!(
-        check.latest_wrong.is_empty(),
-        "latest: {:?}",
-        check.latest_wrong
-    );
-    assert!(check.expected_alerts > 0, "the seed yields deals");
-    assert!(
-        check.missing_alerts.is_empty(),
-        "missing alerts: {:?}",
-        check.missing_alerts
-    );
-    assert!(
-        check.doubled_alerts.is_empty(),
-        "doubled alerts: {:?}",
-        check.doubled_alerts
-    );
-    assert!(
-        check.unexpected_alerts.is_empty(),
-        "unexpected alerts: {:?}",
-        check.unexpected_alerts
-    );
-    assert_eq!(report.alerts.len(), check.expected_alerts);
+    common::assert_exactly_once(&report);
     assert!(
         report.dlq_depth.values().all(|d| *d == 0),
         "{:?}",
