@@ -30,6 +30,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::wire::{self, WriteCall};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultPlan {
     pub seed: u64,
@@ -85,6 +87,8 @@ pub struct FaultStats {
     pub kills: u64,
     /// Calls per operation (`kinesis.PutRecords`, `s3.PUT`, …).
     pub operations: BTreeMap<String, u64>,
+    /// Every write call as the function sent it (entries, write units, invocation).
+    pub writes: Vec<WriteCall>,
 }
 
 type KillHook = Arc<dyn Fn(&str) + Send + Sync>;
@@ -101,19 +105,19 @@ pub struct FaultProxy {
 
 /// What one call is, as far as faults go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Call {
+pub(crate) struct Call {
     /// Signing name from the credential scope: kinesis, dynamodb, s3, sns, sqs, ssm, …
-    service: String,
+    pub service: String,
     /// `X-Amz-Target` operation (JSON protocols), the query `Action`, or the HTTP method (S3).
-    operation: String,
-    json: bool,
+    pub operation: String,
+    pub json: bool,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn classify(method: &str, headers: &HeaderMap, body: &[u8]) -> Call {
+pub(crate) fn classify(method: &str, headers: &HeaderMap, body: &[u8]) -> Call {
     let service = header(headers, "authorization")
         .and_then(|a| a.split("Credential=").nth(1))
         .and_then(|c| c.split('/').nth(3))
@@ -339,6 +343,7 @@ impl FaultProxy {
             for (op, n) in &s.operations {
                 *t.operations.entry(op.clone()).or_default() += n;
             }
+            t.writes.extend(s.writes.iter().cloned());
         }
         t
     }
@@ -592,11 +597,14 @@ async fn handle(State((proxy, tag)): State<(Arc<FaultProxy>, String)>, req: Requ
     };
     let call = &incoming.call;
     let content_type = incoming.content_type.as_str();
+    let trace = header(&incoming.headers, "x-amzn-trace-id").unwrap_or("");
+    let write = wire::measure(&call.service, &call.operation, &incoming.body, trace);
     proxy.count(&tag, |s| {
         s.calls += 1;
         *s.operations
             .entry(format!("{}.{}", call.service, call.operation))
             .or_default() += 1;
+        s.writes.extend(write);
     });
     let (lo, hi) = proxy.plan.latency_ms;
     if hi > 0 {

@@ -1,7 +1,8 @@
 //! The pricewire operator CLI as a library: the upstream simulator, the local twin (Lambda
 //! Runtime API host, scheduler clock, event source mapping semantics), its report, and the
 //! upstream soak (the collector against the simulator's fault mix), the AWS fault proxy, and
-//! the operator commands (status, replay, redrive).
+//! the operator commands (status, replay, redrive), and the benchmarks (`bench`, with
+//! the fast AWS stub `awsstub` and the write-call measures of `wire`).
 
 pub mod demo;
 pub mod faultproxy;
@@ -11,3 +12,4 @@ pub mod runtime_api;
 pub mod simulator;
 pub mod soak;
 pub mod twin;
+pub mod wire;

@@ -62,6 +62,8 @@ struct Api {
 pub struct FunctionSpec {
     pub name: String,
     pub bootstrap: PathBuf,
+    /// Arguments of the executable (none for a `bootstrap`; the script for an interpreter).
+    pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub memory_mb: i32,
     pub timeout: Duration,
@@ -90,6 +92,10 @@ pub struct FunctionHost {
     instance: AsyncMutex<Option<Instance>>,
     next_id: AtomicU64,
     pub starts: AtomicU64,
+    /// Invocations completed, and the time they took from event to outcome (Lambda's
+    /// billed duration, before rounding up to the millisecond).
+    pub invocations: AtomicU64,
+    pub busy_micros: AtomicU64,
     stopped: AtomicBool,
     /// Process id of the current execution environment (0: none).
     pid: std::sync::atomic::AtomicU32,
@@ -110,11 +116,10 @@ async fn next(State(api): State<Api>) -> Response {
     let Some(p) = pending else {
         return StatusCode::GONE.into_response();
     };
-    let trace: String =
-        p.id.chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .take(24)
-            .collect();
+    // The last 24 hex digits of the request id (they end in its counter): one trace id per
+    // invocation, which the SDK sends back as `x-amzn-trace-id` on every AWS call it makes.
+    let hex: Vec<char> = p.id.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let trace: String = hex[hex.len().saturating_sub(24)..].iter().collect();
     let headers = [
         ("lambda-runtime-aws-request-id", p.id.clone()),
         ("lambda-runtime-deadline-ms", p.deadline_ms.to_string()),
@@ -179,6 +184,8 @@ impl FunctionHost {
             instance: AsyncMutex::new(None),
             next_id: AtomicU64::new(1),
             starts: AtomicU64::new(0),
+            invocations: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             pid: std::sync::atomic::AtomicU32::new(0),
         });
@@ -214,7 +221,11 @@ impl FunctionHost {
             .append(true)
             .open(&self.spec.log_file)?;
         let mut cmd = Command::new(&self.spec.bootstrap);
-        cmd.env_clear()
+        cmd.args(&self.spec.args)
+            .env_clear()
+            // Lambda's handler setting; an interpreter's runtime (the benchmark's Python
+            // baseline) takes its own from the spec's environment.
+            .env("_HANDLER", "bootstrap")
             .envs(self.spec.env.iter().cloned())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -228,7 +239,6 @@ impl FunctionHost {
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 format!("/aws/lambda/{}", self.spec.name),
             )
-            .env("_HANDLER", "bootstrap")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -328,6 +338,7 @@ impl FunctionHost {
             }
             return Outcome::Crashed("runtime API queue unavailable".into());
         }
+        let began = std::time::Instant::now();
         let timeout = tokio::time::sleep(self.spec.timeout);
         tokio::pin!(timeout);
         let outcome = loop {
@@ -348,6 +359,9 @@ impl FunctionHost {
                 }
             }
         };
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        self.busy_micros
+            .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
         if !outcome.is_success() && !matches!(outcome, Outcome::FunctionError(_)) {
             // Timed out or crashed: Lambda discards the environment.
             if let Some(i) = slot.take() {

@@ -163,7 +163,7 @@ pub fn filter_matches(pattern: &Value, data: &Value) -> bool {
 
 /// The function's release `bootstrap`: taken out of the very zip Terraform deployed
 /// (`<lambda_dir>/<fn>/bootstrap.zip`), or the bare binary if cargo-lambda left one.
-fn release_binary(
+pub fn release_binary(
     lambda_dir: &std::path::Path,
     function: &str,
     work_dir: &std::path::Path,
@@ -272,6 +272,7 @@ impl Twin {
             let spec = FunctionSpec {
                 name: name.to_string(),
                 bootstrap,
+                args: vec![],
                 env: process_env,
                 memory_mb: config.memory_size().unwrap_or(128),
                 timeout: Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64),
