@@ -29,6 +29,31 @@ pub struct DemoOptions {
     pub inject: Vec<Vec<u8>>,
 }
 
+impl DemoOptions {
+    /// The seeded 10,000-record workload of `infra/moto/faults.tfvars`: 4 v3 jobs of 500
+    /// offers, rounds at 0, 5, 10, 15 and 20 s (60× speed), simulator seed 11. The fault run
+    /// and the benchmark both run it, with and without AWS faults.
+    pub fn ten_thousand_records(repo: PathBuf, faults: FaultPlan) -> DemoOptions {
+        DemoOptions {
+            name: "pricewire".into(),
+            duration: Duration::from_secs(22),
+            speed: 60.0,
+            drain_timeout: Duration::from_secs(600),
+            sim: SimConfig {
+                seed: 11,
+                offers_per_query: Some(500),
+                ..SimConfig::default()
+            },
+            tfvars: repo.join("infra/moto/faults.tfvars"),
+            lambda_dir: repo.join("target/lambda"),
+            quiet: false,
+            faults: Some(faults),
+            inject: vec![],
+            repo,
+        }
+    }
+}
+
 /// The token the demo's Terraform stores in SSM and the simulator requires.
 pub const DEMO_TOKEN: &str = "twin-demo-token";
 
@@ -102,6 +127,9 @@ pub async fn start(o: DemoOptions) -> Result<Demo, String> {
     let status = tokio::process::Command::new("bash")
         .arg(o.repo.join("infra/scripts/tf-moto.sh"))
         .args(["--scratch", &work.join("tf").to_string_lossy()])
+        // Kept (under .work/, wiped by the next run): the applied state says what the stack
+        // holds, which the benchmark's cost model reads (alarms, schedules, shards).
+        .arg("--keep")
         .args(["--var-file", &o.tfvars.to_string_lossy()])
         .args([
             "--var",

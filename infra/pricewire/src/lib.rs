@@ -4,6 +4,8 @@
 //! the operator commands (status, replay, redrive), and the benchmarks (`bench`, with
 //! the fast AWS stub `awsstub` and the write-call measures of `wire`).
 
+pub mod awsstub;
+pub mod bench;
 pub mod demo;
 pub mod faultproxy;
 pub mod ops;

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
+use pricewire_cli::bench::{self, BenchOptions};
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::faultproxy::{FaultPlan, KillAt};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
@@ -126,6 +127,31 @@ enum Command {
         /// Exit non-zero unless every served record and implied alert arrived exactly once.
         #[arg(long)]
         check: bool,
+    },
+    /// Benchmarks beside a Python 3.11 + boto3 baseline: cold start, CPU per record, calls
+    /// per record on the twin, and the cost model; writes bench/RESULTS.md.
+    Bench {
+        /// Where the release binaries are (`<dir>/<function>/bootstrap`).
+        #[arg(long, default_value = "target/lambda")]
+        lambda_dir: PathBuf,
+        /// Python 3.11 with boto3 for the baseline.
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: PathBuf,
+        /// Timed cold starts per function and implementation (at least 5).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(5..))]
+        cold_runs: u64,
+        /// Records in the per-record event.
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// Timed invocations of that event per function and implementation.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        repeats: u64,
+        /// Skip the twin run (calls per record and the cost model).
+        #[arg(long)]
+        no_twin: bool,
+        /// Write the results here.
+        #[arg(long, default_value = "bench/RESULTS.md")]
+        out: PathBuf,
     },
 }
 
@@ -503,6 +529,48 @@ async fn main() -> ExitCode {
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     eprintln!("twin: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench {
+            lambda_dir,
+            python,
+            cold_runs,
+            records,
+            repeats,
+            no_twin,
+            out,
+        } => {
+            let repo = std::env::current_dir().unwrap_or_default();
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let opts = BenchOptions {
+                lambda_dir: repo.join(lambda_dir),
+                python: repo.join(python),
+                repo: repo.clone(),
+                cold_runs: cold_runs as usize,
+                records,
+                repeats: repeats as usize,
+                twin: !no_twin,
+                quiet: false,
+            };
+            match bench::run(opts).await {
+                Ok(results) => {
+                    let commit = std::process::Command::new("git")
+                        .args(["describe", "--always", "--dirty"])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    let md = bench::render::markdown(&results, &commit, &command);
+                    if let Err(e) = std::fs::write(&out, &md) {
+                        eprintln!("bench: cannot write {}: {e}", out.display());
+                        return ExitCode::FAILURE;
+                    }
+                    println!("wrote {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -12,12 +12,10 @@ use chrono::Utc;
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::faultproxy::{FaultPlan, KillAt};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
-use pricewire_cli::simulator::SimConfig;
 use pricewire_pipeline::envelope::{Envelope, FlightPrice, Money, Payload};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::Duration;
 
 type Snapshot = BTreeMap<(String, String), HashMap<String, AttributeValue>>;
 
@@ -103,23 +101,10 @@ async fn ten_thousand_records_through_aws_faults_land_exactly_once_and_a_replay_
             after_batch_writes: 5,
         }),
     };
+    // Rounds at 0, 5, 10, 15 and 20 s: 5 × 4 jobs × 500 offers.
     let demo = demo::start(DemoOptions {
-        repo: repo.clone(),
-        name: "pricewire".into(),
-        // Rounds at 0, 5, 10, 15 and 20 s: 5 × 4 jobs × 500 offers.
-        duration: Duration::from_secs(22),
-        speed: 60.0,
-        drain_timeout: Duration::from_secs(600),
-        sim: SimConfig {
-            seed: 11,
-            offers_per_query: Some(500),
-            ..SimConfig::default()
-        },
-        tfvars: repo.join("infra/moto/faults.tfvars"),
-        lambda_dir: repo.join("target/lambda"),
-        quiet: false,
-        faults: Some(plan.clone()),
         inject: poison(),
+        ..DemoOptions::ten_thousand_records(repo.clone(), plan.clone())
     })
     .await
     .unwrap();

@@ -1,0 +1,144 @@
+"""The alerter as the usual Python Lambda writes it (benchmark baseline): rules compiled
+once at init, then per match a conditional claim in DynamoDB, an SNS publish and a
+mark-sent update; a checkpoint per shard. Same calls as functions/alerter."""
+import json
+import os
+import re
+from datetime import datetime, timedelta, timezone
+
+import boto3
+from botocore.exceptions import ClientError
+
+from envelope import Poison, decode
+
+STATE = os.environ["PRICEWIRE_STATE_TABLE"]
+TOPIC = os.environ["PRICEWIRE_TOPIC_ARN"]
+WINDOW = int(os.environ.get("PRICEWIRE_DEDUP_WINDOW_SECONDS", "86400"))
+MAX_AGE = int(os.environ.get("PRICEWIRE_ALERT_MAX_AGE_SECONDS", str(WINDOW)))
+CLAIM_LEASE = 900
+CLAIM_CONDITION = ("attribute_not_exists(pk) OR expires_at < :now OR #status = :released "
+                   "OR (#status = :pending AND claimed_epoch < :stale)")
+SMS_MAX_CHARS = 160  # one GSM-7 segment
+
+
+def compile_rule(rule):
+    # The rule language's && || ! and null, as Python.
+    expr = rule["when"].replace("&&", " and ").replace("||", " or ")
+    expr = re.sub(r"!(?!=)", " not ", expr).replace("null", "None")
+    return rule["name"], rule.get("source"), rule.get("kind"), compile(expr, rule["name"], "eval")
+
+
+RULES = [compile_rule(r) for r in json.loads(os.environ.get("PRICEWIRE_ALERT_RULES", "[]"))]
+
+dynamodb = boto3.resource("dynamodb")
+state = dynamodb.Table(STATE)
+sns = boto3.client("sns")
+
+
+def variables(e):
+    f = e["fields"]
+    return {
+        "key": e["key"], "source": e["source"], "kind": e["kind"], "job": e["job"],
+        "price": float(f["price"]["amount"]), "currency": f["price"]["currency"],
+        "origin": f["origin"], "destination": f["destination"],
+        "route": "%s-%s" % (f["origin"], f["destination"]),
+        "departure_at": f["departure_at"], "return_at": f.get("return_at"),
+        "carrier": f.get("carrier"), "flight_number": f.get("flight_number"),
+        "gate": f.get("gate"), "transfers": f.get("transfers"),
+        "duration_minutes": f.get("duration_minutes"), "trip_class": f.get("trip_class"),
+        "distance_km": f.get("distance_km"), "actual": f.get("actual"), "link": f.get("link"),
+    }
+
+
+def message(rule, e):
+    f = e["fields"]
+    price = "%s %s" % (f["price"]["amount"], f["price"]["currency"])
+    when = datetime.fromisoformat(f["departure_at"]).strftime("%d %b")
+    stops = {0: "direct", 1: "1 stop"}.get(f.get("transfers"), "%s stops" % f.get("transfers"))
+    parts = ["%s-%s %s %s" % (f["origin"], f["destination"], when, price)]
+    if f.get("gate"):
+        parts.append(f["gate"])
+    parts.append(stops)
+    sms = ", ".join(parts)
+    if f.get("link") and len(sms) + len(f["link"]) < SMS_MAX_CHARS:
+        sms += " " + f["link"]
+    text = "\n".join(["%s-%s: %s" % (f["origin"], f["destination"], price),
+                      "Departure: %s" % f["departure_at"], "Rule: %s" % rule,
+                      "Seller: %s" % (f.get("gate") or ""), "Record: %s" % e["id"]])
+    alert = {"rule": rule, "source": e["source"], "kind": e["kind"], "key": e["key"],
+             "record_id": e["id"], "sms": sms, "text": text,
+             "subject": ("pricewire: %s %s" % (e["key"], price))[:100]}
+    return alert
+
+
+def alert_once(key, rule, e, now):
+    epoch = int(now.timestamp())
+    try:
+        state.put_item(
+            Item={"pk": key, "sk": "CLAIM", "status": "pending", "record_id": e["id"],
+                  "claimed_at": now.isoformat(), "claimed_epoch": epoch,
+                  "expires_at": epoch + WINDOW},
+            ConditionExpression=CLAIM_CONDITION,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":now": epoch, ":pending": "pending",
+                                       ":released": "released", ":stale": epoch - CLAIM_LEASE})
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    alert = message(rule, e)
+    document = {"default": alert["text"], "email": alert["text"], "sms": alert["sms"],
+                "sqs": json.dumps(alert)}
+    published = sns.publish(
+        TopicArn=TOPIC, Message=json.dumps(document), MessageStructure="json",
+        Subject=alert["subject"],
+        MessageAttributes={k: {"DataType": "String", "StringValue": alert[k]}
+                           for k in ("source", "kind", "rule")})
+    state.update_item(Key={"pk": key, "sk": "CLAIM"},
+                      UpdateExpression="SET #status = :sent, message_id = :m",
+                      ExpressionAttributeNames={"#status": "status"},
+                      ExpressionAttributeValues={":sent": "sent", ":m": published["MessageId"]})
+    return True
+
+
+def handler(event, context):
+    now = datetime.now(timezone.utc)
+    seen, failures, last = set(), [], {}
+    summary = {"received": len(event["Records"]), "matched": 0, "published": 0, "stale": 0}
+    for record in event["Records"]:
+        last[record["eventID"].split(":", 1)[0]] = record["kinesis"]
+        try:
+            e = decode(record)
+        except Poison:
+            continue
+        if now - e["_fetched"] > timedelta(seconds=MAX_AGE):
+            summary["stale"] += 1
+            continue
+        names = variables(e)
+        for name, source, kind, code in RULES:
+            if (source and source != e["source"]) or (kind and kind != e["kind"]):
+                continue
+            try:
+                if not eval(code, {"__builtins__": {}}, names):
+                    continue
+            except Exception:
+                continue  # a rule that cannot be evaluated on this record does not match
+            summary["matched"] += 1
+            key = "ALERT#%s#%s#%s#%s#%s%s" % (name, e["source"], e["kind"], e["key"],
+                                               e["fields"]["price"]["amount"],
+                                               e["fields"]["price"]["currency"])
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                if alert_once(key, name, e, now):
+                    summary["published"] += 1
+            except Exception:
+                failures.append({"itemIdentifier": record["kinesis"]["sequenceNumber"]})
+    for shard, k in last.items():
+        state.put_item(Item={"pk": "CHECKPOINT#alerter#" + shard, "sk": "STATE",
+                             "updated_at": now.isoformat(),
+                             "sequence_number": k["sequenceNumber"],
+                             "arrival_ms": int(float(k["approximateArrivalTimestamp"]) * 1000)})
+    summary["batchItemFailures"] = failures
+    return summary
