@@ -19,6 +19,7 @@ BUCKET = os.environ["PRICEWIRE_ARCHIVE_BUCKET"]
 STATE = os.environ["PRICEWIRE_STATE_TABLE"]
 BASE_URL = os.environ.get("PRICEWIRE_TRAVELPAYOUTS_BASE_URL", "https://api.travelpayouts.com")
 PATH = "/aviasales/v3/prices_for_dates"
+SITE = "https://www.aviasales.com"  # where relative offer links point
 PUT_RECORDS_MAX_ENTRIES = 500  # Kinesis PutRecords: at most 500 records per call
 
 ssm = boto3.client("ssm")
@@ -42,8 +43,12 @@ def envelope(job, offer, currency, fetched):
                      ("duration", "duration_minutes"), ("link", "link")):
         if offer.get(src) not in (None, "", {}):
             fields[dst] = offer[src] if dst != "flight_number" else str(offer[src])
+    if fields.get("link", "").startswith("/"):
+        fields["link"] = SITE + fields["link"]
     key = "%s-%s/%s/%s" % (fields["origin"], fields["destination"], fields["departure_at"],
                            fields.get("return_at", "oneway"))
+    if "carrier" in fields and "flight_number" in fields:
+        key += "/%s%s" % (fields["carrier"], fields["flight_number"])
     stamp = now_text(fetched)
     return {"schema": 1, "id": derive_id("travelpayouts", "flight_price", key, None, fields),
             "source": "travelpayouts", "key": key, "job": job, "observed_at": stamp,

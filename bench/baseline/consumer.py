@@ -8,7 +8,7 @@ from decimal import Decimal
 import boto3
 from botocore.exceptions import ClientError
 
-from envelope import Poison, decode, to_json
+from envelope import Poison, decode, millis, to_json
 
 PRICES = os.environ["PRICEWIRE_PRICES_TABLE"]
 STATE = os.environ.get("PRICEWIRE_STATE_TABLE")
@@ -24,7 +24,7 @@ def common(e):
     f = e["fields"]
     return {
         "pk": "%s#%s#%s" % (e["source"], e["kind"], e["key"]),
-        "ts": int(e["_observed"].timestamp() * 1000),
+        "ts": millis(e["_observed"]),
         "id": e["id"], "source": e["source"], "kind": e["kind"], "key": e["key"],
         "job": e["job"], "observed_at": e["observed_at"], "fetched_at": e["fetched_at"],
         "price": Decimal(f["price"]["amount"]), "currency": f["price"]["currency"],

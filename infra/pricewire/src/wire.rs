@@ -16,6 +16,8 @@ pub const KINESIS_PUT_UNIT_BYTES: usize = 25 * 1024;
 pub struct WriteCall {
     /// `PutRecords`, `BatchWriteItem`, `PutItem`, `UpdateItem`, `DeleteItem`.
     pub operation: String,
+    /// The table (DynamoDB; the first one of a BatchWriteItem) or stream written.
+    pub table: String,
     /// The invocation that made it: the `x-amzn-trace-id` the SDK copies from the Lambda
     /// runtime (empty when absent).
     pub trace: String,
@@ -43,8 +45,21 @@ pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Opti
         return None;
     }
     let request: Value = serde_json::from_slice(body).ok()?;
+    let table = request
+        .get("TableName")
+        .or_else(|| request.get("StreamName"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            request
+                .get("RequestItems")
+                .and_then(Value::as_object)
+                .and_then(|t| t.keys().next().cloned())
+        })
+        .unwrap_or_default();
     let mut call = WriteCall {
         operation: operation.to_string(),
+        table,
         trace: trace.to_string(),
         ..Default::default()
     };
@@ -194,8 +209,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (c.entries, c.write_units, c.trace.as_str()),
-            (3, 4, "Root=1-a")
+            (c.entries, c.write_units, c.trace.as_str(), c.table.as_str()),
+            (3, 4, "Root=1-a", "t")
         );
 
         let put = json!({"StreamName": "s", "Records": [

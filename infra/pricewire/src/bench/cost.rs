@@ -4,9 +4,9 @@
 //! shards, a Kinesis Data Analytics SQL application at 1 KPU evaluating the alert rules, and
 //! Python Lambdas writing DynamoDB and publishing the alerts).
 //!
-//! Pure: no I/O. Free tiers are left out (list prices only); so are storage (S3, DynamoDB)
-//! and CloudWatch Logs, which grow with retention rather than with records and are the same
-//! items in both designs.
+//! Pure: no I/O. Free tiers are left out (list prices only); so is storage (S3, DynamoDB,
+//! CloudWatch Logs), which grows with retention rather than with records. Log ingestion is
+//! in: it grows with records.
 
 /// A list price and where it came from. `read` is the day the figure was read, from the
 /// stored copies of public pages the search tool holds (this machine has no internet);
@@ -35,6 +35,17 @@ const fn price(usd: f64, unit: &'static str, read: &'static str, source: &'stati
 pub const HOURS_PER_MONTH: f64 = 730.0;
 /// Lambda bills duration in 1 ms steps.
 pub const LAMBDA_BILLING_STEP_MS: f64 = 1.0;
+/// Lambda allocates CPU in proportion to memory: one full vCPU at 1,769 MB.
+pub const LAMBDA_FULL_VCPU_MB: f64 = 1769.0;
+
+/// Billed seconds of an invocation that needs `cpu_s` of one core, in a function of
+/// `memory_mb`: CPU-bound at the function's share of a vCPU, rounded up to the billing step.
+/// Time spent waiting on AWS is not in it (see the results' method notes).
+pub fn billed_seconds(cpu_s: f64, memory_mb: f64) -> f64 {
+    let share = (memory_mb / LAMBDA_FULL_VCPU_MB).min(1.0);
+    let ms = (cpu_s / share * 1000.0 / LAMBDA_BILLING_STEP_MS).ceil() * LAMBDA_BILLING_STEP_MS;
+    ms.max(LAMBDA_BILLING_STEP_MS) / 1000.0
+}
 
 pub const LAMBDA_REQUEST: Price = price(
     0.20 / 1e6,
@@ -96,6 +107,12 @@ pub const CLOUDWATCH_METRIC_MONTH: Price = price(
     "2026-11-21",
     "signoz.io CloudWatch pricing guide (2026-02-15); third-party",
 );
+pub const CLOUDWATCH_LOGS_INGESTED_GB: Price = price(
+    0.50,
+    "GB of logs ingested",
+    "2026-11-21",
+    "c3x.dev CloudWatch Logs cost article (us-east-1, June 2026); third-party",
+);
 pub const CLOUDWATCH_ALARM_MONTH: Price = price(
     0.10,
     "standard-resolution alarm-month",
@@ -133,6 +150,7 @@ pub const PRICES: &[(&str, Price)] = &[
     ("SNS_SMS_US", SNS_SMS_US),
     ("SCHEDULER_INVOCATION", SCHEDULER_INVOCATION),
     ("CLOUDWATCH_METRIC_MONTH", CLOUDWATCH_METRIC_MONTH),
+    ("CLOUDWATCH_LOGS_INGESTED_GB", CLOUDWATCH_LOGS_INGESTED_GB),
     ("CLOUDWATCH_ALARM_MONTH", CLOUDWATCH_ALARM_MONTH),
     ("EC2_T2_MICRO_HOUR", EC2_T2_MICRO_HOUR),
     ("EBS_GP3_GB_MONTH", EBS_GP3_GB_MONTH),
@@ -173,6 +191,8 @@ pub struct Usage {
     pub publishes: f64,
     /// Alerts delivered (one SMS per subscriber each).
     pub alerts: f64,
+    /// Bytes the functions log (JSON logs and EMF lines).
+    pub log_bytes: f64,
 }
 
 /// What the pricewire stack holds whatever the traffic.
@@ -280,6 +300,11 @@ pub fn model(
             u.publishes * SNS_PUBLISH.usd * m,
             u.publishes * SNS_PUBLISH.usd * m,
         ),
+        line(
+            "logs: CloudWatch Logs ingestion (the baseline handlers log nothing)",
+            u.log_bytes / 1e9 * CLOUDWATCH_LOGS_INGESTED_GB.usd * m,
+            0.0,
+        ),
     ];
     let h = HOURS_PER_MONTH;
     let monthly = vec![
@@ -341,6 +366,15 @@ mod tests {
         assert!(close(p, 730.0 * 0.015 + 1.0 + 6.0), "{p}");
         // classic: 2 shards (21.90) + t2.micro (8.468) + 8 GB gp3 (0.64) + 1 KPU (80.30).
         assert!(close(c, 21.9 + 8.468 + 0.64 + 80.3), "{c}");
+    }
+
+    #[test]
+    fn billed_time_is_cpu_at_the_memory_share_of_a_vcpu() {
+        // 10 ms of one core at 256 MB (0.1447 vCPU) is 69.1 ms, billed as 70 ms.
+        assert!(close(billed_seconds(0.010, 256.0), 0.070));
+        // From 1,769 MB up a function has a whole vCPU; the minimum is one step.
+        assert!(close(billed_seconds(0.010, 3538.0), 0.010));
+        assert!(close(billed_seconds(0.0, 256.0), 0.001));
     }
 
     #[test]

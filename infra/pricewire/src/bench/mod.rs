@@ -43,6 +43,10 @@ pub const MEMORY_MB: i32 = 256;
 const COLD_START_OFFERS: usize = 99;
 /// Records in the cold-start event of the consumer and the alerter.
 const COLD_START_RECORDS: usize = 10;
+/// The event source mapping's batch size on the twin (`stream_batch_size`): the events the
+/// cost model bills.
+pub const BATCH_RECORDS: usize = 100;
+const BATCH_INVOCATIONS: usize = 50;
 /// The alert rules of both alerters (the twin's fault run uses the same two).
 pub const RULES: &str = r#"[{"name":"cheap-aeroflot","source":"travelpayouts","kind":"flight_price","when":"price < 5000 && gate == \"Aeroflot\""},{"name":"direct-under-4000","source":"travelpayouts","kind":"flight_price","when":"transfers == 0 && price < 4000"}]"#;
 
@@ -109,6 +113,11 @@ pub struct Throughput {
     pub wall_s: Vec<f64>,
     /// The AWS calls of one invocation.
     pub calls: StubCalls,
+    /// CPU seconds per invocation of an event of the twin's batch size
+    /// (`BATCH_RECORDS`), over `BATCH_INVOCATIONS` invocations: what Lambda bills.
+    pub batch_cpu_s: f64,
+    /// Alerter: CPU seconds per alert published, on an event whose records all match.
+    pub per_alert_cpu_s: Option<f64>,
 }
 
 impl Throughput {
@@ -128,6 +137,8 @@ pub struct TwinRun {
     pub failures: usize,
     /// Distinct CloudWatch metric series the functions' EMF lines define.
     pub metric_series: usize,
+    /// Bytes the functions logged.
+    pub log_bytes: u64,
     pub jobs: usize,
     pub alarms: usize,
     pub shards: u64,
@@ -158,8 +169,26 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Seconds of CPU (user + system, every thread) the process has used.
+/// Seconds of CPU the process has used, every thread: the scheduler's nanosecond counts
+/// (`/proc/<pid>/task/*/schedstat`), or, where those are missing, utime + stime in clock
+/// ticks (10 ms steps). A thread that has exited drops out of the first; the functions'
+/// threads live as long as the process.
 fn cpu_seconds(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    let mut read_any = false;
+    for t in tasks.flatten() {
+        if let Some(v) = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            ns += v;
+            read_any = true;
+        }
+    }
+    if read_any {
+        return Some(ns as f64 / 1e9);
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): state is the first; utime
     // and stime are the 12th and 13th.
@@ -192,7 +221,10 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// `n` flight offers on 20 routes over 60 days, as the collector would have put them on the
 /// stream just now: seeded, so every run measures the same records.
-pub fn offers(n: usize, seed: u64, fetched_at: DateTime<Utc>) -> Vec<Envelope> {
+///
+/// With `all_match`, every offer is direct and under 4,000 RUB, so every one matches the
+/// `direct-under-4000` rule of `RULES`.
+pub fn offers(n: usize, seed: u64, fetched_at: DateTime<Utc>, all_match: bool) -> Vec<Envelope> {
     const PLACES: [&str; 8] = ["MOW", "LED", "KZN", "AER", "SVX", "OVB", "KGD", "IST"];
     const GATES: [&str; 4] = ["Aeroflot", "S7", "Pobeda", "UTair"];
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -207,7 +239,7 @@ pub fn offers(n: usize, seed: u64, fetched_at: DateTime<Utc>) -> Vec<Envelope> {
                 gate: Some(gate.into()),
                 carrier: Some("SU".into()),
                 flight_number: Some(rng.u32(100..2000).to_string()),
-                transfers: Some(rng.u32(0..3)),
+                transfers: Some(if all_match { 0 } else { rng.u32(0..3) }),
                 duration_minutes: Some(rng.u32(60..600)),
                 link: Some(format!("/search/{o}{d}?t={}", rng.u32(..))),
                 ..FlightPrice::new(
@@ -215,7 +247,7 @@ pub fn offers(n: usize, seed: u64, fetched_at: DateTime<Utc>) -> Vec<Envelope> {
                     d,
                     &date,
                     Money {
-                        amount: rng.u32(1500..30000).into(),
+                        amount: rng.u32(1500..if all_match { 4000 } else { 30000 }).into(),
                         currency: "RUB".into(),
                     },
                 )
@@ -374,10 +406,11 @@ impl Bench {
             .map_err(|e| format!("{function} ({}): cannot start: {e}", imp.label()))?;
         let outcome = host.invoke(event).await;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let rss = host.pid().and_then(peak_rss_kib).unwrap_or(0);
+        let rss = host.pid().and_then(peak_rss_kib);
         let calls = self.stub.take();
         host.shutdown().await;
         check(function, imp, &outcome, &log)?;
+        let rss = rss.ok_or_else(|| format!("{function} ({}): cannot read VmHWM", imp.label()))?;
         Ok((ms, rss, calls))
     }
 
@@ -385,39 +418,54 @@ impl Bench {
         &self,
         function: &'static str,
         imp: Imp,
-        warm: &Value,
-        big: &Value,
-        records: usize,
+        events: &Events,
     ) -> Result<Throughput, String> {
         let spec = self.spec(function, imp);
         let log = spec.log_file.clone();
         let host = FunctionHost::start(spec, REGION)
             .await
             .map_err(|e| format!("{function} ({}): cannot start: {e}", imp.label()))?;
+        let timed = |event, n| timed(&host, function, imp, &log, event, n);
         let result = async {
-            check(function, imp, &host.invoke(warm).await, &log)?;
+            timed(&events.small, 1).await?;
             self.stub.take();
             let mut t = Throughput {
                 function,
                 imp,
-                records,
+                records: events.records,
                 cpu_s: vec![],
                 wall_s: vec![],
                 calls: StubCalls::default(),
+                batch_cpu_s: 0.0,
+                per_alert_cpu_s: None,
             };
             for run in 0..self.opts.repeats {
-                let pid = host.pid().ok_or("no process")?;
-                let c0 = cpu_seconds(pid).ok_or("cannot read /proc/<pid>/stat")?;
-                let t0 = Instant::now();
-                let outcome = host.invoke(big).await;
-                let wall = t0.elapsed().as_secs_f64();
-                let c1 = cpu_seconds(pid).ok_or("cannot read /proc/<pid>/stat")?;
-                check(function, imp, &outcome, &log)?;
+                let (cpu, wall) = timed(&events.big, 1).await?;
                 if run == 0 {
                     t.calls = self.stub.take();
                 }
-                t.cpu_s.push(c1 - c0);
+                t.cpu_s.push(cpu);
                 t.wall_s.push(wall);
+            }
+            let (cpu, _) = timed(&events.batch, BATCH_INVOCATIONS).await?;
+            t.batch_cpu_s = cpu / BATCH_INVOCATIONS as f64;
+            if function == "alerter" {
+                self.stub.take();
+                let (cpu, _) = timed(&events.matching, BATCH_INVOCATIONS).await?;
+                let published = self
+                    .stub
+                    .take()
+                    .operations
+                    .get("sns.Publish")
+                    .copied()
+                    .unwrap_or(0);
+                if published == 0 {
+                    return Err(format!(
+                        "alerter ({}) published nothing on records that all match",
+                        imp.label()
+                    ));
+                }
+                t.per_alert_cpu_s = Some(cpu / published as f64);
             }
             Ok::<Throughput, String>(t)
         }
@@ -425,6 +473,39 @@ impl Bench {
         host.shutdown().await;
         result
     }
+}
+
+/// CPU seconds and wall seconds of `n` invocations of `event`, each checked.
+async fn timed(
+    host: &FunctionHost,
+    function: &str,
+    imp: Imp,
+    log: &Path,
+    event: &Value,
+    n: usize,
+) -> Result<(f64, f64), String> {
+    let pid = host.pid().ok_or("no process")?;
+    let c0 = cpu_seconds(pid).ok_or("cannot read the process's CPU time")?;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        check(function, imp, &host.invoke(event).await, log)?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let c1 = cpu_seconds(pid).ok_or("cannot read the process's CPU time")?;
+    Ok((c1 - c0, wall))
+}
+
+/// The events of the per-record runs.
+struct Events {
+    records: usize,
+    /// The warm-up (and cold-start) event.
+    small: Value,
+    /// `records` records.
+    big: Value,
+    /// `BATCH_RECORDS` records.
+    batch: Value,
+    /// `BATCH_RECORDS` records that all match a rule.
+    matching: Value,
 }
 
 /// An invocation must succeed and report no failed records, or its numbers mean nothing.
@@ -525,7 +606,7 @@ pub async fn run(opts: BenchOptions) -> Result<Results, String> {
 
 async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), String> {
     let opts = &bench.opts;
-    let small = kinesis_event(&offers(COLD_START_RECORDS, 1, Utc::now()));
+    let small = kinesis_event(&offers(COLD_START_RECORDS, 1, Utc::now(), false));
     let event_for = |f: &str| {
         if f == "collector" {
             job()
@@ -581,13 +662,17 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
         "● per-record cost: {} records, {} timed invocations per function and implementation …",
         opts.records, opts.repeats
     ));
-    let big = kinesis_event(&offers(opts.records, 2, Utc::now()));
+    let events = Events {
+        records: opts.records,
+        small: small.clone(),
+        big: kinesis_event(&offers(opts.records, 2, Utc::now(), false)),
+        batch: kinesis_event(&offers(BATCH_RECORDS, 3, Utc::now(), false)),
+        matching: kinesis_event(&offers(BATCH_RECORDS, 4, Utc::now(), true)),
+    };
     let mut throughput = vec![];
     for function in ["consumer", "alerter"] {
         for imp in [Imp::Rust, Imp::Python] {
-            let t = bench
-                .throughput(function, imp, &small, &big, opts.records)
-                .await?;
+            let t = bench.throughput(function, imp, &events).await?;
             bench.say(format!(
                 "  {:<9} {:<20} CPU {:>7.3} s, wall {:>7.3} s → {:>9.0} records/s/core, {} AWS calls",
                 function,
@@ -644,6 +729,14 @@ async fn twin_run(opts: &BenchOptions) -> Result<TwinRun, String> {
     out.alerts = report.alerts.len();
     out.failures = report.check.as_ref().map_or(0, |c| c.failures());
     out.metric_series = metric_series(&work.join("logs"));
+    out.log_bytes = std::fs::read_dir(work.join("logs"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
     read_state(&work.join("tf/terraform.tfstate"), &mut out)?;
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
@@ -755,12 +848,17 @@ mod tests {
     #[test]
     fn offers_are_valid_envelopes_and_seeded() {
         let t = Utc::now();
-        let a = offers(50, 3, t);
-        let b = offers(50, 3, t);
+        let a = offers(50, 3, t, false);
+        let b = offers(50, 3, t, false);
         assert_eq!(a, b);
         for e in &a {
             let back = Envelope::from_slice(&e.to_json()).unwrap();
             back.verify_id().unwrap();
+        }
+        for e in offers(30, 5, t, true) {
+            let Payload::FlightPrice(f) = &e.payload;
+            assert_eq!(f.transfers, Some(0));
+            assert!(f.price.amount < 4000.into());
         }
         let event: KinesisEvent = serde_json::from_value(kinesis_event(&a)).unwrap();
         assert_eq!(event.records.len(), 50);
@@ -787,7 +885,7 @@ mod tests {
     #[test]
     fn the_python_baseline_derives_the_same_ids() {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut envelopes = offers(200, 9, Utc::now());
+        let mut envelopes = offers(200, 9, Utc::now(), false);
         let mut tampered = envelopes[0].clone();
         tampered.id = "0".repeat(32);
         envelopes.push(tampered);

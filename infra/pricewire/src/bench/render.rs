@@ -2,7 +2,7 @@
 //! fill of batch calls) and the cost model. Pure, so the arithmetic is tested.
 
 use super::cost::{self, LambdaUse, Model, Stack, Usage};
-use super::{median, ColdStart, Imp, Results, Throughput, TwinRun, MEMORY_MB};
+use super::{median, ColdStart, Imp, Results, Throughput, TwinRun, BATCH_RECORDS, MEMORY_MB};
 use crate::wire::WriteCall;
 use pricewire_pipeline::limits::{DYNAMODB_BATCH_WRITE_MAX_ITEMS, KINESIS_PUT_RECORDS_MAX_ENTRIES};
 use std::collections::BTreeMap;
@@ -67,6 +67,26 @@ pub fn fill(writes: &[WriteCall], operation: &str, max: usize) -> Fill {
     f
 }
 
+/// Index writes DynamoDB adds to a write of the `prices` table (terraform/storage.tf): the
+/// LSI `by_time` (sort key `ts`) and the sparse GSI `latest_by_source`, both projecting ALL
+/// attributes, so each index write is the item's size again. A history item (BatchWriteItem)
+/// is written to the LSI once. A `latest` item (PutItem) replaces an older one: its `ts`
+/// changes, which is a delete and a put in the LSI, and it is rewritten in the GSI. A
+/// conditional put that fails writes no index (counted here as if it succeeded: an upper
+/// bound). Other tables have no indexes.
+pub const PRICES_TABLE_SUFFIX: &str = "-prices";
+
+pub fn index_units(w: &WriteCall) -> u64 {
+    if !w.table.ends_with(PRICES_TABLE_SUFFIX) {
+        return 0;
+    }
+    match w.operation.as_str() {
+        "BatchWriteItem" => w.write_units,
+        "PutItem" => 3 * w.write_units,
+        _ => 0,
+    }
+}
+
 fn sum(writes: &[WriteCall], op: Option<&str>, field: impl Fn(&WriteCall) -> u64) -> u64 {
     writes
         .iter()
@@ -81,11 +101,13 @@ pub struct TwinFigures {
     pub records: u64,
     pub put_records: Fill,
     pub batch_write: Fill,
-    /// Write units per record: consumer, alerter, collector (its state), all.
+    /// Write units per record, index writes included: consumer, alerter, collector (its
+    /// state), all; and the base-table writes alone.
     pub wcu_consumer: f64,
     pub wcu_alerter: f64,
     pub wcu_collector: f64,
     pub wcu_total: f64,
+    pub wcu_base_tables: f64,
     pub put_units: f64,
     pub kinesis_bytes: f64,
     pub s3_puts: f64,
@@ -106,7 +128,7 @@ pub fn twin_figures(t: &TwinRun) -> TwinFigures {
         (writes("collector"), writes("consumer"), writes("alerter"));
     let records = sum(&collector, Some("PutRecords"), |w| w.entries);
     let per = |n: u64| n as f64 / records.max(1) as f64;
-    let wcu = |w: &[WriteCall]| per(sum(w, None, |w| w.write_units));
+    let wcu = |w: &[WriteCall]| per(sum(w, None, |w| w.write_units + index_units(w)));
     let lambda = |f: &str| {
         let (invocations, seconds, memory_mb) = t.busy.get(f).copied().unwrap_or_default();
         LambdaUse {
@@ -127,6 +149,10 @@ pub fn twin_figures(t: &TwinRun) -> TwinFigures {
         wcu_alerter: wcu(&alerter),
         wcu_collector: wcu(&collector),
         wcu_total,
+        wcu_base_tables: [&collector, &consumer, &alerter]
+            .iter()
+            .map(|w| per(sum(w, None, |w| w.write_units)))
+            .sum(),
         put_units,
         kinesis_bytes: per(sum(&collector, Some("PutRecords"), |w| w.kinesis_bytes)),
         s3_puts,
@@ -142,16 +168,21 @@ pub fn twin_figures(t: &TwinRun) -> TwinFigures {
             s3_puts,
             publishes: per(publishes),
             alerts: per(t.alerts as u64),
+            log_bytes: per(t.log_bytes),
         },
     }
 }
 
-/// A function's use per record from its run over the large event on the stub: the wall time
-/// of the invocation, billed at the configured memory.
-fn stub_use(t: &Throughput, invocations_per_record: f64) -> LambdaUse {
+/// A function's use per record: invocations per record as the twin's batches gave, each
+/// billed at its CPU time on an event of the twin's batch size (measured on the stub) at the
+/// function's share of a vCPU.
+fn lambda_use(t: &Throughput, invocations_per_record: f64) -> LambdaUse {
     LambdaUse {
         invocations: invocations_per_record,
-        gb_seconds: median(&t.wall_s) * MEMORY_MB as f64 / 1024.0 / t.records as f64,
+        gb_seconds: invocations_per_record
+            * cost::billed_seconds(t.batch_cpu_s, MEMORY_MB as f64)
+            * MEMORY_MB as f64
+            / 1024.0,
     }
 }
 
@@ -216,36 +247,27 @@ pub fn model(r: &Results) -> Option<(TwinFigures, Model)> {
     let t = r.twin.as_ref()?;
     let figures = twin_figures(t);
     let mut usage = figures.usage;
-    // The consumer and the alerter are billed as measured on the stub (their own work; see
-    // the method notes), at the invocations per record the twin's batches gave.
+    // The consumer and the alerter: their CPU on the stub (their own work; see the method
+    // notes), at the invocations per record the twin's batches gave.
     if let Some(c) = find(r, "consumer", Imp::Rust) {
-        usage.consumer = stub_use(c, usage.consumer.invocations);
+        usage.consumer = lambda_use(c, usage.consumer.invocations);
     }
     if let Some(a) = find(r, "alerter", Imp::Rust) {
-        usage.alerter = stub_use(a, usage.alerter.invocations);
+        usage.alerter = lambda_use(a, usage.alerter.invocations);
     }
     let classic_consumer = find(r, "consumer", Imp::Python)
-        .map(|c| stub_use(c, usage.consumer.invocations))
+        .map(|c| lambda_use(c, usage.consumer.invocations))
         .unwrap_or_default();
     // KDA hands the output Lambda matched rows only: at most one invocation per alert, each
-    // doing the Python alerter's work for one alert (its time per published alert).
+    // the Python alerter's CPU per published alert (measured on records that all match).
     let classic_alert = find(r, "alerter", Imp::Python)
-        .map(|a| {
-            let published = a
-                .calls
-                .operations
-                .get("sns.Publish")
-                .copied()
-                .unwrap_or(0)
-                .max(1);
-            let per_alert = median(&a.wall_s) / published as f64;
-            LambdaUse {
-                invocations: usage.alerts,
-                gb_seconds: usage.alerts
-                    * (per_alert.max(cost::LAMBDA_BILLING_STEP_MS / 1000.0))
-                    * MEMORY_MB as f64
-                    / 1024.0,
-            }
+        .and_then(|a| a.per_alert_cpu_s)
+        .map(|per_alert| LambdaUse {
+            invocations: usage.alerts,
+            gb_seconds: usage.alerts
+                * cost::billed_seconds(per_alert, MEMORY_MB as f64)
+                * MEMORY_MB as f64
+                / 1024.0,
         })
         .unwrap_or_default();
     let stack = Stack {
@@ -387,19 +409,22 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "| function | implementation | CPU per invocation | CPU per record | records/s per core | wall per invocation | AWS calls per invocation |\n|---|---|---|---|---|---|---|"
+        "| function | implementation | CPU per invocation | CPU per record | records/s per core | wall per invocation | CPU per record in events of {BATCH_RECORDS} | CPU per alert | AWS calls per invocation |\n|---|---|---|---|---|---|---|---|---|"
     );
     for t in &r.throughput {
         let cpu = median(&t.cpu_s);
         let _ = writeln!(
             o,
-            "| {} | {} | {:.3} s | {:.1} µs | {:.0} | {:.3} s | {} |",
+            "| {} | {} | {:.3} s | {:.1} µs | {:.0} | {:.3} s | {:.1} µs | {} | {} |",
             t.function,
             t.imp.label(),
             cpu,
             cpu / t.records as f64 * 1e6,
             t.records_per_cpu_second(),
             median(&t.wall_s),
+            t.batch_cpu_s / BATCH_RECORDS as f64 * 1e6,
+            t.per_alert_cpu_s
+                .map_or("—".into(), |s| format!("{:.0} µs", s * 1e6)),
             calls_line(&t.calls)
         );
     }
@@ -457,11 +482,15 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
                 }),
             ),
             (
-                "DynamoDB write units per record: consumer / alerter / collector state / all",
+                "DynamoDB write units per record, index writes included: consumer / alerter / collector state / all",
                 format!(
-                    "{:.2} / {:.3} / {:.4} / {:.2}",
-                    f.wcu_consumer, f.wcu_alerter, f.wcu_collector, f.wcu_total
+                    "{:.2} / {:.3} / {:.4} / {:.2} (base tables alone: {:.2})",
+                    f.wcu_consumer, f.wcu_alerter, f.wcu_collector, f.wcu_total, f.wcu_base_tables
                 ),
+            ),
+            (
+                "log bytes per record (JSON logs and EMF)",
+                format!("{:.0} B", f.usage.log_bytes),
             ),
             (
                 "Kinesis bytes and PUT payload units per record",
@@ -600,13 +629,14 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
 }
 
 const METHOD: &[&str] = &[
-    "Both implementations run under the same Runtime API host (`infra/pricewire/src/runtime_api.rs`) with the same environment, against the same AWS stub (`awsstub.rs`), which answers at once and counts every call; the tables show that both made the same calls. The Python baseline is `bench/baseline/` (benchmark only).",
-    "Cold start is spawn → first response, including the first invocation's work (the collector fetches 100 offers from the simulator); peak RSS is VmHWM of the process after that response.",
-    "CPU per record includes receiving and parsing the event JSON, decoding base64, validating each envelope and its id (SHA-256), building the items or messages, signing and sending the calls. The stub's own CPU is not counted (it runs in the bench process).",
-    "The Rust consumer writes `latest` items 16 at a time; the baseline one at a time, as the usual handler does. That changes wall time, not CPU per record.",
-    "The cost model bills the consumer and the alerter at their wall time on the stub (their own work; waiting on DynamoDB and SNS adds the same calls' latency to both designs), and the collector at its time on the twin (dominated by the simulator and moto). Write units are estimated from the request item sizes by DynamoDB's rules (`wire.rs`); a conditional put that fails is billed like one that succeeds.",
-    "The classic design's Lambdas: the consumer is the Python baseline's consumer; the alert Lambda is invoked by KDA with matched rows only, billed per alert at the Python alerter's time per published alert. KDA for SQL applications is end-of-life; its last list price is used.",
-    "Calls per record come from one seeded workload: 500 offers per job answer in one PutRecords call; consumer batches of 100 records (the event source mapping's batch size) give the BatchWriteItem fill.",
+    "Both implementations run under the same Runtime API host (`infra/pricewire/src/runtime_api.rs`) with the same environment, against the same AWS stub (`awsstub.rs`), which answers at once and counts every call; the tables show the calls each made. The Python baseline is `bench/baseline/` (benchmark only): the same envelope checks (fields, types, SHA-256 id), items, keys and calls, written the usual Python way. It is leaner in places: no GSM-7 SMS fitting, no poison path on this clean data, no logging; the Rust functions log as deployed (`RUST_LOG=info`).",
+    "Cold start is spawn → first response, including the first invocation's work (the collector fetches one page of 99 offers from the simulator); peak RSS is VmHWM of the process after that response.",
+    "CPU is the process's own, every thread, from the scheduler's nanosecond counters (`/proc/<pid>/task/*/schedstat`). It includes receiving and parsing the event JSON, decoding base64, validating each envelope and its id, building the items or messages, signing and sending the calls. The stub runs in the bench process and is not counted. A 10,000-record event of this size exceeds Lambda's 6 MB invocation payload; the figure is per record either way.",
+    "The Rust consumer writes `latest` items 16 at a time; the baseline one at a time, as the usual handler does. That changes wall time, not CPU.",
+    "Lambda's bill: each invocation's CPU time on an event of the twin's batch size (100 records), divided by the function's share of a vCPU (256 MB / 1,769 MB), rounded up to the millisecond. Waiting on AWS is not in it: the same calls add their latency to both designs (more to the baseline's one-at-a-time puts). The collector is billed at its wall time on the twin (dominated by the simulator and moto).",
+    "Write units are estimated from the request item sizes by DynamoDB's rules (`wire.rs`), plus the index writes of the prices table (LSI `by_time` and GSI `latest_by_source`, both projecting all attributes; `render::index_units`). A conditional put that fails is counted as if it succeeded (an upper bound).",
+    "The classic design's Lambdas: the consumer is the Python baseline's consumer; the alert Lambda is invoked by KDA with matched rows only, at most once per alert, each billed at the Python alerter's CPU per published alert. KDA for SQL applications is end-of-life (no new applications since 2025-10-15); its last list price is used.",
+    "Calls per record come from one seeded workload: 500 offers per job answer in one PutRecords call; consumer batches of 100 records (the event source mapping's batch size) give the BatchWriteItem fill. The Kinesis stream is provisioned (1 shard); on-demand streams are not modelled.",
 ];
 
 #[cfg(test)]
@@ -640,6 +670,23 @@ mod tests {
             fill(&[call("a", "PutRecords", 300)], "PutRecords", 500).eligible_ratio(),
             None
         );
+    }
+
+    #[test]
+    fn the_prices_tables_indexes_add_their_writes() {
+        let w = |table: &str, op: &str, units: u64| WriteCall {
+            table: table.into(),
+            write_units: units,
+            ..call("t", op, 1)
+        };
+        // History: the LSI once. Latest: LSI delete + put, and the GSI.
+        assert_eq!(
+            index_units(&w("pricewire-prices", "BatchWriteItem", 25)),
+            25
+        );
+        assert_eq!(index_units(&w("pricewire-prices", "PutItem", 2)), 6);
+        assert_eq!(index_units(&w("pricewire-state", "PutItem", 1)), 0);
+        assert_eq!(index_units(&w("pricewire-prices", "UpdateItem", 1)), 0);
     }
 
     #[test]
