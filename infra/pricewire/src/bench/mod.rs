@@ -171,12 +171,13 @@ pub fn median(v: &[f64]) -> f64 {
 
 /// Seconds of CPU the process has used, every thread: the scheduler's nanosecond counts
 /// (`/proc/<pid>/task/*/schedstat`), or, where those are missing, utime + stime in clock
-/// ticks (10 ms steps). A thread that has exited drops out of the first; the functions'
-/// threads live as long as the process.
+/// ticks (10 ms steps), where the kernel keeps no scheduler statistics (they read 0, as on
+/// this project's machines). A thread that has exited drops out of the first; the
+/// functions' threads live as long as the process.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut ns = 0u64;
-    let mut read_any = false;
+    let mut read_any = false; // schedstat exists
     for t in tasks.flatten() {
         if let Some(v) = std::fs::read_to_string(t.path().join("schedstat"))
             .ok()
@@ -186,7 +187,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
             read_any = true;
         }
     }
-    if read_any {
+    if read_any && ns > 0 {
         return Some(ns as f64 / 1e9);
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
