@@ -79,7 +79,7 @@ impl Stack {
                 .cloned()
                 .ok_or_else(|| format!("no function of stack {name} sets {k}"))
         };
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let sqs = pricewire_pipeline::aws::sqs(sdk);
         let mut dlqs = BTreeMap::new();
         for f in QUEUES {
             if let Ok(out) = sqs
@@ -214,7 +214,7 @@ async fn state_items(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<I
 pub async fn status(sdk: &aws_config::SdkConfig, stack: &Stack) -> Result<Status, String> {
     let kinesis = pricewire_pipeline::aws::kinesis(sdk);
     let db = pricewire_pipeline::aws::dynamodb(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let sqs = pricewire_pipeline::aws::sqs(sdk);
     let summary = kinesis
         .describe_stream_summary()
         .stream_name(&stack.stream)
@@ -717,7 +717,7 @@ pub async fn redrive(
         .dlqs
         .get(&args.function)
         .ok_or_else(|| format!("stack {} has no {}-dlq", stack.name, args.function))?;
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let sqs = pricewire_pipeline::aws::sqs(sdk);
     let kinesis = pricewire_pipeline::aws::kinesis(sdk);
     let s3 = pricewire_pipeline::aws::s3(sdk);
     let sink = KinesisSink::new(

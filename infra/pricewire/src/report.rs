@@ -65,7 +65,8 @@ pub fn percentile(values: &[i64], p: f64) -> Option<i64> {
     v.get(rank.min(v.len() - 1)).copied()
 }
 
-async fn scan_all(
+/// Every item of a table, page by page.
+pub async fn scan_all(
     db: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<Vec<HashMap<String, AttributeValue>>, String> {
@@ -154,7 +155,7 @@ pub fn expected_latest(
 pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
     let sdk = &twin.sdk;
     let db = pricewire_pipeline::aws::dynamodb(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let sqs = pricewire_pipeline::aws::sqs(sdk);
     let s3 = pricewire_pipeline::aws::s3(sdk);
     let mut r = Report::default();
 

@@ -502,7 +502,7 @@ impl Twin {
 
     /// Sends a failure record to an SQS destination given by ARN (queue name = last segment).
     async fn send_to(&self, arn: &str, body: &Value) {
-        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let sqs = pricewire_pipeline::aws::sqs(&self.sdk);
         let url = sqs
             .get_queue_url()
             .queue_name(last_segment(arn, ':'))

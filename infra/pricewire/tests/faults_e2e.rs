@@ -12,6 +12,7 @@ use chrono::Utc;
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::faultproxy::{FaultPlan, FaultStats, KillAt};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
+use pricewire_cli::report;
 use pricewire_pipeline::envelope::{Envelope, FlightPrice, Money, Payload};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,25 +32,15 @@ const FETCH_ATTRIBUTES: &[&str] = &[
 ];
 
 async fn snapshot(db: &aws_sdk_dynamodb::Client, table: &str) -> Snapshot {
-    let mut out = Snapshot::new();
-    let mut start = None;
-    loop {
-        let page = db
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in page.items() {
+    let items = report::scan_all(db, table).await.unwrap();
+    items
+        .into_iter()
+        .map(|item| {
             let k = |n: &str| item[n].as_s().unwrap().clone();
-            out.insert((k("pk"), k("sk")), item.clone());
-        }
-        match page.last_evaluated_key() {
-            Some(k) if !k.is_empty() => start = Some(k.clone()),
-            _ => return out,
-        }
-    }
+            let key = (k("pk"), k("sk"));
+            (key, item)
+        })
+        .collect()
 }
 
 /// Three records no consumer can use: not text, not an envelope, and an envelope whose id

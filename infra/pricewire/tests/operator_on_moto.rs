@@ -216,7 +216,7 @@ async fn redrive_puts_failed_batches_back_from_the_stream_or_the_archive_and_kee
     let sdk = aws::emulator(&moto.endpoint(), "us-east-1").await;
     let kinesis = aws::kinesis(&sdk);
     let s3 = aws::s3(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sqs = pricewire_pipeline::aws::sqs(&sdk);
     kinesis
         .create_stream()
         .stream_name("prices")

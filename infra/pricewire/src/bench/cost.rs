@@ -236,7 +236,8 @@ impl Model {
     }
 }
 
-fn total(lines: &[Line]) -> (f64, f64) {
+/// Pricewire's and the classic design's sums of the lines.
+pub fn total(lines: &[Line]) -> (f64, f64) {
     lines
         .iter()
         .fold((0.0, 0.0), |(p, c), l| (p + l.pricewire, c + l.classic))

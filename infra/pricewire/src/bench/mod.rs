@@ -358,13 +358,7 @@ impl Bench {
             }
         }
         let (bootstrap, args) = match imp {
-            Imp::Rust => {
-                // An experiment knob: the Rust runtime's worker threads.
-                if let Ok(n) = std::env::var("TOKIO_WORKER_THREADS") {
-                    env.push(("TOKIO_WORKER_THREADS".into(), n));
-                }
-                (self.bins[function].clone(), vec![])
-            }
+            Imp::Rust => (self.bins[function].clone(), vec![]),
             Imp::Python => {
                 env.push(("_HANDLER".into(), format!("{function}.handler")));
                 let runtime = self.opts.repo.join("bench/baseline/runtime.py");
@@ -722,7 +716,7 @@ async fn twin_run(opts: &BenchOptions) -> Result<TwinRun, String> {
             ),
         );
     }
-    let work = opts.repo.join(".work/twin");
+    let work = demo.twin.opts.work_dir.clone();
     demo.stop().await;
     ran?;
     let report = report?;
@@ -924,13 +918,8 @@ mod tests {
         use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
         let stub = Arc::new(AwsStub::default());
         let (addr, task) = stub.serve().await.unwrap();
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(format!("http://{addr}"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
-            .load()
-            .await;
-        let db = aws_sdk_dynamodb::Client::new(&conf);
+        let conf = pricewire_pipeline::aws::emulator(&format!("http://{addr}"), REGION).await;
+        let db = pricewire_pipeline::aws::dynamodb(&conf);
         let writes: Vec<WriteRequest> = (0..25)
             .map(|i| {
                 let item = PutRequest::builder()
@@ -948,7 +937,7 @@ mod tests {
             .await
             .unwrap();
         assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()));
-        let kinesis = aws_sdk_kinesis::Client::new(&conf);
+        let kinesis = pricewire_pipeline::aws::kinesis(&conf);
         let entry = aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
             .data(aws_sdk_kinesis::primitives::Blob::new(b"hello".to_vec()))
             .partition_key("k")

@@ -242,6 +242,21 @@ fn price_text(usd: f64) -> String {
     }
 }
 
+/// The rows of one cost table and its total.
+fn cost_rows(o: &mut String, lines: &[cost::Line], total: &str) {
+    for l in lines {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            l.item,
+            usd(l.pricewire),
+            usd(l.classic)
+        );
+    }
+    let (p, c) = cost::total(lines);
+    let _ = writeln!(o, "| **{total}** | **{}** | **{}** |", usd(p), usd(c));
+}
+
 /// The cost model from the results, when the twin ran.
 pub fn model(r: &Results) -> Option<(TwinFigures, Model)> {
     let t = r.twin.as_ref()?;
@@ -560,22 +575,7 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
             o,
             "\nVariable cost, dollars per million records:\n\n| item | pricewire | classic |\n|---|---|---|"
         );
-        for l in &m.per_million {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} |",
-                l.item,
-                usd(l.pricewire),
-                usd(l.classic)
-            );
-        }
-        let (vp, vc) = m.per_million_total();
-        let _ = writeln!(
-            o,
-            "| **total per million records** | **{}** | **{}** |",
-            usd(vp),
-            usd(vc)
-        );
+        cost_rows(&mut o, &m.per_million, "total per million records");
         let _ = writeln!(
             o,
             "\nFixed monthly floor ({} shard{} {}, {} alarms, {} EMF metric series on the twin's stack):\n\n| item | pricewire | classic |\n|---|---|---|",
@@ -585,22 +585,7 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
             t.alarms,
             t.metric_series
         );
-        for l in &m.monthly {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} |",
-                l.item,
-                usd(l.pricewire),
-                usd(l.classic)
-            );
-        }
-        let (fp, fc) = m.monthly_total();
-        let _ = writeln!(
-            o,
-            "| **total per month** | **{}** | **{}** |",
-            usd(fp),
-            usd(fc)
-        );
+        cost_rows(&mut o, &m.monthly, "total per month");
         let _ = writeln!(o, "\n| records per month | pricewire | classic | classic / pricewire |\n|---|---|---|---|");
         for n in [1e6, 1e7, 1e8] {
             let (p, c) = m.at(n);
