@@ -2,19 +2,14 @@ locals {
   # Environment variable names are read by the Rust code: do not rename.
   function_environment = {
     collector = {
-      PRICEWIRE_STREAM_NAME            = aws_kinesis_stream.prices.name
-      PRICEWIRE_ARCHIVE_BUCKET         = aws_s3_bucket.archive.id
-      PRICEWIRE_TOKEN_PARAMETER        = aws_ssm_parameter.travelpayouts_token.name
-      PRICEWIRE_TRAVELPAYOUTS_BASE_URL = var.travelpayouts_base_url
-      PRICEWIRE_HTTP_TIMEOUT_MS        = tostring(var.http_timeout_ms)
-      PRICEWIRE_HTTP_MAX_ATTEMPTS      = tostring(var.http_max_attempts)
-      PRICEWIRE_PUT_MAX_ATTEMPTS       = tostring(var.put_max_attempts)
-      PRICEWIRE_STATE_TABLE            = aws_dynamodb_table.state.name
-      PRICEWIRE_RATE_LIMITS            = join(",", [for path, rpm in var.upstream_rate_limits : "${path}=${rpm}"])
-      PRICEWIRE_HOST_CONCURRENCY       = tostring(var.upstream_concurrency)
-      PRICEWIRE_BREAKER_THRESHOLD      = tostring(var.breaker_failure_threshold)
-      PRICEWIRE_BREAKER_OPEN_SECONDS   = tostring(var.breaker_open_seconds)
-      RUST_LOG                         = var.log_level
+      PRICEWIRE_STREAM_NAME       = aws_kinesis_stream.prices.name
+      PRICEWIRE_ARCHIVE_BUCKET    = aws_s3_bucket.archive.id
+      PRICEWIRE_SOURCES           = jsonencode(local.collector_sources)
+      PRICEWIRE_HTTP_TIMEOUT_MS   = tostring(var.http_timeout_ms)
+      PRICEWIRE_HTTP_MAX_ATTEMPTS = tostring(var.http_max_attempts)
+      PRICEWIRE_PUT_MAX_ATTEMPTS  = tostring(var.put_max_attempts)
+      PRICEWIRE_STATE_TABLE       = aws_dynamodb_table.state.name
+      RUST_LOG                    = var.log_level
     }
     consumer = {
       PRICEWIRE_PRICES_TABLE       = aws_dynamodb_table.prices.name
@@ -59,7 +54,7 @@ resource "aws_lambda_function" "fn" {
   #checkov:skip=CKV_AWS_116:Failed collector invocations go to an on-failure destination (aws_lambda_function_event_invoke_config.collector); consumer/alerter use on-failure destinations on their event source mappings.
   #checkov:skip=CKV_AWS_117:The functions call only public AWS APIs and the public Travelpayouts API; no VPC resources.
   #checkov:skip=CKV_AWS_272:Code signing is not set up for this project.
-  #checkov:skip=CKV_AWS_173:Environment variables hold names and settings, no secrets (the token is in SSM); kms_key_arn is used when a CMK is set.
+  #checkov:skip=CKV_AWS_173:Environment variables hold names and settings, no secrets (tokens are in SSM); kms_key_arn is used when a CMK is set.
   for_each = local.function_keys
 
   function_name = "${var.name}-${each.key}"
@@ -93,7 +88,7 @@ resource "aws_lambda_function" "fn" {
     precondition {
       # Lambda limits the environment (all keys + values) to 4 KB.
       condition     = length(join("", [for k, v in local.function_environment[each.key] : "${k}${v}"])) < 4096
-      error_message = "The ${each.key} function's environment exceeds Lambda's 4 KB limit (shorten alert_rules)."
+      error_message = "The ${each.key} function's environment exceeds Lambda's 4 KB limit (shorten alert_rules or sources)."
     }
     precondition {
       condition     = each.key != "collector" || var.http_timeout_ms < local.function_settings.collector.timeout_seconds * 1000

@@ -56,14 +56,18 @@ data "aws_iam_policy_document" "collector" {
     ]
   }
 
-  statement {
-    sid       = "ReadToken"
-    actions   = ["ssm:GetParameter"]
-    resources = [aws_ssm_parameter.travelpayouts_token.arn]
+  dynamic "statement" {
+    # One grant per source secret, on that parameter only.
+    for_each = length(aws_ssm_parameter.source_token) > 0 ? [1] : []
+    content {
+      sid       = "ReadSourceTokens"
+      actions   = ["ssm:GetParameter"]
+      resources = [for p in aws_ssm_parameter.source_token : p.arn]
+    }
   }
 
   statement {
-    # Circuit breakers, learned rate limits, pagination cursors and last runs; only its own items
+    # Circuit breakers, learned rate limits, cursors, holds and last runs; only its own items
     # (the alerter's claims share the table under other keys).
     sid       = "CollectorState"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
@@ -71,7 +75,7 @@ data "aws_iam_policy_document" "collector" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*", "RUN#*"]
+      values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*", "HOLD#*", "RUN#*"]
     }
   }
 
@@ -86,7 +90,7 @@ data "aws_iam_policy_document" "collector" {
   dynamic "statement" {
     for_each = local.use_cmk ? [1] : []
     content {
-      # Decrypt: the SecureString token. GenerateDataKey: PutRecords to the
+      # Decrypt: the SecureString tokens. GenerateDataKey: PutRecords to the
       # KMS-encrypted stream, SSE-KMS PutObject to the archive and sending to
       # the KMS-encrypted DLQ.
       sid       = "Kms"

@@ -11,7 +11,6 @@ locals {
   function_keys  = toset(["collector", "consumer", "alerter"])
   stream_readers = toset(["consumer", "alerter"])
 
-  archive_bucket_name  = coalesce(var.archive_bucket_name, "${var.name}-archive-${local.account_id}")
-  token_parameter_name = "/${var.name}/travelpayouts/token"
-  schedule_group_name  = var.name
+  archive_bucket_name = coalesce(var.archive_bucket_name, "${var.name}-archive-${local.account_id}")
+  schedule_group_name = var.name
 }

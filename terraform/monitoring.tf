@@ -67,3 +67,22 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
 }
+
+# A source the upstream told to stay away: its quota is spent (The Odds API's
+# OUT_OF_USAGE_CREDITS, or x-requests-remaining: 0) or its host banned us. Runs end with
+# no request until the hold ends; this is not an error, so it is alarmed here.
+resource "aws_cloudwatch_metric_alarm" "source_held" {
+  for_each            = var.jobs
+  alarm_name          = "${var.name}-${each.key}-held"
+  alarm_description   = "Job ${each.key}'s source ${each.value.source} is held (quota spent or banned): no requests until the hold ends."
+  namespace           = "pricewire"
+  metric_name         = "Held"
+  dimensions          = { source = each.value.source, job = each.key }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}

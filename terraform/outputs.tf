@@ -28,9 +28,9 @@ output "alerts_topic_arn" {
   value       = aws_sns_topic.alerts.arn
 }
 
-output "token_parameter_name" {
-  description = "SSM SecureString holding the Travelpayouts token."
-  value       = aws_ssm_parameter.travelpayouts_token.name
+output "token_parameter_names" {
+  description = "SSM SecureString holding each source's token, by source name."
+  value       = { for k, p in aws_ssm_parameter.source_token : k => p.name }
 }
 
 output "function_names" {

@@ -147,18 +147,6 @@ variable "log_retention_days" {
   }
 }
 
-variable "travelpayouts_base_url" {
-  description = "Base URL of the Travelpayouts API (PRICEWIRE_TRAVELPAYOUTS_BASE_URL); override to point the collector at a stub."
-  type        = string
-  default     = "https://api.travelpayouts.com"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", var.travelpayouts_base_url))
-    error_message = "travelpayouts_base_url must be an http:// or https:// URL without query or fragment."
-  }
-}
-
 variable "http_timeout_ms" {
   description = "Per-request timeout of the collector's upstream HTTP calls, in milliseconds (PRICEWIRE_HTTP_TIMEOUT_MS)."
   type        = number
@@ -180,57 +168,6 @@ variable "http_max_attempts" {
   validation {
     condition     = var.http_max_attempts >= 1 && var.http_max_attempts <= 10 && floor(var.http_max_attempts) == var.http_max_attempts
     error_message = "http_max_attempts must be a whole number between 1 and 10."
-  }
-}
-
-variable "upstream_rate_limits" {
-  description = "Requests per minute by upstream API path, overriding the documented Travelpayouts limits (prices_for_dates 600, month-matrix 300). The collector still lowers its rate on 429s and remembers what it learned (PRICEWIRE_RATE_LIMITS)."
-  type        = map(number)
-  default     = {}
-  nullable    = false
-
-  validation {
-    condition = alltrue([
-      for path, rpm in var.upstream_rate_limits :
-      startswith(path, "/") && !strcontains(path, ",") && !strcontains(path, "=") && rpm >= 1 && rpm <= 100000 && floor(rpm) == rpm
-    ])
-    error_message = "upstream_rate_limits keys must be API paths starting with / (no commas or =), values whole numbers of requests per minute from 1 to 100000."
-  }
-}
-
-variable "upstream_concurrency" {
-  description = "Requests the collector has in flight to one upstream host at once (PRICEWIRE_HOST_CONCURRENCY)."
-  type        = number
-  default     = 2
-  nullable    = false
-
-  validation {
-    condition     = var.upstream_concurrency >= 1 && var.upstream_concurrency <= 16 && floor(var.upstream_concurrency) == var.upstream_concurrency
-    error_message = "upstream_concurrency must be a whole number between 1 and 16."
-  }
-}
-
-variable "breaker_failure_threshold" {
-  description = "Consecutive upstream failures (5xx, timeouts, garbage) that open a host's circuit breaker (PRICEWIRE_BREAKER_THRESHOLD)."
-  type        = number
-  default     = 10
-  nullable    = false
-
-  validation {
-    condition     = var.breaker_failure_threshold >= 1 && var.breaker_failure_threshold <= 1000 && floor(var.breaker_failure_threshold) == var.breaker_failure_threshold
-    error_message = "breaker_failure_threshold must be a whole number between 1 and 1000."
-  }
-}
-
-variable "breaker_open_seconds" {
-  description = "How long an open circuit breaker keeps the collector away from the host before one probe request (PRICEWIRE_BREAKER_OPEN_SECONDS)."
-  type        = number
-  default     = 300
-  nullable    = false
-
-  validation {
-    condition     = var.breaker_open_seconds >= 1 && var.breaker_open_seconds <= 86400 && floor(var.breaker_open_seconds) == var.breaker_open_seconds
-    error_message = "breaker_open_seconds must be a whole number between 1 and 86400."
   }
 }
 
@@ -477,8 +414,8 @@ variable "jobs" {
   }
 
   validation {
-    condition     = alltrue([for j in values(var.jobs) : contains(["travelpayouts"], j.source)])
-    error_message = "jobs[*].source must be one of: travelpayouts."
+    condition     = alltrue([for j in values(var.jobs) : contains(concat(keys(var.sources), keys(local.source_modules)), j.source)])
+    error_message = "jobs[*].source must name an entry of var.sources or a module of local.source_modules (travelpayouts, odds)."
   }
 
   validation {
@@ -588,8 +525,8 @@ variable "alert_rules" {
   }
 
   validation {
-    condition     = alltrue([for r in var.alert_rules : contains(["travelpayouts"], r.source)])
-    error_message = "alert_rules[*].source must be one of: travelpayouts."
+    condition     = alltrue([for r in var.alert_rules : contains(concat(keys(var.sources), keys(local.source_modules)), r.source)])
+    error_message = "alert_rules[*].source must name an entry of var.sources or a module of local.source_modules (travelpayouts, odds)."
   }
 
   validation {
@@ -752,38 +689,135 @@ variable "iterator_age_alarm_threshold_ms" {
 }
 
 # ---------------------------------------------------------------------------
-# Secrets
+# Sources
 # ---------------------------------------------------------------------------
 
-variable "travelpayouts_token" {
+variable "sources" {
   description = <<-EOT
-    Travelpayouts API token, written to the SSM SecureString /<name>/travelpayouts/token
-    through a write-only argument: it is never stored in the plan or the state.
-    Ephemeral: pass it with -var/-var-file/TF_VAR_travelpayouts_token on every plan and
-    apply that should write it (also when applying a saved plan). null = create the
-    parameter with a placeholder and set the real token out of band
-    (aws ssm put-parameter --overwrite); Terraform then leaves it alone.
-    Bump travelpayouts_token_version to write a new token.
+    Upstream sources by name; jobs name one in their `source`. Each entry names its
+    module (see local.source_modules in sources.tf: travelpayouts, odds), defaulting to
+    the entry's own name, and may override the module's defaults:
+      base_url           the upstream's base URL
+      auth               { style = "none" | "header" | "bearer" | "query", name = header or
+                         query parameter name (header and query styles) }
+      rate_limits        requests per minute by API path, or "*" for the whole host (odds
+                         counts every path together); over the module's documented limits
+      concurrency        requests in flight to the host at once (default 2)
+      breaker            { failure_threshold (default 10), open_seconds (default 300) }
+      quota_hold_seconds how long a spent quota keeps the source away (default: the
+                         module's; The Odds API's credits come back at the next month)
+      options            module settings; odds: api = "v4" (default) or "dingerodds"
+    A job may name a module that has no entry here: it gets that module's defaults. Every
+    source whose auth needs a secret gets the SSM SecureString /<name>/<source>/token
+    (source_tokens). Delivered to the collector as PRICEWIRE_SOURCES (JSON), which checks
+    it again at start, naming the field.
   EOT
-  type        = string
+  type = map(object({
+    module   = optional(string)
+    base_url = optional(string)
+    auth = optional(object({
+      style = string
+      name  = optional(string)
+    }))
+    rate_limits = optional(map(number), {})
+    concurrency = optional(number)
+    breaker = optional(object({
+      failure_threshold = optional(number)
+      open_seconds      = optional(number)
+    }), {})
+    quota_hold_seconds = optional(number)
+    options            = optional(map(string), {})
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k in keys(var.sources) : can(regex("^[a-z][a-z0-9-]{0,31}$", k))])
+    error_message = "sources keys must be 1-32 characters of a-z, 0-9 and '-', starting with a letter."
+  }
+
+  validation {
+    condition     = alltrue([for k, s in var.sources : contains(keys(local.source_modules), coalesce(s.module, k))])
+    error_message = "sources[*].module (default: the entry's name) must be one of the modules in local.source_modules: travelpayouts, odds."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.sources) : s.auth == null ? true : (
+      contains(["none", "header", "bearer", "query"], s.auth.style) &&
+      (contains(["header", "query"], s.auth.style) ? can(regex("^[A-Za-z0-9_-]{1,64}$", s.auth.name)) : s.auth.name == null)
+    )])
+    error_message = "sources[*].auth.style must be none, header, bearer or query; header and query need auth.name (A-Z, a-z, 0-9, '-', '_'), none and bearer take no name."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.sources) : s.base_url == null ? true : can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", s.base_url))])
+    error_message = "sources[*].base_url must be an http:// or https:// URL without query or fragment."
+  }
+
+  validation {
+    condition = alltrue(flatten([for s in values(var.sources) : [
+      for path, rpm in s.rate_limits : (startswith(path, "/") || path == "*") && rpm >= 1 && rpm <= 100000 && floor(rpm) == rpm
+    ]]))
+    error_message = "sources[*].rate_limits keys must be API paths starting with / (or \"*\" for the whole host), values whole numbers of requests per minute from 1 to 100000."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.sources) : (
+      (s.concurrency == null ? true : s.concurrency >= 1 && s.concurrency <= 16 && floor(s.concurrency) == s.concurrency) &&
+      (s.breaker.failure_threshold == null ? true : s.breaker.failure_threshold >= 1 && s.breaker.failure_threshold <= 1000 && floor(s.breaker.failure_threshold) == s.breaker.failure_threshold) &&
+      (s.breaker.open_seconds == null ? true : s.breaker.open_seconds >= 1 && s.breaker.open_seconds <= 86400 && floor(s.breaker.open_seconds) == s.breaker.open_seconds) &&
+      (s.quota_hold_seconds == null ? true : s.quota_hold_seconds >= 1 && s.quota_hold_seconds <= 2764800 && floor(s.quota_hold_seconds) == s.quota_hold_seconds)
+    )])
+    error_message = "sources[*]: concurrency must be 1-16, breaker.failure_threshold 1-1000, breaker.open_seconds 1-86400, quota_hold_seconds 1-2764800 (32 days), all whole numbers."
+  }
+
+  validation {
+    condition = alltrue(flatten([for k, s in var.sources : [
+      for option, value in s.options : contains(keys(try(local.source_modules[coalesce(s.module, k)].options, {})), option) && contains(try(local.source_modules[coalesce(s.module, k)].options[option], []), value)
+    ]]))
+    error_message = "sources[*].options must be options of the entry's module with an allowed value (odds: api = \"v4\" or \"dingerodds\"; travelpayouts takes none)."
+  }
+}
+
+variable "source_base_urls" {
+  description = "Base URL by source name, over sources[*].base_url and the module defaults: for a staging upstream, a recording proxy, or the local twin's simulators."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k, u in var.source_base_urls : can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", u))])
+    error_message = "source_base_urls values must be http:// or https:// URLs without query or fragment."
+  }
+}
+
+variable "source_tokens" {
+  description = <<-EOT
+    Secrets by source name (write-only: stored in SSM SecureString
+    /<name>/<source>/token with a write-only argument, never in the plan or the state).
+    A source that needs a secret and has none here gets a placeholder once; set the real
+    value out of band with `aws ssm put-parameter --overwrite`, which later applies leave
+    alone. Bump the source's entry in source_token_versions to write a new value.
+  EOT
+  type        = map(string)
   default     = null
   sensitive   = true
   ephemeral   = true
 
   validation {
-    condition     = var.travelpayouts_token == null ? true : (can(regex("^\\S+$", var.travelpayouts_token)) && length(var.travelpayouts_token) <= 4096)
-    error_message = "travelpayouts_token must be 1-4096 characters without whitespace."
+    condition     = var.source_tokens == null ? true : alltrue([for v in values(var.source_tokens) : can(regex("^\\S+$", v)) && length(v) <= 4096])
+    error_message = "source_tokens values must be 1-4096 characters without whitespace."
   }
 }
 
-variable "travelpayouts_token_version" {
-  description = "Version of travelpayouts_token; increase it to make Terraform write a new token value (write-only arguments are not diffed)."
-  type        = number
-  default     = 1
+variable "source_token_versions" {
+  description = "Version of each source's token (default 1); increase one to make Terraform write that source's token again (write-only arguments are not diffed)."
+  type        = map(number)
+  default     = {}
   nullable    = false
 
   validation {
-    condition     = var.travelpayouts_token_version >= 1 && floor(var.travelpayouts_token_version) == var.travelpayouts_token_version
-    error_message = "travelpayouts_token_version must be a whole number of at least 1."
+    condition     = alltrue([for v in values(var.source_token_versions) : v >= 1 && floor(v) == v])
+    error_message = "source_token_versions values must be whole numbers of at least 1."
   }
 }

@@ -1,7 +1,7 @@
 terraform {
   # 1.11 is the first release with write-only resource arguments, used for the
-  # Travelpayouts token (aws_ssm_parameter.value_wo, see secrets.tf) so that the
-  # token never lands in the plan or the state. 1.9+ would otherwise suffice
+  # source tokens (aws_ssm_parameter.value_wo, see secrets.tf) so that the
+  # tokens never land in the plan or the state. 1.9+ would otherwise suffice
   # (cross-variable validation).
   required_version = ">= 1.11"
 

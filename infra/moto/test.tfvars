@@ -1,11 +1,29 @@
 # Emulator (moto) configuration used by infra/scripts/tf-moto.sh:
-# small, but exercises every resource type (two schedules, two rules, SMS + e-mail
-# subscriptions, SMS preferences, alerter filter, token via write-only argument).
+# small, but exercises every resource type (four schedules over three sources, rules,
+# SMS + e-mail subscriptions, SMS preferences, alerter filter, tokens via write-only
+# arguments).
 
 name                 = "pricewire"
 aws_region           = "us-east-1"
 force_destroy_bucket = true
 log_level            = "info,collector=debug,consumer=debug,alerter=debug"
+
+# The odds module twice: The Odds API v4 under its module's name (defaults), and a
+# dingerodds-style upstream declared as its own entry.
+sources = {
+  travelpayouts = {
+    rate_limits = { "/aviasales/v3/prices_for_dates" = 120 }
+    concurrency = 2
+  }
+  dinger = {
+    module      = "odds"
+    base_url    = "https://api.dingerodds.example"
+    auth        = { style = "bearer" }
+    rate_limits = { "*" = 60 }
+    breaker     = { failure_threshold = 5, open_seconds = 600 }
+    options     = { api = "dingerodds" }
+  }
+}
 
 jobs = {
   # Travelpayouts v3 prices_for_dates.
@@ -33,6 +51,26 @@ jobs = {
       show_to_affiliates = "true"
     }
   }
+  # The Odds API v4, with the odds module's defaults.
+  "nba-odds" = {
+    source   = "odds"
+    schedule = "rate(10 minutes)"
+    params = {
+      sport   = "basketball_nba"
+      regions = "us"
+      markets = "h2h,spreads,totals"
+    }
+  }
+  # dingerodds style, a cursor chain.
+  "mlb-moneyline" = {
+    source   = "dinger"
+    schedule = "rate(10 minutes)"
+    params = {
+      sport  = "baseball"
+      market = "moneyline"
+      limit  = "50"
+    }
+  }
 }
 
 alert_rules = [
@@ -48,11 +86,21 @@ alert_rules = [
     kind   = "flight_price"
     when   = "transfers == 0 && price < 4000"
   },
+  {
+    name   = "long-shot"
+    source = "odds"
+    kind   = "odds_quote"
+    when   = "market == \"h2h\" && price >= 4.0"
+  },
 ]
 
-alerter_filter_kinds = ["flight_price"]
+alerter_filter_kinds = ["flight_price", "odds_quote"]
 
 sms_subscribers   = ["+15555550100"]
 email_subscribers = ["alerts@example.com"]
 
-travelpayouts_token = "test-token"
+source_tokens = {
+  travelpayouts = "test-token"
+  odds          = "test-odds-key"
+  dinger        = "test-dinger-token"
+}

@@ -17,7 +17,7 @@
 #            used instead of infra/moto/test.tfvars.
 #   --var NAME=VALUE
 #            passed as -var NAME=VALUE to apply after the var files (repeatable;
-#            also for the ephemeral travelpayouts_token).
+#            also for the ephemeral source_tokens).
 #   --validate-only
 #            only terraform fmt -check, init and validate (production config and
 #            with the emulator override): no moto, no apply, no zips needed.
@@ -240,7 +240,7 @@ APPLY_ARGS=()
 for f in "${VAR_FILES[@]}"; do APPLY_ARGS+=("-var-file=$f"); done
 APPLY_ARGS+=(-var "lambda_zip_dir=$ZIP_DIR")
 for v in "${VARS[@]}"; do APPLY_ARGS+=(-var "$v"); done
-# Only names are logged: --var values may be secrets (travelpayouts_token).
+# Only names are logged: --var values may be secrets (source_tokens).
 step "terraform apply (var files: ${VAR_FILES[*]##*/}; vars: lambda_zip_dir$(for v in "${VARS[@]}"; do printf ' %s' "${v%%=*}"; done))"
 run terraform apply -no-color -input=false -auto-approve "${APPLY_ARGS[@]}"
 
@@ -250,7 +250,7 @@ terraform output -no-color -json >"$SCRATCH/outputs.json" 2>>"$LOG"
 python3 - "$SCRATCH/outputs.json" >>"$LOG" 2>&1 <<'PY'
 import json, sys
 expected = ["stream_name", "stream_arn", "prices_table_name", "state_table_name",
-            "archive_bucket_name", "alerts_topic_arn", "token_parameter_name",
+            "archive_bucket_name", "alerts_topic_arn", "token_parameter_names",
             "function_names", "dlq_urls", "schedule_group_name", "schedule_names"]
 outs = json.load(open(sys.argv[1]))
 def empty(v):

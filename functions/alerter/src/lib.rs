@@ -2,22 +2,30 @@
 //! de-duplication window, claimed in DynamoDB before publishing so a retried batch, a
 //! replay or a duplicate record never sends the same deal twice.
 
+pub mod adapters;
+pub mod config;
+pub mod gsm;
+pub mod message;
+pub mod ports;
+pub mod rules;
+
+use adapters::dynamodb::DynamoDedup;
+use adapters::sns::SnsTopic;
 use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::Utc;
+use config::AlerterConfig;
 use lambda_runtime::LambdaEvent;
-use pricewire_pipeline::adapters::dynamodb::{Claim, DedupStore, DynamoDedup, DynamoHostState};
-use pricewire_pipeline::adapters::sns::{AlertPublisher, SnsTopic};
+use ports::{AlertPublisher, Claim, DedupStore};
+use pricewire_pipeline::adapters::dynamodb::DynamoCheckpoints;
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
-use pricewire_pipeline::config::AlerterConfig;
+use pricewire_pipeline::checkpoint::{checkpoint_batch, CheckpointStore};
 use pricewire_pipeline::envelope::{Envelope, Payload};
-use pricewire_pipeline::message;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::rules::RuleSet;
-use pricewire_pipeline::state::{checkpoint_batch, CheckpointStore};
 use pricewire_pipeline::stream::decode;
 use pricewire_pipeline::table;
+use rules::RuleSet;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -53,10 +61,14 @@ pub struct BatchSummary {
     pub failed: usize,
 }
 
-/// The de-duplication key of a deal: rule, entity and exact price.
+/// The de-duplication key of a deal: rule, entity and exact price (and line, for odds).
 pub fn dedup_key(rule: &str, e: &Envelope) -> String {
     let price = match &e.payload {
         Payload::FlightPrice(f) => format!("{}{}", f.price.amount.normalize(), f.price.currency),
+        Payload::OddsQuote(q) => match q.point {
+            Some(p) => format!("{}@{}", q.price.normalize(), p.normalize()),
+            None => q.price.normalize().to_string(),
+        },
     };
     let key = format!("ALERT#{rule}#{}#{}#{}#{price}", e.source, e.kind(), e.key);
     table::bounded_key(key, DEDUP_KEY_MAX_BYTES)
@@ -72,7 +84,7 @@ impl Alerter {
                 policy,
             )),
             publisher: Arc::new(SnsTopic::new(aws::sns(sdk), &config.topic_arn, policy)),
-            checkpoints: Some(Arc::new(DynamoHostState::new(
+            checkpoints: Some(Arc::new(DynamoCheckpoints::new(
                 aws::dynamodb(sdk),
                 &config.state_table,
                 policy,
@@ -208,35 +220,17 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
+    use crate::adapters::memory::MemoryPublisher;
     use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
     use lambda_runtime::Context;
-    use pricewire_pipeline::adapters::sns::PublishError;
     use pricewire_pipeline::envelope::{FlightPrice, Money};
-    use pricewire_pipeline::message::Alert;
     use pricewire_pipeline::stream::event_record;
     use std::collections::HashMap;
     use std::sync::Mutex;
 
     const RULES: &str = r#"[{"name":"cheap-aeroflot","source":"travelpayouts","kind":"flight_price","when":"price < 5000 && gate == \"Aeroflot\""}]"#;
-
-    /// Publishes into a list; fails the calls whose index is in `fail`.
-    #[derive(Default)]
-    struct Phone(Mutex<Vec<Alert>>, Mutex<Vec<usize>>, Mutex<usize>);
-    #[async_trait]
-    impl AlertPublisher for Phone {
-        async fn publish(&self, alert: &Alert) -> Result<String, PublishError> {
-            let mut n = self.2.lock().unwrap();
-            *n += 1;
-            if self.1.lock().unwrap().contains(&(*n - 1)) {
-                return Err(PublishError("InternalError: try again".into()));
-            }
-            self.0.lock().unwrap().push(alert.clone());
-            Ok(format!("msg-{n}"))
-        }
-    }
 
     fn deal(entity: u32, price: i64, gate: &str) -> Envelope {
         Envelope::new(
@@ -324,7 +318,7 @@ mod tests {
         (Arc::new(DynamoDedup::new(client, "state", policy)), claims)
     }
 
-    fn alerter(phone: Arc<Phone>) -> (Alerter, Arc<Mutex<HashMap<String, String>>>) {
+    fn alerter(phone: Arc<MemoryPublisher>) -> (Alerter, Arc<Mutex<HashMap<String, String>>>) {
         let (dedup, claims) = state_table();
         (
             Alerter {
@@ -341,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_deal_twice_gives_one_publish_even_across_batches() {
-        let phone = Arc::new(Phone::default());
+        let phone = Arc::new(MemoryPublisher::default());
         let (a, _) = alerter(phone.clone());
         let batch = [
             deal(5, 4830, "Aeroflot"),
@@ -359,7 +353,7 @@ mod tests {
             "a retried or replayed batch sends nothing"
         );
         assert_eq!(summary.duplicates, 2);
-        let sent = phone.0.lock().unwrap().clone();
+        let sent = phone.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].rule, "cheap-aeroflot");
         assert_eq!(sent[0].sms, "LED-KZN 05 Dec 4830 RUB, Aeroflot, direct https://www.aviasales.com/search/LED0512KZN1");
@@ -370,8 +364,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_publish_is_reported_by_sequence_number_and_sent_on_retry() {
-        let phone = Arc::new(Phone::default());
-        phone.1.lock().unwrap().push(1); // the second publish fails
+        let phone = Arc::new(MemoryPublisher::default());
+        phone.fail_call(1); // the second publish fails
         let (a, claims) = alerter(phone.clone());
         let batch = [
             deal(1, 100, "Aeroflot"),
@@ -399,26 +393,20 @@ mod tests {
         let (response, summary) = a.process(event(&batch[1..])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!((summary.published, summary.duplicates), (1, 1));
-        let keys: Vec<String> = phone
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|a| a.key.clone())
-            .collect();
+        let keys: Vec<String> = phone.sent().iter().map(|a| a.key.clone()).collect();
         assert_eq!(keys.len(), 3, "each deal exactly once: {keys:?}");
     }
 
     #[tokio::test]
     async fn records_older_than_the_max_age_raise_no_alert() {
-        let phone = Arc::new(Phone::default());
+        let phone = Arc::new(MemoryPublisher::default());
         let (a, _) = alerter(phone.clone());
         let mut old = deal(8, 1000, "Aeroflot");
         old.fetched_at = Utc::now() - chrono::Duration::hours(2);
         let (response, summary) = a.process(event(&[old, deal(9, 1000, "Aeroflot")])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!((summary.stale, summary.published), (1, 1));
-        assert_eq!(phone.0.lock().unwrap().len(), 1);
+        assert_eq!(phone.sent().len(), 1);
     }
 
     #[test]

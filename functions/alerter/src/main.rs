@@ -1,8 +1,9 @@
 //! alerter Lambda: wiring only.
 
+use alerter::config::AlerterConfig;
 use alerter::{handle, Alerter};
 use lambda_runtime::{service_fn, Error};
-use pricewire_pipeline::config::{AlerterConfig, Vars};
+use pricewire_pipeline::config::Vars;
 use pricewire_pipeline::{aws, telemetry};
 
 #[tokio::main]

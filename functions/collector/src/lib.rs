@@ -1,35 +1,49 @@
-//! The collector: one job (the Scheduler's input) → upstream requests (page by page where
-//! the API paginates) through the host's circuit breaker and rate limiter, with retries →
-//! every response archived raw to S3 → records normalised → unusable ones quarantined with
-//! their reason → the rest put on the stream. A run that cannot finish before the Lambda's
-//! deadline (or meets an open breaker, or a long `Retry-After`) flushes what it has and
-//! saves a cursor; the next run resumes there.
+//! The collector: one job (the Scheduler's input) → its source's module plans the requests
+//! → the walk (`walk`) makes them through the host's circuit breaker and rate limiter, with
+//! retries → every response archived raw to S3 → records normalised by the module →
+//! unusable ones quarantined with their reason → the rest put on the stream. A run that
+//! cannot finish before the Lambda's deadline (or meets an open breaker, a long
+//! `Retry-After`, a spent quota) flushes what it has and saves a cursor; the next run
+//! resumes there.
+//!
+//! Ports, each defined beside the code that uses it: [`fetch::Upstream`] (one request),
+//! [`sink::RecordSink`] (the stream), `pricewire_pipeline::adapters::s3::Archive` (the
+//! archive), [`state`]'s stores (breaker, limits, cursors, holds, runs),
+//! [`secrets::SecretStore`] and [`Upstreams`] (a source's upstream). Adapters in
+//! `adapters`: HTTP, Kinesis, DynamoDB, SSM, and in-memory ones.
 
-use chrono::Utc;
-use futures_util::StreamExt;
+pub mod adapters;
+pub mod breaker;
+pub mod config;
+pub mod deadline;
+pub mod fetch;
+pub mod ratelimit;
+pub mod secrets;
+pub mod sink;
+pub mod state;
+mod walk;
+
+use adapters::dynamodb::DynamoHostState;
+use adapters::http::HttpUpstream;
+use adapters::kinesis::KinesisSink;
+use async_trait::async_trait;
+use breaker::Breaker;
+use config::CollectorConfig;
+use fetch::{FetchError, Upstream};
 use lambda_runtime::LambdaEvent;
-use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
-use pricewire_pipeline::adapters::http::{HttpResponse, HttpUpstream, Upstream};
-use pricewire_pipeline::adapters::kinesis::{KinesisSink, RecordSink, StreamRecord};
-use pricewire_pipeline::adapters::s3::{Archive, Object, S3Archive};
-use pricewire_pipeline::adapters::ssm::Secret;
-use pricewire_pipeline::archive::{self, meta};
+use pricewire_pipeline::adapters::s3::{Archive, S3Archive};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
-use pricewire_pipeline::breaker::{Breaker, BreakerPolicy};
-use pricewire_pipeline::config::CollectorConfig;
-use pricewire_pipeline::fetch::{fetch, Deadline, FetchError, FetchStats, Guards, Verdict};
-use pricewire_pipeline::job::{Job, SourceKind};
-use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
+use pricewire_pipeline::job::{Job, JobError};
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::ratelimit::{self, HostGate};
-use pricewire_pipeline::sources::travelpayouts::{self, Query};
-use pricewire_pipeline::sources::{Normalised, Quarantined, ResponseError};
-use pricewire_pipeline::state::{Cursor, HostStateStore, RunRecord};
-use pricewire_pipeline::table;
+use pricewire_pipeline::sources::settings::{SourceSettings, Sources};
+use pricewire_pipeline::sources::{ResponseError, Step};
+use ratelimit::HostGate;
+use secrets::SecretStore;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use sink::RecordSink;
+use state::HostState;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,39 +54,67 @@ const PUT_BASE_DELAY: Duration = Duration::from_millis(100);
 const PUT_MAX_DELAY: Duration = Duration::from_secs(2);
 const S3_ATTEMPTS: u32 = 4;
 const STATE_ATTEMPTS: u32 = 3;
-/// A walk not finished within a day starts over: its pages have moved on.
-const CURSOR_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
-/// How the collector treats the upstream host: rate limits, concurrency, breaker.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamControl {
-    /// Requests per minute by API path, over the documented defaults.
-    pub rate_limits: BTreeMap<String, u32>,
-    /// Requests in flight to the host at once.
-    pub concurrency: usize,
-    pub breaker: BreakerPolicy,
+/// The upstream of a source: its base URL, auth and secret, ready to send.
+#[async_trait]
+pub trait Upstreams: Send + Sync {
+    async fn upstream(&self, source: &SourceSettings) -> Result<Arc<dyn Upstream>, String>;
 }
 
-impl UpstreamControl {
-    /// The configured limit of a method, else the documented one, else a cautious default.
-    pub fn ceiling(&self, path: &str) -> u32 {
-        self.rate_limits
-            .get(path)
-            .copied()
-            .or_else(|| ratelimit::documented_rpm(path))
-            .unwrap_or(ratelimit::UNKNOWN_METHOD_RPM)
+/// HTTP upstreams, one per source, built the first time a job of the source runs (its
+/// secret read then) and kept for the life of the process.
+pub struct HttpUpstreams {
+    secrets: Arc<dyn SecretStore>,
+    timeout: Duration,
+    built: tokio::sync::Mutex<HashMap<String, Arc<dyn Upstream>>>,
+}
+
+impl HttpUpstreams {
+    pub fn new(secrets: Arc<dyn SecretStore>, timeout: Duration) -> HttpUpstreams {
+        HttpUpstreams {
+            secrets,
+            timeout,
+            built: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Upstreams for HttpUpstreams {
+    async fn upstream(&self, source: &SourceSettings) -> Result<Arc<dyn Upstream>, String> {
+        let mut built = self.built.lock().await;
+        if let Some(u) = built.get(&source.name) {
+            return Ok(u.clone());
+        }
+        let secret = match (&source.secret_parameter, source.auth.needs_secret()) {
+            (_, false) => None,
+            (Some(parameter), true) => Some(self.secrets.secret(parameter).await?),
+            (None, true) => {
+                return Err(format!(
+                    "source {}: auth {} needs a secret, and the entry names no secret_parameter",
+                    source.name,
+                    source.auth.style()
+                ))
+            }
+        };
+        let u: Arc<dyn Upstream> = Arc::new(HttpUpstream::new(
+            &source.base_url,
+            source.auth.clone(),
+            secret,
+            self.timeout,
+        )?);
+        built.insert(source.name.clone(), u.clone());
+        Ok(u)
     }
 }
 
 pub struct Collector {
-    pub upstream: Arc<dyn Upstream>,
+    pub sources: Sources,
+    pub upstreams: Arc<dyn Upstreams>,
     pub archive: Arc<dyn Archive>,
     pub sink: Arc<dyn RecordSink>,
-    /// Breaker, learned limits and cursors, kept between invocations.
-    pub state: Arc<dyn HostStateStore>,
-    /// The upstream's host (`api.travelpayouts.com`): names its breaker and limits.
-    pub host: String,
-    pub control: UpstreamControl,
+    /// Breakers, learned limits, cursors, holds and runs, kept between invocations.
+    pub state: Arc<dyn HostState>,
     pub http_policy: RetryPolicy,
     /// The per-request timeout, to know whether a request still fits before the deadline.
     pub http_timeout: Duration,
@@ -92,32 +134,39 @@ pub struct Summary {
     pub archived: usize,
     pub requests: u32,
     pub retries: u32,
+    /// Rate-limited answers (429s, or a limit code inside a 200).
     pub throttled: u32,
-    /// Requests not started: they could not finish before the deadline, or the breaker
-    /// was open.
+    /// Requests not started: they could not finish before the deadline, the breaker was
+    /// open, or the source was held.
     pub skipped: u32,
     /// Optional values dropped as unusable (the records were still sent).
     pub dropped_values: usize,
     /// Records seen twice in this run (the same observation on two pages): sent once.
     pub duplicates: usize,
-    /// Pages collected in this run.
+    /// Pages (answers) collected in this run.
     pub pages: u32,
-    /// Whether the whole query was collected; if not, a cursor says where to resume.
+    /// Whether the whole walk was collected; if not, a cursor says where to resume.
     pub complete: bool,
-    /// Why the run stopped early (deadline, open breaker, `Retry-After`), if it did.
+    /// Why the run stopped early (deadline, open breaker, `Retry-After`, a hold), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
-    /// The page the next run starts at, when a cursor was saved.
+    /// Set when the source or its host is held (quota spent, banned): why, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// The step the next run starts at, when a cursor was saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Step>,
+    /// The page the next run starts at, for page walks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_page: Option<u32>,
     /// The host's breaker at the end of the run: closed, half_open or open.
     pub breaker: String,
     pub breaker_transitions: Vec<String>,
-    /// The host method's rate limit at the end of the run, requests per minute.
+    /// The host's rate limit at the end of the run, requests per minute.
     pub rate_rpm: u32,
     /// Time spent waiting for the rate limiter, milliseconds.
     pub waited_ms: u64,
-    /// Times a 429 lowered the rate, and times the host was paused (`Retry-After`, quota).
+    /// Times a rate limit lowered the rate, and times the host was paused.
     pub rate_decreases: u32,
     pub host_pauses: u32,
 }
@@ -125,57 +174,32 @@ pub struct Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     #[error(transparent)]
-    Job(#[from] pricewire_pipeline::job::JobError),
+    Job(#[from] JobError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Response(#[from] ResponseError),
+    /// The job's source cannot be reached as configured (its secret is missing, say).
+    #[error("job {job}: {detail}")]
+    Source { job: String, detail: String },
     #[error("job {job}: {source}")]
-    Put {
-        job: String,
-        source: pricewire_pipeline::adapters::kinesis::PutError,
-    },
+    Put { job: String, source: sink::PutError },
     #[error("job {job}: archive failed: {detail}")]
     Archive { job: String, detail: String },
 }
 
-/// `https://api.travelpayouts.com/x` → `api.travelpayouts.com`.
-pub fn host_of(base_url: &str) -> String {
-    let rest = base_url
-        .split_once("://")
-        .map_or(base_url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest).to_string()
-}
-
-enum PageResult {
-    NotStarted,
-    Done(Normalised),
-    Failed(CollectError),
-}
-
-struct PageRun {
-    page: Option<u32>,
-    result: PageResult,
-    stats: FetchStats,
-    archived: usize,
-    archive_errors: Vec<String>,
-}
-
 impl Collector {
-    pub fn from_config(
-        config: &CollectorConfig,
-        sdk: &aws::SdkConfig,
-        token: Secret,
-    ) -> Result<Collector, String> {
-        let upstream =
-            HttpUpstream::new(&config.travelpayouts_base_url, token, config.http_timeout)?;
-        let s3_policy = RetryPolicy::new(S3_ATTEMPTS, PUT_BASE_DELAY, PUT_MAX_DELAY);
-        Ok(Collector {
-            upstream: Arc::new(upstream),
+    pub fn from_config(config: &CollectorConfig, sdk: &aws::SdkConfig) -> Collector {
+        let secrets = Arc::new(secrets::CachedSecrets::new(adapters::ssm::SsmSecrets::new(
+            aws::ssm(sdk),
+        )));
+        Collector {
+            sources: config.sources.clone(),
+            upstreams: Arc::new(HttpUpstreams::new(secrets, config.http_timeout)),
             archive: Arc::new(S3Archive::new(
                 aws::s3(sdk),
                 &config.archive_bucket,
-                s3_policy,
+                RetryPolicy::new(S3_ATTEMPTS, PUT_BASE_DELAY, PUT_MAX_DELAY),
             )),
             sink: Arc::new(KinesisSink::new(
                 aws::kinesis(sdk),
@@ -187,123 +211,12 @@ impl Collector {
                 &config.state_table,
                 RetryPolicy::new(STATE_ATTEMPTS, PUT_BASE_DELAY, PUT_MAX_DELAY),
             )),
-            host: host_of(&config.travelpayouts_base_url),
-            control: UpstreamControl {
-                rate_limits: config.rate_limits.clone(),
-                concurrency: config.host_concurrency,
-                breaker: BreakerPolicy {
-                    threshold: config.breaker_threshold,
-                    open_for: config.breaker_open,
-                    // A probe holds its claim for as long as a request and its retries take.
-                    probe_lease: config.http_timeout * 2,
-                },
-            },
             http_policy: RetryPolicy::new(
                 config.http_max_attempts,
                 HTTP_BASE_DELAY,
                 HTTP_MAX_DELAY,
             ),
             http_timeout: config.http_timeout,
-        })
-    }
-
-    async fn archive_response(
-        &self,
-        job: &Job,
-        response: &HttpResponse,
-        attempt: u32,
-    ) -> Result<(), String> {
-        let key = archive::raw_key(
-            job.source.as_str(),
-            &job.name,
-            response.fetched_at,
-            &uuid::Uuid::new_v4().simple().to_string(),
-        );
-        let object = Object {
-            key,
-            body: archive::gzip(&response.body),
-            content_type: "application/json",
-            content_encoding: Some("gzip"),
-            metadata: vec![
-                (meta::URL, response.url.clone()),
-                (meta::STATUS, response.status.to_string()),
-                (
-                    meta::FETCHED_AT,
-                    response
-                        .fetched_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ),
-                (meta::JOB, job.name.clone()),
-                (meta::ATTEMPT, attempt.to_string()),
-            ],
-        };
-        self.archive.put(object).await.map_err(|e| e.to_string())
-    }
-
-    async fn archive_quarantine(&self, job: &Job, items: &[Quarantined]) -> Result<(), String> {
-        let key = archive::quarantine_key(
-            job.source.as_str(),
-            &job.name,
-            Utc::now(),
-            &uuid::Uuid::new_v4().simple().to_string(),
-        );
-        let object = Object {
-            key,
-            body: archive::gzip(&archive::json_lines(items)),
-            content_type: "application/x-ndjson",
-            content_encoding: Some("gzip"),
-            metadata: vec![(meta::JOB, job.name.clone())],
-        };
-        self.archive.put(object).await.map_err(|e| e.to_string())
-    }
-
-    /// Fetches and normalises one page (or the one request of an unpaginated query).
-    async fn fetch_page(
-        &self,
-        job: &Job,
-        query: &Query,
-        page: Option<u32>,
-        deadline: Option<Deadline>,
-        guards: Guards<'_>,
-    ) -> PageRun {
-        let spec = page.map_or_else(|| query.request.clone(), |p| query.page(p));
-        let mut stats = FetchStats::default();
-        let mut archive_errors: Vec<String> = Vec::new();
-        let mut archived = 0usize;
-        let mut attempt = 0u32;
-        let result = fetch(
-            self.upstream.as_ref(),
-            &spec,
-            &job.name,
-            self.http_policy,
-            deadline,
-            Some(guards),
-            &mut stats,
-            async |response: &HttpResponse| {
-                attempt += 1;
-                match self.archive_response(job, response, attempt).await {
-                    Ok(()) => archived += 1,
-                    Err(e) => archive_errors.push(e),
-                }
-            },
-            |response| match travelpayouts::parse(job, query, &response.body, response.fetched_at) {
-                // Garbage instead of JSON is often a proxy's error page: worth another try.
-                Err(e @ ResponseError::NotJson { .. }) => Verdict::Retry(e.to_string()),
-                other => Verdict::Accept(other),
-            },
-        )
-        .await;
-        let result = match result {
-            Ok(Ok(normalised)) => PageResult::Done(normalised),
-            Ok(Err(e)) => PageResult::Failed(e.into()),
-            Err(e) => PageResult::Failed(e.into()),
-        };
-        PageRun {
-            page,
-            result,
-            stats,
-            archived,
-            archive_errors,
         }
     }
 
@@ -314,287 +227,29 @@ impl Collector {
         job: &Job,
         deadline: Option<std::time::Instant>,
     ) -> Result<Summary, CollectError> {
-        let SourceKind::Travelpayouts = job.source;
-        let query = travelpayouts::query(job)?;
-        let deadline = deadline.map(|at| Deadline {
-            at,
-            request_timeout: self.http_timeout,
-        });
-        let mut summary = Summary {
-            job: job.name.clone(),
-            source: job.source.as_str().into(),
-            ..Summary::default()
-        };
-
-        let path = query.request.path;
-        let limit_key = format!("{}{}", self.host, path);
-        let learned = self.state.load_limit(&limit_key).await.unwrap_or_else(|e| {
-            tracing::error!(key = %limit_key, error = %e, "learned rate limit not readable; starting from the ceiling");
-            None
-        });
-        let gate = HostGate::new(
-            limit_key.clone(),
-            self.control.ceiling(path),
-            learned.as_ref(),
-            self.control.concurrency,
-        );
-        let breaker = Breaker::load(self.state.as_ref(), &self.host, self.control.breaker).await;
-        let guards = Guards {
-            gate: &gate,
-            breaker: &breaker,
-        };
-
-        // The pages to walk: from a saved cursor, else from the first.
-        let prior = match query.paging {
-            Some(paging) => self
-                .state
-                .load_cursor(&job.name)
+        let source = self.sources.get(&job.source)?;
+        let plan = source.module.plan(job, source.context())?;
+        let upstream =
+            self.upstreams
+                .upstream(&source)
                 .await
-                .unwrap_or_else(|e| {
-                    tracing::error!(job = %job.name, error = %e, "cursor not readable; starting at page 1");
-                    None
-                })
-                .filter(|c| {
-                    let age = Utc::now().timestamp_millis() - c.started_ms;
-                    let usable = c.page_size == paging.page_size && age < CURSOR_MAX_AGE_MS;
-                    if !usable {
-                        tracing::warn!(job = %job.name, page_size = c.page_size, age_ms = age,
-                            "cursor from another page size or too old; starting at page 1");
-                    }
-                    usable
-                }),
-            None => None,
-        };
-        let started_ms = prior
-            .as_ref()
-            .map_or_else(|| Utc::now().timestamp_millis(), |c| c.started_ms);
-        let pages: Vec<Option<u32>> = match (query.paging, &prior) {
-            (None, _) => vec![None],
-            (Some(p), Some(c)) => (c.next_page.max(1)..=p.max_pages)
-                .filter(|n| !c.done.contains(n))
-                .map(Some)
-                .collect(),
-            (Some(p), None) => (1..=p.max_pages).map(Some).collect(),
-        };
-        if let Some(c) = &prior {
-            tracing::info!(job = %job.name, next_page = c.next_page, done = ?c.done, "resuming from cursor");
-        }
-
-        // Pages are requested concurrently (the gate bounds requests per host); once one
-        // ends the walk (a short page) or stops it, the pages not yet started are skipped.
-        let halt = AtomicBool::new(false);
-        let page_size = query.paging.map(|p| p.page_size as usize);
-        let concurrency = if query.paging.is_some() {
-            self.control.concurrency.max(1)
-        } else {
-            1
-        };
-        let runs: Vec<PageRun> = futures_util::stream::iter(pages)
-            .map(|page| {
-                let (halt, query) = (&halt, &query);
-                async move {
-                    if halt.load(Ordering::Relaxed) {
-                        return PageRun {
-                            page,
-                            result: PageResult::NotStarted,
-                            stats: FetchStats::default(),
-                            archived: 0,
-                            archive_errors: vec![],
-                        };
-                    }
-                    let run = self.fetch_page(job, query, page, deadline, guards).await;
-                    let ends = match &run.result {
-                        PageResult::Done(n) => page_size
-                            .is_some_and(|size| n.records.len() + n.quarantined.len() < size),
-                        _ => true,
-                    };
-                    if ends {
-                        halt.store(true, Ordering::Relaxed);
-                    }
-                    run
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
-
-        let mut records = Vec::new();
-        let mut quarantined: Vec<Quarantined> = Vec::new();
-        let mut dropped_values = Vec::new();
-        let mut collected: BTreeSet<u32> = BTreeSet::new();
-        let mut failure: Option<CollectError> = None;
-        let mut archive_errors: Vec<String> = Vec::new();
-        let mut single_done = false;
-        // The walk ends at the first short page; pages asked past it (concurrency) are
-        // not used: in a consistent API they are empty, and if the data moved meanwhile
-        // the next run sees it from page 1.
-        let end_page = runs
-            .iter()
-            .filter_map(|r| match (&r.result, r.page) {
-                (PageResult::Done(n), Some(p))
-                    if page_size
-                        .is_some_and(|size| n.records.len() + n.quarantined.len() < size) =>
-                {
-                    Some(p)
-                }
-                _ => None,
-            })
-            .min();
-        for run in runs {
-            summary.requests += run.stats.attempts;
-            summary.retries += run.stats.retries;
-            summary.throttled += run.stats.throttled;
-            summary.skipped += run.stats.skipped;
-            summary.archived += run.archived;
-            archive_errors.extend(run.archive_errors);
-            match run.result {
-                PageResult::NotStarted => {}
-                // Past the end: not used, whatever came of them.
-                PageResult::Done(_) | PageResult::Failed(_)
-                    if end_page.is_some() && run.page > end_page => {}
-                PageResult::Done(n) => {
-                    match run.page {
-                        Some(p) => {
-                            collected.insert(p);
-                        }
-                        None => {
-                            single_done = true;
-                            summary.pages = 1;
-                        }
-                    }
-                    records.extend(n.records);
-                    quarantined.extend(n.quarantined);
-                    dropped_values.extend(n.dropped_values);
-                }
-                PageResult::Failed(e) => {
-                    let stop = matches!(&e, CollectError::Fetch(f) if f.is_stop());
-                    if stop && summary.stopped.is_none() && failure.is_none() {
-                        tracing::warn!(job = %job.name, page = ?run.page, reason = %e, "stopping early; the next run resumes");
-                        summary.stopped = Some(e.to_string());
-                    } else if !stop && failure.is_none() {
-                        failure = Some(e);
-                    }
-                }
-            }
-        }
-
-        // Where the walk stands: complete, or a cursor for the next run.
-        let cursor = match query.paging {
-            None => {
-                summary.complete = single_done;
-                None
-            }
-            Some(p) => {
-                let last = end_page.unwrap_or(p.max_pages);
-                // Pages asked past the end (concurrency) were empty and do not count.
-                summary.pages = collected.iter().filter(|n| **n <= last).count() as u32;
-                let have = |n: u32| {
-                    collected.contains(&n)
-                        || prior
-                            .as_ref()
-                            .is_some_and(|c| n < c.next_page || c.done.contains(&n))
-                };
-                match (1..=last).find(|n| !have(*n)) {
-                    None => {
-                        summary.complete = true;
-                        None
-                    }
-                    Some(next_page) => Some(Cursor {
-                        page_size: p.page_size,
-                        next_page,
-                        done: (next_page + 1..=last).filter(|n| have(*n)).collect(),
-                        started_ms,
-                    }),
-                }
-            }
-        };
-
-        summary.fetched = records.len() + quarantined.len();
-        summary.dropped_values = dropped_values.len();
-        if !dropped_values.is_empty() {
-            tracing::info!(job = %job.name, dropped = ?dropped_values, "optional values dropped as unusable");
-        }
-        let mut seen = HashSet::new();
-        let mut out = Vec::with_capacity(records.len());
-        for e in records {
-            if !seen.insert(e.id.clone()) {
-                summary.duplicates += 1;
-                continue;
-            }
-            let record = StreamRecord::of(&e);
-            let too_big = (record.size() > KINESIS_RECORD_MAX_BYTES).then(|| {
-                format!(
-                    "record of {} bytes exceeds the Kinesis record limit",
-                    record.size()
-                )
-            });
-            match too_big.or_else(|| table::fits(&e, record.data.len()).err()) {
-                Some(reason) => quarantined.push(Quarantined {
-                    source: e.source.clone(),
+                .map_err(|detail| CollectError::Source {
                     job: job.name.clone(),
-                    index: None,
-                    reason,
-                    record: serde_json::from_slice(&record.data).unwrap_or_default(),
-                }),
-                None => out.push(record),
-            }
+                    detail,
+                })?;
+        walk::Run {
+            collector: self,
+            job,
+            source: &source,
+            plan: plan.as_ref(),
+            upstream: upstream.as_ref(),
+            deadline: deadline.map(|at| deadline::Deadline {
+                at,
+                request_timeout: self.http_timeout,
+            }),
         }
-        summary.normalised = out.len();
-        summary.quarantined = quarantined.len();
-        if !quarantined.is_empty() {
-            for q in &quarantined {
-                tracing::warn!(job = %job.name, index = ?q.index, reason = %q.reason, "record quarantined");
-            }
-            match self.archive_quarantine(job, &quarantined).await {
-                Ok(()) => summary.archived += 1,
-                Err(e) => archive_errors.push(e),
-            }
-        }
-        let put = self.sink.put_records(out).await;
-        self.remember(&gate, &breaker, &mut summary).await;
-        match put {
-            Ok(report) => summary.put = report.put,
-            Err(e) => {
-                // The cursor is not advanced: the next run fetches these pages again.
-                summary.put = e.report.put;
-                tracing::error!(summary = ?summary, "records not delivered");
-                return Err(CollectError::Put {
-                    job: job.name.clone(),
-                    source: e,
-                });
-            }
-        }
-        if query.paging.is_some() {
-            let saved = match &cursor {
-                Some(c) => self.state.save_cursor(&job.name, c).await,
-                None if prior.is_some() => self.state.clear_cursor(&job.name).await,
-                None => Ok(()),
-            };
-            if let Err(e) = saved {
-                tracing::error!(job = %job.name, error = %e, "cursor not saved; the next run starts over");
-            }
-            summary.resume_page = cursor.as_ref().map(|c| c.next_page);
-        }
-        if let Some(e) = failure {
-            tracing::error!(summary = ?summary, "collection failed after flushing what it had");
-            return Err(e);
-        }
-        if !archive_errors.is_empty() {
-            return Err(CollectError::Archive {
-                job: job.name.clone(),
-                detail: archive_errors.join("; "),
-            });
-        }
-        let run = RunRecord {
-            at_ms: chrono::Utc::now().timestamp_millis(),
-            records_out: summary.put as u64,
-            pages: summary.pages as u64,
-            complete: summary.complete,
-        };
-        if let Err(e) = self.state.save_run(&job.name, &run).await {
-            tracing::warn!(job = %job.name, error = %e, "last run not recorded");
-        }
-        Ok(summary)
+        .go()
+        .await
     }
 
     /// Stores what this run learned about the host (rate, pause, breaker counts) and
@@ -606,7 +261,7 @@ impl Collector {
             }
         }
         if let Err(e) = breaker.flush().await {
-            tracing::error!(host = %self.host, error = %e, "breaker counts not stored");
+            tracing::error!(host = %breaker.host(), error = %e, "breaker counts not stored");
         }
         summary.breaker = breaker.phase().await.as_str().into();
         summary.breaker_transitions = breaker
@@ -631,13 +286,17 @@ pub async fn handle(
         tracing::error!(error = %e, "invalid job");
         e
     })?;
-    match collector.run(&job, deadline_of(&event.context)).await {
+    match collector
+        .run(&job, deadline::of_context(&event.context))
+        .await
+    {
         Ok(summary) => {
-            tracing::info!(job = %summary.job, fetched = summary.fetched, normalised = summary.normalised,
-                quarantined = summary.quarantined, put = summary.put, archived = summary.archived,
-                requests = summary.requests, retries = summary.retries, throttled = summary.throttled,
-                skipped = summary.skipped, pages = summary.pages, complete = summary.complete,
-                stopped = ?summary.stopped, breaker = %summary.breaker, rate_rpm = summary.rate_rpm,
+            tracing::info!(job = %summary.job, source = %summary.source, fetched = summary.fetched,
+                normalised = summary.normalised, quarantined = summary.quarantined, put = summary.put,
+                archived = summary.archived, requests = summary.requests, retries = summary.retries,
+                throttled = summary.throttled, skipped = summary.skipped, pages = summary.pages,
+                complete = summary.complete, stopped = ?summary.stopped, held = ?summary.held,
+                breaker = %summary.breaker, rate_rpm = summary.rate_rpm,
                 dropped_values = summary.dropped_values, "collected");
             metrics(&job, Some(&summary)).emit();
             Ok(summary)
@@ -648,16 +307,6 @@ pub async fn handle(
             Err(e.into())
         }
     }
-}
-
-/// The invocation's deadline as an `Instant` (`Context::deadline` is epoch milliseconds;
-/// 0, as in a default test context, means none).
-fn deadline_of(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
-    if context.deadline == 0 {
-        return None;
-    }
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    Some(std::time::Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms)))
 }
 
 /// The run's metrics as one EMF document, dimensions source and job.
@@ -673,6 +322,7 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
             .count("Skipped", s.skipped.into())
             .count("Pages", s.pages.into())
             .count("Incomplete", u64::from(!s.complete))
+            .count("Held", u64::from(s.held.is_some()))
             .count("Fetched", s.fetched as u64)
             .count("Quarantined", s.quarantined as u64)
             .count("RecordsOut", s.put as u64)
@@ -680,7 +330,7 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
             .count("DroppedValues", s.dropped_values as u64)
             .count(
                 "BreakerState",
-                pricewire_pipeline::breaker::Phase::parse(&s.breaker)
+                breaker::Phase::parse(&s.breaker)
                     .unwrap_or_default()
                     .gauge(),
             )
@@ -696,88 +346,63 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
+    use adapters::memory::{
+        reply, shown_url, MemoryHostState, MemorySink, SameUpstream, ScriptedUpstream,
+    };
+    use chrono::Utc;
+    use fetch::TransportError;
     use lambda_runtime::Context;
-    use pricewire_pipeline::adapters::http::TransportError;
-    use pricewire_pipeline::adapters::kinesis::{PutError, PutReport};
-    use pricewire_pipeline::adapters::s3::ArchiveError;
+    use pricewire_pipeline::adapters::memory::MemoryArchive;
+    use pricewire_pipeline::archive::{self, meta};
     use pricewire_pipeline::envelope::Envelope;
-    use pricewire_pipeline::sources::RequestSpec;
-    use pricewire_pipeline::state::MemoryHostState;
+    use pricewire_pipeline::sources::{RequestSpec, Response};
     use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
     use std::sync::Mutex;
 
-    struct Canned(Mutex<Vec<(u16, String)>>);
-    #[async_trait]
-    impl Upstream for Canned {
-        async fn send(&self, spec: &RequestSpec) -> Result<HttpResponse, TransportError> {
-            let (status, body) = self.0.lock().unwrap().remove(0);
-            let query: Vec<String> = spec.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            Ok(HttpResponse {
-                status,
-                body: body.into_bytes(),
-                url: format!("http://up{}?{}", spec.path, query.join("&")),
-                retry_after: None,
-                quota: None,
-                fetched_at: Utc::now(),
-            })
-        }
+    struct Parts {
+        archive: Arc<MemoryArchive>,
+        sink: Arc<MemorySink>,
+        state: Arc<MemoryHostState>,
     }
 
-    #[derive(Default)]
-    struct Bucket(Mutex<Vec<Object>>);
-    #[async_trait]
-    impl Archive for Bucket {
-        async fn put(&self, object: Object) -> Result<(), ArchiveError> {
-            self.0.lock().unwrap().push(object);
-            Ok(())
-        }
-    }
-
-    #[derive(Default)]
-    struct Stream(Mutex<Vec<StreamRecord>>, bool);
-    #[async_trait]
-    impl RecordSink for Stream {
-        async fn put_records(&self, records: Vec<StreamRecord>) -> Result<PutReport, PutError> {
-            if self.1 {
-                return Err(PutError {
-                    failed: records.len(),
-                    total: records.len(),
-                    attempts: 3,
-                    last_error: "throttled".into(),
-                    report: PutReport::default(),
-                });
-            }
-            let n = records.len();
-            self.0.lock().unwrap().extend(records);
-            Ok(PutReport {
-                put: n,
-                requests: 1,
-                retried_entries: 0,
-            })
-        }
-    }
-
-    fn collector(
-        responses: Vec<(u16, String)>,
-        failing_sink: bool,
-    ) -> (Collector, Arc<Bucket>, Arc<Stream>) {
-        let bucket = Arc::new(Bucket::default());
-        let stream = Arc::new(Stream(Mutex::new(vec![]), failing_sink));
+    fn build(
+        up: Arc<dyn Upstream>,
+        sources: &str,
+        sink: MemorySink,
+        attempts: u32,
+    ) -> (Collector, Parts) {
+        let parts = Parts {
+            archive: Arc::default(),
+            sink: Arc::new(sink),
+            state: Arc::default(),
+        };
         let c = Collector {
-            upstream: Arc::new(Canned(Mutex::new(responses))),
-            archive: bucket.clone(),
-            sink: stream.clone(),
-            state: Arc::new(MemoryHostState::default()),
-            host: "up".into(),
-            control: UpstreamControl {
-                concurrency: 1,
-                ..UpstreamControl::default()
-            },
-            http_policy: RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(2)),
+            sources: Sources::parse(sources).unwrap(),
+            upstreams: Arc::new(SameUpstream(up)),
+            archive: parts.archive.clone(),
+            sink: parts.sink.clone(),
+            state: parts.state.clone(),
+            http_policy: RetryPolicy::new(
+                attempts,
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            ),
             http_timeout: Duration::from_secs(1),
         };
-        (c, bucket, stream)
+        (c, parts)
+    }
+
+    const ONE_AT_A_TIME: &str = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 1}}"#;
+
+    fn collector(script: Vec<Result<Response, ()>>, sink: MemorySink) -> (Collector, Parts) {
+        build(
+            Arc::new(ScriptedUpstream::new(script)),
+            ONE_AT_A_TIME,
+            sink,
+            3,
+        )
     }
 
     fn job() -> serde_json::Value {
@@ -794,12 +419,12 @@ mod tests {
             {"price":4830,"airline":"SU","flight_number":"1234","departure_at":"2026-12-05T10:30:00+03:00","transfers":0},
             {"price":null,"departure_at":"2026-12-06"},
             {"price":"5100","airline":"DP","flight_number":405,"departure_at":"2026-12-07T06:00:00+03:00","transfers":{}}]}).to_string();
-        let (c, bucket, stream) = collector(
+        let (c, parts) = collector(
             vec![
-                (502, "<html>bad gateway</html>".into()),
-                (200, body.clone()),
+                Ok(reply(502, "<html>bad gateway</html>", &[])),
+                Ok(reply(200, &body, &[])),
             ],
-            false,
+            MemorySink::default(),
         );
         let summary = handle(&c, event(job())).await.unwrap();
         assert_eq!(
@@ -816,28 +441,21 @@ mod tests {
             (2, 1, 3)
         );
 
-        let objects = bucket.0.lock().unwrap();
-        let raw: Vec<&Object> = objects
-            .iter()
-            .filter(|o| o.key.starts_with("raw/source=travelpayouts/dt="))
-            .collect();
+        let raw = parts.archive.under("raw/source=travelpayouts/dt=");
         assert_eq!(raw.len(), 2, "both responses archived, the 502 too");
         assert!(raw[1].key.contains("/led-kzn-") && raw[1].key.ends_with(".json.gz"));
         assert_eq!(archive::gunzip(&raw[1].body).unwrap(), body.as_bytes());
-        let metadata: std::collections::HashMap<_, _> = raw[1].metadata.iter().cloned().collect();
+        let metadata: HashMap<_, _> = raw[1].metadata.iter().cloned().collect();
         assert_eq!(metadata[meta::STATUS], "200");
         assert!(
             metadata[meta::URL].contains("origin=LED") && !metadata[meta::URL].contains("token")
         );
-        let q = objects
-            .iter()
-            .find(|o| o.key.starts_with("quarantine/"))
-            .unwrap();
+        let q = &parts.archive.under("quarantine/")[0];
         let lines = String::from_utf8(archive::gunzip(&q.body).unwrap()).unwrap();
         assert_eq!(lines.lines().count(), 1);
         assert!(lines.contains(r#""reason":"price: null""#), "{lines}");
 
-        let put = stream.0.lock().unwrap();
+        let put = parts.sink.records();
         let envelopes: Vec<Envelope> = put
             .iter()
             .map(|r| Envelope::from_slice(&r.data).unwrap())
@@ -849,13 +467,16 @@ mod tests {
         );
         for e in &envelopes {
             e.verify_id().unwrap();
-            assert_eq!(e.job, "led-kzn");
+            assert_eq!(
+                (e.job.as_str(), e.source.as_str()),
+                ("led-kzn", "travelpayouts")
+            );
         }
     }
 
     #[tokio::test]
     async fn a_run_past_its_deadline_starts_no_request_and_says_so() {
-        let (c, bucket, _) = collector(vec![(200, "{}".into())], false);
+        let (c, parts) = collector(vec![Ok(reply(200, "{}", &[]))], MemorySink::default());
         let mut context = Context::default();
         context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 500;
         let summary = handle(&c, LambdaEvent::new(job(), context)).await.unwrap();
@@ -869,7 +490,7 @@ mod tests {
             "{stopped}"
         );
         assert_eq!(summary.resume_page, Some(1));
-        assert!(bucket.0.lock().unwrap().is_empty());
+        assert!(parts.archive.objects().is_empty());
     }
 
     /// A paginating upstream: `total` offers, served by the `page` and `limit` asked for,
@@ -894,7 +515,7 @@ mod tests {
 
     #[async_trait]
     impl Upstream for Paged {
-        async fn send(&self, spec: &RequestSpec) -> Result<HttpResponse, TransportError> {
+        async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
             let arg = |name: &str| -> usize {
                 spec.query
                     .iter()
@@ -922,39 +543,14 @@ mod tests {
                     .collect();
                 (200, json!({"success": true, "data": data}).to_string())
             };
-            Ok(HttpResponse {
-                status,
-                body: body.into_bytes(),
-                url: format!("http://up{}?page={page}", spec.path),
-                retry_after: None,
-                quota: None,
-                fetched_at: Utc::now(),
-            })
+            let mut r = reply(status, &body, &[]);
+            r.url = shown_url(spec);
+            Ok(r)
         }
     }
 
-    fn paged_collector(up: Arc<Paged>, state: Arc<MemoryHostState>) -> (Collector, Arc<Stream>) {
-        let stream = Arc::new(Stream(Mutex::new(vec![]), false));
-        let c = Collector {
-            upstream: up,
-            archive: Arc::new(Bucket::default()),
-            sink: stream.clone(),
-            state,
-            host: "up".into(),
-            control: UpstreamControl {
-                concurrency: 3,
-                breaker: BreakerPolicy {
-                    threshold: 3,
-                    open_for: Duration::from_millis(300),
-                    probe_lease: Duration::from_secs(1),
-                },
-                ..UpstreamControl::default()
-            },
-            http_policy: RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(2)),
-            http_timeout: Duration::from_secs(1),
-        };
-        (c, stream)
-    }
+    const PAGED: &str = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 3,
+        "breaker": {"failure_threshold": 3, "open_seconds": 1}}}"#;
 
     fn paged_job() -> Job {
         Job::from_value(&json!({"job":"walk","source":"travelpayouts","params":{
@@ -962,11 +558,9 @@ mod tests {
         .unwrap()
     }
 
-    fn prices(stream: &Stream) -> Vec<u64> {
-        let mut p: Vec<u64> = stream
-            .0
-            .lock()
-            .unwrap()
+    fn prices(sink: &MemorySink) -> Vec<u64> {
+        let mut p: Vec<u64> = sink
+            .records()
             .iter()
             .map(|r| {
                 let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
@@ -984,11 +578,11 @@ mod tests {
     #[tokio::test]
     async fn walks_pages_concurrently_until_a_short_page() {
         let up = Arc::new(Paged::new(45, Duration::from_millis(5)));
-        let (c, stream) = paged_collector(up.clone(), Arc::default());
+        let (c, parts) = build(up.clone(), PAGED, MemorySink::default(), 2);
         let s = c.run(&paged_job(), None).await.unwrap();
         assert!(s.complete);
         assert_eq!((s.pages, s.put, s.resume_page), (5, 45, None), "{s:?}");
-        assert_eq!(prices(&stream), (1000..1045).collect::<Vec<_>>());
+        assert_eq!(prices(&parts.sink), (1000..1045).collect::<Vec<_>>());
         let requests = up.requests.lock().unwrap().clone();
         assert!(requests.values().all(|n| *n == 1), "{requests:?}");
         assert!(
@@ -1000,12 +594,10 @@ mod tests {
     #[tokio::test]
     async fn a_walk_cut_by_the_deadline_resumes_from_its_cursor_losing_and_doubling_nothing() {
         let up = Arc::new(Paged::new(95, Duration::from_millis(250)));
-        let state = Arc::new(MemoryHostState::default());
-        let (mut c, stream) = paged_collector(up.clone(), state.clone());
         // 120 rpm: a request every 500 ms, so a run fits only a few.
-        c.control
-            .rate_limits
-            .insert("/aviasales/v3/prices_for_dates".into(), 120);
+        let sources = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 3,
+            "rate_limits": {"/aviasales/v3/prices_for_dates": 120}}}"#;
+        let (c, parts) = build(up.clone(), sources, MemorySink::default(), 2);
         let job = paged_job();
         let mut runs = Vec::new();
         for _ in 0..10 {
@@ -1021,7 +613,7 @@ mod tests {
         assert!(runs.len() > 1, "the deadline cut the walk: {runs:?}");
         assert!(runs.last().unwrap().complete);
         assert_eq!(
-            prices(&stream),
+            prices(&parts.sink),
             (1000..1095).collect::<Vec<_>>(),
             "every record once"
         );
@@ -1030,8 +622,9 @@ mod tests {
             (1..=10).all(|p| requests.get(&p) == Some(&1)),
             "no page collected twice: {requests:?}"
         );
+        use state::CursorStore;
         assert_eq!(
-            state.load_cursor("walk").await.unwrap(),
+            parts.state.load_cursor("walk").await.unwrap(),
             None,
             "cursor cleared"
         );
@@ -1039,22 +632,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_upstream_opens_the_breaker_and_is_left_alone_until_it_may_probe() {
+        use breaker::BreakerStore;
         let up = Arc::new(Paged::new(15, Duration::from_millis(1)));
         up.dead.store(true, Ordering::Relaxed);
-        let state = Arc::new(MemoryHostState::default());
-        let (mut c, _) = paged_collector(up.clone(), state.clone());
         // One page at a time and 2 failures to open: page 1's two attempts open it.
-        c.control.concurrency = 1;
-        c.control.breaker.threshold = 2;
+        let sources = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 1,
+            "breaker": {"failure_threshold": 2, "open_seconds": 1}}}"#;
+        let (c, parts) = build(up.clone(), sources, MemorySink::default(), 2);
         let job = paged_job();
         let err = c.run(&job, None).await.unwrap_err().to_string();
         assert!(err.contains("gave up after 2 attempts"), "{err}");
-        let stored = state.load_breaker("up").await.unwrap().unwrap();
-        assert_eq!(
-            stored.phase,
-            pricewire_pipeline::breaker::Phase::Open,
-            "{stored:?}"
-        );
+        let stored = parts.state.load_breaker("up").await.unwrap().unwrap();
+        assert_eq!(stored.phase, breaker::Phase::Open, "{stored:?}");
 
         let asked = up.requests.lock().unwrap().values().sum::<u32>();
         let s = c.run(&job, None).await.unwrap();
@@ -1074,7 +663,7 @@ mod tests {
         );
 
         up.dead.store(false, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(1050)).await;
         let s = c.run(&job, None).await.unwrap();
         assert!(s.complete, "{s:?}");
         assert_eq!(
@@ -1082,6 +671,174 @@ mod tests {
             ["open->half_open", "half_open->closed"]
         );
         assert_eq!(s.breaker, "closed");
+    }
+
+    fn odds_job() -> Job {
+        Job::from_value(&json!({"job":"nba","source":"odds","params":{"sport":"basketball_nba","regions":"us"}}))
+            .unwrap()
+    }
+
+    const ODDS: &str = r#"{"odds": {"base_url": "http://up", "concurrency": 1, "quota_hold_seconds": 60,
+        "breaker": {"failure_threshold": 1}}}"#;
+
+    fn quotes(n: usize) -> String {
+        let outcomes: Vec<serde_json::Value> = (0..n)
+            .map(|i| json!({"name": format!("Team {i}"), "price": 1.5 + i as f64}))
+            .collect();
+        json!([{"id": "e1", "sport_key": "basketball_nba", "commence_time": "2026-12-02T00:30:00Z",
+            "bookmakers": [{"key": "fanduel", "last_update": "2026-12-01T11:00:00Z",
+                "markets": [{"key": "h2h", "outcomes": outcomes}]}]}])
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_spent_quota_holds_the_source_without_touching_the_breaker() {
+        use breaker::BreakerStore;
+        let spent = json!({"message": "Usage quota has been reached.", "error_code": "OUT_OF_USAGE_CREDITS"}).to_string();
+        let up = Arc::new(ScriptedUpstream::new(vec![
+            Ok(reply(200, &quotes(2), &[("x-requests-remaining", "1")])),
+            Ok(reply(401, &spent, &[("x-requests-remaining", "0")])),
+            Ok(reply(200, &quotes(2), &[])),
+        ]));
+        let (c, parts) = build(up.clone(), ODDS, MemorySink::default(), 3);
+        let first = c.run(&odds_job(), None).await.unwrap();
+        assert_eq!((first.put, first.held.as_deref()), (2, None));
+        let second = c.run(&odds_job(), None).await.unwrap();
+        let held = second.held.clone().unwrap();
+        assert!(held.contains("OUT_OF_USAGE_CREDITS"), "{held}");
+        assert_eq!(
+            (second.requests, second.complete, second.put),
+            (1, false, 0)
+        );
+        // A threshold of 1: one failure would have opened it.
+        assert_eq!(second.breaker, "closed", "not a breaker failure");
+        assert_eq!(
+            parts
+                .state
+                .load_breaker("up")
+                .await
+                .unwrap()
+                .map_or(0, |b| b.failures),
+            0
+        );
+        let third = c.run(&odds_job(), None).await.unwrap();
+        assert_eq!(
+            (third.requests, third.skipped),
+            (0, 1),
+            "held: not asked again"
+        );
+        assert!(third.held.is_some());
+        assert_eq!(up.requests.lock().unwrap().len(), 2);
+        let line: serde_json::Value =
+            serde_json::from_str(&metrics(&odds_job(), Some(&third)).to_line(0)).unwrap();
+        assert_eq!(line["Held"].as_f64(), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn the_last_credit_is_used_and_then_the_source_is_held() {
+        let up = Arc::new(ScriptedUpstream::new(vec![Ok(reply(
+            200,
+            &quotes(3),
+            &[("x-requests-remaining", "0")],
+        ))]));
+        let (c, _) = build(up.clone(), ODDS, MemorySink::default(), 3);
+        let s = c.run(&odds_job(), None).await.unwrap();
+        assert_eq!((s.put, s.complete), (3, true));
+        assert!(s.held.unwrap().contains("x-requests-remaining: 0"));
+        let again = c.run(&odds_job(), None).await.unwrap();
+        assert_eq!((again.requests, again.put), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_market_fails_the_job_at_once() {
+        let body = json!({"message": "Invalid market h2h_lay", "error_code": "INVALID_MARKET"})
+            .to_string();
+        let up = Arc::new(ScriptedUpstream::new(vec![
+            Ok(reply(422, &body, &[])),
+            Ok(reply(200, "[]", &[])),
+        ]));
+        let (c, parts) = build(up.clone(), ODDS, MemorySink::default(), 3);
+        let err = c.run(&odds_job(), None).await.unwrap_err().to_string();
+        assert!(err.contains("INVALID_MARKET"), "{err}");
+        assert_eq!(up.requests.lock().unwrap().len(), 1, "never retried");
+        assert_eq!(
+            parts.archive.under("raw/source=odds/").len(),
+            1,
+            "archived all the same"
+        );
+    }
+
+    /// A dingerodds-style upstream: `pages` pages of one event, chained by cursor.
+    fn chained(pages: usize) -> Vec<Result<Response, ()>> {
+        (0..pages)
+            .map(|p| {
+                let next = if p + 1 < pages { json!(format!("c{}", p + 1)) } else { json!(null) };
+                let body = json!({"data": [{"id": format!("g{p}"), "sport": "baseball", "commence_time": "2026-12-02T00:00:00Z",
+                    "bookmakers": [{"key": "dinger", "markets": [{"key": "moneyline", "outcomes": [{"name": "Mets", "price": 1.8}]}]}]}],
+                    "next_cursor": next});
+                Ok(reply(200, &body.to_string(), &[]))
+            })
+            .collect()
+    }
+
+    const DINGER: &str = r#"{"dinger": {"module": "odds", "base_url": "http://up", "auth": {"style": "none"},
+        "options": {"api": "dingerodds"}, "rate_limits": {"*": 60}}}"#;
+
+    #[tokio::test]
+    async fn a_cursor_chain_is_walked_in_order_and_resumed_after_a_stop() {
+        let up = Arc::new(ScriptedUpstream::new(chained(5)));
+        let (c, parts) = build(up.clone(), DINGER, MemorySink::default(), 3);
+        let job =
+            Job::from_value(&json!({"job":"mlb","source":"dinger","params":{"sport":"baseball"}}))
+                .unwrap();
+        // 60 rpm = one request a second: a 3.6 s invocation fits about two.
+        let mut runs = Vec::new();
+        for _ in 0..6 {
+            let s = c
+                .run(
+                    &job,
+                    Some(std::time::Instant::now() + Duration::from_millis(3_600)),
+                )
+                .await
+                .unwrap();
+            runs.push(s.clone());
+            if s.complete {
+                break;
+            }
+            assert!(matches!(s.resume, Some(Step::Token { .. })), "{s:?}");
+        }
+        assert!(runs.len() > 1 && runs.last().unwrap().complete, "{runs:?}");
+        let cursors: Vec<Option<String>> = up
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.query
+                    .iter()
+                    .find(|(k, _)| k == "cursor")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        let expected: Vec<Option<String>> = std::iter::once(None)
+            .chain((1..5).map(|i| Some(format!("c{i}"))))
+            .collect();
+        assert_eq!(
+            cursors, expected,
+            "each page once, in order, across invocations"
+        );
+        let keys: Vec<String> = parts
+            .sink
+            .records()
+            .iter()
+            .map(|r| Envelope::from_slice(&r.data).unwrap().key)
+            .collect();
+        assert_eq!(keys.len(), 5);
+        assert!(
+            keys.iter()
+                .all(|k| k.starts_with("baseball/g") && k.ends_with("/dinger/h2h/Mets")),
+            "{keys:?}"
+        );
     }
 
     #[test]
@@ -1108,9 +865,10 @@ mod tests {
             (
                 v["job"].as_str(),
                 v["Throttled"].as_f64(),
-                v["RecordsOut"].as_f64()
+                v["RecordsOut"].as_f64(),
+                v["Held"].as_f64()
             ),
-            (Some("led-kzn"), Some(1.0), Some(7.0))
+            (Some("led-kzn"), Some(1.0), Some(7.0), Some(0.0))
         );
         assert_eq!(
             (
@@ -1127,7 +885,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invalid_job_fails_naming_the_field() {
-        let (c, _, _) = collector(vec![], false);
+        let (c, _) = collector(vec![], MemorySink::default());
         let err = handle(
             &c,
             event(json!({"job":"led-kzn","source":"travelpayouts","params":{"origin":"LED"}})),
@@ -1135,32 +893,70 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.to_string(), "invalid job: params.destination: missing");
+        let err = handle(&c, event(json!({"job":"x","source":"kayak","params":{}})))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid job: source: unknown source \"kayak\""),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_fails_the_job_naming_the_source() {
+        let secrets = Arc::new(adapters::memory::MemorySecrets::default());
+        let (mut c, _) = collector(vec![], MemorySink::default());
+        c.sources =
+            Sources::parse(r#"{"travelpayouts": {"secret_parameter": "/p/travelpayouts/token"}}"#)
+                .unwrap();
+        c.upstreams = Arc::new(HttpUpstreams::new(secrets, Duration::from_secs(1)));
+        let err = c
+            .run(&Job::from_value(&job()).unwrap(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "job led-kzn: SSM parameter /p/travelpayouts/token: ParameterNotFound"
+        );
+        c.sources = Sources::parse("{}").unwrap();
+        let err = c
+            .run(&Job::from_value(&job()).unwrap(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no secret_parameter"), "{err}");
     }
 
     #[tokio::test]
     async fn an_error_envelope_fails_naming_the_job_and_is_still_archived() {
-        let (c, bucket, stream) = collector(
-            vec![(200, r#"{"success":false,"error":"Unauthorized"}"#.into())],
-            false,
+        let (c, parts) = collector(
+            vec![Ok(reply(
+                200,
+                r#"{"success":false,"error":"Unauthorized"}"#,
+                &[],
+            ))],
+            MemorySink::default(),
         );
         let err = handle(&c, event(job())).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "job led-kzn: upstream reported an error: Unauthorized"
         );
-        assert_eq!(bucket.0.lock().unwrap().len(), 1);
-        assert!(stream.0.lock().unwrap().is_empty());
+        assert_eq!(parts.archive.objects().len(), 1);
+        assert!(parts.sink.records().is_empty());
     }
 
     #[tokio::test]
     async fn a_malformed_body_is_retried_then_a_clear_error() {
-        let (c, bucket, _) = collector(
+        let (c, parts) = collector(
             vec![
-                (200, "<html>".into()),
-                (200, "{\"success\":tru".into()),
-                (200, "garbage".into()),
+                Ok(reply(200, "<html>", &[])),
+                Ok(reply(200, "{\"success\":tru", &[])),
+                Ok(reply(200, "garbage", &[])),
             ],
-            false,
+            MemorySink::default(),
         );
         let err = handle(&c, event(job())).await.unwrap_err().to_string();
         assert!(
@@ -1169,14 +965,14 @@ mod tests {
             ),
             "{err}"
         );
-        assert_eq!(bucket.0.lock().unwrap().len(), 3);
+        assert_eq!(parts.archive.objects().len(), 3);
     }
 
     #[tokio::test]
     async fn undelivered_records_fail_the_invocation() {
         let body =
             json!({"success":true,"data":[{"price":1,"departure_at":"2026-12-05"}]}).to_string();
-        let (c, _, _) = collector(vec![(200, body)], true);
+        let (c, _) = collector(vec![Ok(reply(200, &body, &[]))], MemorySink::failing());
         let err = handle(&c, event(job())).await.unwrap_err().to_string();
         assert!(
             err.starts_with("job led-kzn: PutRecords: 1 of 1 records not accepted"),

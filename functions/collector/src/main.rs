@@ -1,17 +1,17 @@
 //! collector Lambda: wiring only.
 
+use collector::config::CollectorConfig;
 use collector::{handle, Collector};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use pricewire_pipeline::config::{CollectorConfig, Vars};
-use pricewire_pipeline::{adapters::ssm, aws, telemetry};
+use pricewire_pipeline::config::Vars;
+use pricewire_pipeline::{aws, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = CollectorConfig::from_vars(&Vars::process())?;
     let sdk = aws::load().await;
-    let token = ssm::secure_string(&aws::ssm(&sdk), &config.token_parameter).await?;
-    let collector = Collector::from_config(&config, &sdk, token)?;
+    let collector = Collector::from_config(&config, &sdk);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handle(&collector, event)
     }))

@@ -2,22 +2,27 @@
 //! (conditional put), poison records to the S3 quarantine, failures reported per record so
 //! Lambda checkpoints everything before the first failure.
 
+pub mod adapters;
+pub mod config;
+pub mod ports;
+
+use adapters::dynamodb::DynamoPriceStore;
+use adapters::sqs::SqsDeadLetters;
 use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::Utc;
+use config::ConsumerConfig;
 use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
-use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
-use pricewire_pipeline::adapters::dynamodb::{DynamoPriceStore, LatestOutcome, PriceStore};
+use ports::{DeadLetters, LatestOutcome, PriceStore};
+use pricewire_pipeline::adapters::dynamodb::DynamoCheckpoints;
 use pricewire_pipeline::adapters::s3::{Archive, Object, S3Archive};
-use pricewire_pipeline::adapters::sqs::{DeadLetters, SqsDeadLetters};
 use pricewire_pipeline::archive;
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
-use pricewire_pipeline::config::ConsumerConfig;
+use pricewire_pipeline::checkpoint::{checkpoint_batch, CheckpointStore};
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::state::{checkpoint_batch, CheckpointStore};
 use pricewire_pipeline::stream::{self, decode, Poison};
 use pricewire_pipeline::table;
 use serde::Serialize;
@@ -69,7 +74,7 @@ impl Consumer {
                 Arc::new(SqsDeadLetters::new(aws::sqs(sdk), url, policy)) as Arc<dyn DeadLetters>
             }),
             checkpoints: config.state_table.as_ref().map(|table| {
-                Arc::new(DynamoHostState::new(aws::dynamodb(sdk), table, policy))
+                Arc::new(DynamoCheckpoints::new(aws::dynamodb(sdk), table, policy))
                     as Arc<dyn CheckpointStore>
             }),
         }
@@ -249,7 +254,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
+    use crate::adapters::memory::MemoryDeadLetters;
     use aws_sdk_dynamodb::operation::batch_write_item::{
         BatchWriteItemInput, BatchWriteItemOutput,
     };
@@ -257,21 +262,10 @@ mod tests {
     use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use lambda_runtime::Context;
-    use pricewire_pipeline::adapters::s3::ArchiveError;
-    use pricewire_pipeline::adapters::sqs::DeadLetterError;
+    use pricewire_pipeline::adapters::memory::{MemoryArchive, MemoryCheckpoints};
     use pricewire_pipeline::envelope::{FlightPrice, Money, Payload};
     use pricewire_pipeline::stream::event_record;
     use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Bucket(Mutex<Vec<Object>>);
-    #[async_trait]
-    impl Archive for Bucket {
-        async fn put(&self, object: Object) -> Result<(), ArchiveError> {
-            self.0.lock().unwrap().push(object);
-            Ok(())
-        }
-    }
 
     fn no_retry(c: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
         c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
@@ -344,46 +338,18 @@ mod tests {
         )
     }
 
-    /// A dead-letter queue that keeps what it is sent, or refuses everything.
-    #[derive(Default)]
-    struct Queue(Mutex<Vec<String>>, bool);
-    #[async_trait]
-    impl DeadLetters for Queue {
-        async fn send(&self, body: String) -> Result<(), DeadLetterError> {
-            if self.1 {
-                return Err(DeadLetterError("AccessDenied".into()));
-            }
-            self.0.lock().unwrap().push(body);
-            Ok(())
-        }
-    }
-
-    #[derive(Default)]
-    struct Marks(Mutex<Vec<(String, String, String)>>);
-    #[async_trait]
-    impl CheckpointStore for Marks {
-        async fn checkpoint(
-            &self,
-            function: &str,
-            shard: &str,
-            seq: &str,
-            _arrival_ms: i64,
-        ) -> Result<(), pricewire_pipeline::state::StoreError> {
-            self.0
-                .lock()
-                .unwrap()
-                .push((function.into(), shard.into(), seq.into()));
-            Ok(())
-        }
-    }
-
-    type Fakes = (Consumer, Arc<Bucket>, Arc<Queue>, Arc<Marks>);
+    type Fakes = (
+        Consumer,
+        Arc<MemoryArchive>,
+        Arc<MemoryDeadLetters>,
+        Arc<MemoryCheckpoints>,
+    );
 
     fn consumer(rules: &[&aws_smithy_mocks::Rule]) -> Fakes {
-        consumer_with(rules, Queue::default())
+        consumer_with(rules, MemoryDeadLetters::default())
     }
 
-    fn consumer_with(rules: &[&aws_smithy_mocks::Rule], queue: Queue) -> Fakes {
+    fn consumer_with(rules: &[&aws_smithy_mocks::Rule], queue: MemoryDeadLetters) -> Fakes {
         let client = mock_client!(
             aws_sdk_dynamodb,
             RuleMode::MatchAny,
@@ -391,9 +357,9 @@ mod tests {
             no_retry
         );
         let policy = RetryPolicy::new(4, Duration::from_millis(1), Duration::from_millis(2));
-        let bucket = Arc::new(Bucket::default());
+        let bucket = Arc::new(MemoryArchive::default());
         let queue = Arc::new(queue);
-        let marks = Arc::new(Marks::default());
+        let marks = Arc::new(MemoryCheckpoints::default());
         (
             Consumer {
                 store: Arc::new(DynamoPriceStore::new(client, "prices", 90, policy)),
@@ -486,7 +452,7 @@ mod tests {
             vec![format!("{:056}", 6)],
             "only the record whose item stayed unprocessed"
         );
-        let objects = bucket.0.lock().unwrap();
+        let objects = bucket.objects();
         assert_eq!(objects.len(), 1);
         assert!(objects[0].key.starts_with("quarantine/source=stream/"));
         let lines = String::from_utf8(archive::gunzip(&objects[0].body).unwrap()).unwrap();
@@ -498,9 +464,7 @@ mod tests {
         );
         // Each poison record is in the dead-letter queue with its reason and its quarantine object.
         let notices: Vec<serde_json::Value> = queue
-            .0
-            .lock()
-            .unwrap()
+            .sent()
             .iter()
             .map(|n| serde_json::from_str(n).unwrap())
             .collect();
@@ -513,7 +477,7 @@ mod tests {
         }
         // Checkpointed just before the first failure (record 6).
         assert_eq!(
-            *marks.0.lock().unwrap(),
+            marks.written(),
             vec![(
                 "consumer".to_string(),
                 "shardId-000000000000".to_string(),
@@ -527,7 +491,7 @@ mod tests {
         let batch = batch_rule(Arc::new(Mutex::new(Vec::new())), |_, _| false);
         let latest = mock!(aws_sdk_dynamodb::Client::put_item)
             .then_output(|| PutItemOutput::builder().build());
-        let (c, bucket, ..) = consumer_with(&[&batch, &latest], Queue(Mutex::default(), true));
+        let (c, bucket, ..) = consumer_with(&[&batch, &latest], MemoryDeadLetters::refusing());
         let event = kinesis_event(&[envelope(1, 3000)], &[(1, b"\xff\xfe")]);
         let (response, summary) = c.process(event).await;
         assert_eq!(summary.poison, 1);
@@ -537,10 +501,6 @@ mod tests {
             .map(|f| f.item_identifier.clone().unwrap())
             .collect();
         assert_eq!(failed, vec![format!("{:056}", 2)]);
-        assert_eq!(
-            bucket.0.lock().unwrap().len(),
-            1,
-            "quarantined all the same"
-        );
+        assert_eq!(bucket.objects().len(), 1, "quarantined all the same");
     }
 }

@@ -1,8 +1,9 @@
 //! consumer Lambda: wiring only.
 
+use consumer::config::ConsumerConfig;
 use consumer::{handle, Consumer};
 use lambda_runtime::{service_fn, Error};
-use pricewire_pipeline::config::{ConsumerConfig, Vars};
+use pricewire_pipeline::config::Vars;
 use pricewire_pipeline::{aws, telemetry};
 
 #[tokio::main]

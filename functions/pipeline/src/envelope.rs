@@ -98,17 +98,71 @@ impl FlightPrice {
     }
 }
 
-/// What a record holds, tagged by `kind`. New kinds (odds, market data) are new variants.
+/// One bookmaker's price for one outcome of one market of a sports event, in decimal odds.
+///
+/// The record grain is event × bookmaker × market × outcome; the line (`point`) is a field,
+/// not part of the entity, so a spread moving from -3.5 to -4 is a change of one quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OddsQuote {
+    /// The upstream's sport key (`basketball_nba`).
+    pub sport: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport_title: Option<String>,
+    /// The upstream's event id.
+    pub event_id: String,
+    /// When the event starts, RFC 3339 UTC.
+    pub commence_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_team: Option<String>,
+    /// The bookmaker's key (`draftkings`).
+    pub bookmaker: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmaker_title: Option<String>,
+    /// `h2h` (moneyline), `spreads` or `totals`.
+    pub market: String,
+    /// The outcome's name: a team, `Draw`, `Over`, `Under`.
+    pub outcome: String,
+    /// Decimal odds (greater than 1), exact.
+    pub price: Decimal,
+    /// The handicap or total line of spreads and totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Decimal>,
+}
+
+/// What a record holds, tagged by `kind`. New kinds are new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "fields", rename_all = "snake_case")]
 pub enum Payload {
     FlightPrice(FlightPrice),
+    OddsQuote(OddsQuote),
 }
+
+/// Every record kind, by name.
+pub const KINDS: &[&str] = &["flight_price", "odds_quote"];
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::FlightPrice(_) => "flight_price",
+            Payload::OddsQuote(_) => "odds_quote",
+        }
+    }
+
+    /// The number a record is about: a fare, decimal odds.
+    pub fn amount(&self) -> Decimal {
+        match self {
+            Payload::FlightPrice(f) => f.price.amount,
+            Payload::OddsQuote(q) => q.price,
+        }
+    }
+
+    /// The currency of `amount`, when it is money.
+    pub fn currency(&self) -> Option<&str> {
+        match self {
+            Payload::FlightPrice(f) => Some(&f.price.currency),
+            Payload::OddsQuote(_) => None,
         }
     }
 }
@@ -475,7 +529,9 @@ mod tests {
             Err(EnvelopeError::UnsupportedSchema { found: 99 })
         );
         let mut e = Envelope::new("travelpayouts", "j", "K".into(), None, at(9), offer("10"));
-        let Payload::FlightPrice(f) = &mut e.payload;
+        let Payload::FlightPrice(f) = &mut e.payload else {
+            unreachable!("a flight")
+        };
         f.price.amount = Decimal::from(9);
         assert!(matches!(
             e.verify_id(),

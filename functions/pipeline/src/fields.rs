@@ -146,6 +146,51 @@ pub fn flag(obj: &Map<String, Value>, name: &str) -> Result<bool, FieldIssue> {
     }
 }
 
+/// An array. `null`, `{}`, `[]`, `""` and absence all mean "nothing there": an empty one.
+pub fn list<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a [Value], FieldIssue> {
+    match present(obj, name) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(other) => Err(wrong("an array", other)),
+        Err(issue) if issue.is_absent() => Ok(&[]),
+        Err(issue) => Err(issue),
+    }
+}
+
+/// A point in time: an RFC 3339 string, or epoch seconds (or milliseconds, when the number
+/// is too large for seconds) as a number or numeric string.
+pub fn time(
+    obj: &Map<String, Value>,
+    name: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, FieldIssue> {
+    /// Epoch values above this are milliseconds (year 5138 in seconds).
+    const MILLIS_ABOVE: i64 = 100_000_000_000;
+    let value = present(obj, name)?;
+    let epoch = |n: i64| {
+        let t = if n.abs() > MILLIS_ABOVE {
+            chrono::DateTime::from_timestamp_millis(n)
+        } else {
+            chrono::DateTime::from_timestamp(n, 0)
+        };
+        t.ok_or_else(|| FieldIssue::Invalid(format!("{n} is out of range")))
+    };
+    match value {
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(n) = s.parse::<i64>() {
+                return epoch(n);
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| FieldIssue::Invalid(format!("{s:?} is not an RFC 3339 time")))
+        }
+        Value::Number(n) => match n.as_i64() {
+            Some(n) => epoch(n),
+            None => Err(wrong("a whole number of seconds", value)),
+        },
+        other => Err(wrong("a time", other)),
+    }
+}
+
 /// Counts optional values that were present but unusable and therefore dropped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Dropped(pub Vec<String>);
@@ -207,6 +252,27 @@ mod tests {
         assert_eq!(
             text(&o, "o").unwrap_err().to_string(),
             "expected a string, found object with 1 keys"
+        );
+    }
+
+    #[test]
+    fn lists_and_times() {
+        let o = obj(
+            json!({"a": [1], "n": null, "e": {}, "o": {"k": 1}, "s": "x",
+            "t": "2026-12-01T19:30:00Z", "u": 1764617400, "m": "1764617400000", "z": "soon"}),
+        );
+        assert_eq!(list(&o, "a").unwrap().len(), 1);
+        for absent in ["n", "e", "missing"] {
+            assert!(list(&o, absent).unwrap().is_empty(), "{absent}");
+        }
+        assert!(list(&o, "o").is_err() && list(&o, "s").is_err());
+        let t = time(&o, "t").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-01T19:30:00+00:00");
+        assert_eq!(time(&o, "u").unwrap().timestamp(), 1764617400);
+        assert_eq!(time(&o, "m").unwrap().timestamp(), 1764617400);
+        assert_eq!(
+            time(&o, "z").unwrap_err().to_string(),
+            "\"soon\" is not an RFC 3339 time"
         );
     }
 

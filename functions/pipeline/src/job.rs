@@ -1,6 +1,9 @@
 //! The collector's input: one job, as the EventBridge Scheduler schedule delivers it.
 //!
 //! `{"job":"led-kzn","source":"travelpayouts","params":{"origin":"LED",…}}`
+//!
+//! `source` names a source entry (see `sources::settings`); whether it exists, and whether
+//! the params suit its module, is checked when the job is planned.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -8,25 +11,11 @@ use std::collections::BTreeMap;
 /// Longest job name; it becomes part of S3 keys and metric dimensions.
 const JOB_NAME_MAX: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    Travelpayouts,
-}
-
-impl SourceKind {
-    pub const ALL: [SourceKind; 1] = [SourceKind::Travelpayouts];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SourceKind::Travelpayouts => "travelpayouts",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub name: String,
-    pub source: SourceKind,
+    /// The source entry the job collects from.
+    pub source: String,
     /// Parameters as strings (numbers and booleans are accepted and rendered as text).
     pub params: BTreeMap<String, String>,
 }
@@ -76,15 +65,15 @@ impl Job {
         };
         validate_name(&name).map_err(|p| JobError::new("job", p))?;
         let source = match obj.get("source") {
-            Some(Value::String(s)) => SourceKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == s)
-                .ok_or_else(|| {
-                    JobError::new(
-                        "source",
-                        format!("unknown source {s:?} (expected travelpayouts)"),
-                    )
-                })?,
+            Some(Value::String(s)) if is_source_name(s) => s.clone(),
+            Some(Value::String(s)) => {
+                return Err(JobError::new(
+                    "source",
+                    format!(
+                        "{s:?} is not a source name (a-z, 0-9 and '-', starting with a letter)"
+                    ),
+                ))
+            }
             Some(other) => {
                 return Err(JobError::new(
                     "source",
@@ -140,6 +129,14 @@ impl Job {
     }
 }
 
+fn is_source_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn validate_name(name: &str) -> Result<(), String> {
     let ok_chars = name
         .bytes()
@@ -163,7 +160,7 @@ mod tests {
             "params":{"origin":"LED","destination":"KZN","departure_at":"2026-12","currency":"rub","limit":100}}))
         .unwrap();
         assert_eq!(job.name, "led-kzn");
-        assert_eq!(job.source, SourceKind::Travelpayouts);
+        assert_eq!(job.source, "travelpayouts");
         assert_eq!(job.param("limit"), Some("100"));
     }
 
@@ -173,7 +170,7 @@ mod tests {
             (json!([]), "(job)"),
             (json!({"source":"travelpayouts"}), "job"),
             (json!({"job":"Bad Name","source":"travelpayouts"}), "job"),
-            (json!({"job":"a","source":"kayak"}), "source"),
+            (json!({"job":"a","source":"Kayak!"}), "source"),
             (json!({"job":"a","source":7}), "source"),
             (
                 json!({"job":"a","source":"travelpayouts","params":[1]}),

@@ -10,7 +10,7 @@
 //! latest of an entity = GetItem(pk, `LATEST`); latest of every entity of a source and kind =
 //! Query GSI `latest_by_source` on `latest_pk = <source>#<kind>` (only latest items carry it).
 
-use crate::envelope::{Envelope, Payload};
+use crate::envelope::Envelope;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -64,12 +64,10 @@ fn common(e: &Envelope) -> Item {
         s(e.fetched_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     );
-    match &e.payload {
-        Payload::FlightPrice(f) => {
-            // DynamoDB numbers are exact decimals (38 digits): money stays exact.
-            item.insert("price".into(), n(f.price.amount));
-            item.insert("currency".into(), s(&f.price.currency));
-        }
+    // DynamoDB numbers are exact decimals (38 digits): money and odds stay exact.
+    item.insert("price".into(), n(e.payload.amount()));
+    if let Some(currency) = e.payload.currency() {
+        item.insert("currency".into(), s(currency));
     }
     item.insert("record".into(), s(String::from_utf8_lossy(&e.to_json())));
     item
@@ -182,7 +180,7 @@ pub fn epoch_seconds(t: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{FlightPrice, Money};
+    use crate::envelope::{FlightPrice, Money, Payload};
     use chrono::TimeZone;
 
     fn env(price: i64, hour: u32) -> Envelope {
@@ -246,7 +244,9 @@ mod tests {
         long_key.key = "K".repeat(1025);
         assert!(fits(&long_key, 100).unwrap_err().contains("key limits"));
         let mut big = env(1, 8);
-        let Payload::FlightPrice(f) = &mut big.payload;
+        let Payload::FlightPrice(f) = &mut big.payload else {
+            unreachable!("a flight")
+        };
         f.link = Some("x".repeat(450 * 1024));
         assert!(fits(&big, big.to_json().len())
             .unwrap_err()

@@ -4,7 +4,7 @@
 
 use crate::faultproxy::FaultPlan;
 use crate::report::{self, Report};
-use crate::simulator::{SimConfig, Simulator};
+use crate::simulator::{Personality, Served, SimConfig, Simulator};
 use crate::twin::{Twin, TwinOptions};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,6 +27,19 @@ pub struct DemoOptions {
     pub faults: Option<FaultPlan>,
     /// Raw records put on the stream as the run starts.
     pub inject: Vec<Vec<u8>>,
+    /// The sources the tfvars' jobs use, each served by its own simulator (its own host,
+    /// so breakers and limits stay apart): (source name, what the simulator plays).
+    pub sources: Vec<(String, Personality)>,
+}
+
+/// Every source family the twin's `infra/moto/twin.tfvars` collects: flights, The Odds
+/// API v4 under the module's own name, and a dingerodds-style entry.
+pub fn every_source() -> Vec<(String, Personality)> {
+    vec![
+        ("travelpayouts".into(), Personality::Travelpayouts),
+        ("odds".into(), Personality::Odds),
+        ("dinger".into(), Personality::Dingerodds),
+    ]
 }
 
 impl DemoOptions {
@@ -49,19 +62,22 @@ impl DemoOptions {
             quiet: false,
             faults: Some(faults),
             inject: vec![],
+            sources: vec![("travelpayouts".into(), Personality::Travelpayouts)],
             repo,
         }
     }
 }
 
-/// The token the demo's Terraform stores in SSM and the simulator requires.
+/// The token the demo's Terraform stores in SSM for every source and the simulators
+/// require.
 pub const DEMO_TOKEN: &str = "twin-demo-token";
 
-/// A running twin: the emulator, the simulator and the stack applied to it.
+/// A running twin: the emulator, the simulators and the stack applied to it.
 pub struct Demo {
     pub moto: testkit::Moto,
-    pub sim: Simulator,
-    sim_task: tokio::task::JoinHandle<()>,
+    /// One simulator per source.
+    pub sims: Vec<Simulator>,
+    sim_tasks: Vec<tokio::task::JoinHandle<()>>,
     pub twin: Arc<Twin>,
 }
 
@@ -71,9 +87,14 @@ impl Demo {
         self.twin.clone().run().await
     }
 
-    /// The summary read back from the emulator, checked against what the simulator served.
+    /// What every simulator served, in one list.
+    pub fn served(&self) -> Vec<Served> {
+        self.sims.iter().flat_map(Simulator::served).collect()
+    }
+
+    /// The summary read back from the emulator, checked against what the simulators served.
     pub async fn report(&self) -> Result<Report, String> {
-        report::report(&self.twin, Some(&self.sim.served())).await
+        report::report(&self.twin, Some(&self.served())).await
     }
 
     pub async fn stop(self) {
@@ -81,7 +102,9 @@ impl Demo {
         if let Some(p) = &self.twin.proxy {
             p.shutdown();
         }
-        self.sim_task.abort();
+        for t in self.sim_tasks {
+            t.abort();
+        }
         drop(self.moto);
     }
 }
@@ -105,19 +128,54 @@ pub async fn start(o: DemoOptions) -> Result<Demo, String> {
         }
     };
     let moto = testkit::Moto::start();
-    let sim = Simulator::new(SimConfig {
-        token: Some(DEMO_TOKEN.into()),
-        ..o.sim.clone()
-    });
-    let (sim_addr, sim_task) = sim
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .map_err(|e| format!("simulator: {e}"))?;
+    let mut sims = Vec::new();
+    let mut sim_tasks = Vec::new();
+    let mut base_urls = Vec::new();
+    for (source, personality) in &o.sources {
+        let sim = Simulator::playing(
+            *personality,
+            source,
+            SimConfig {
+                token: Some(DEMO_TOKEN.into()),
+                ..o.sim.clone()
+            },
+        );
+        let (addr, task) = sim
+            .serve(([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(|e| format!("simulator: {e}"))?;
+        base_urls.push((source.clone(), format!("http://{addr}")));
+        sims.push(sim);
+        sim_tasks.push(task);
+    }
     say(format!(
-        "● moto on {}, upstream simulator on http://{sim_addr} (seed {})",
+        "● moto on {}, upstream simulators (seed {}): {}",
         moto.endpoint(),
-        o.sim.seed
+        o.sim.seed,
+        base_urls
+            .iter()
+            .map(|(s, u)| format!("{s} {u}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
+    // Terraform maps on the command line: {name="value",…}.
+    let hcl_map = |pairs: &mut dyn Iterator<Item = (String, String)>| {
+        let items: Vec<String> = pairs.map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("{{{}}}", items.join(","))
+    };
+    let urls_var = format!(
+        "source_base_urls={}",
+        hcl_map(&mut base_urls.iter().cloned())
+    );
+    let tokens_var = format!(
+        "source_tokens={}",
+        hcl_map(
+            &mut o
+                .sources
+                .iter()
+                .map(|(s, _)| (s.clone(), DEMO_TOKEN.to_string()))
+        )
+    );
 
     let work = o.repo.join(".work").join("twin");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -131,11 +189,8 @@ pub async fn start(o: DemoOptions) -> Result<Demo, String> {
         // holds, which the benchmark's cost model reads (alarms, schedules, shards).
         .arg("--keep")
         .args(["--var-file", &o.tfvars.to_string_lossy()])
-        .args([
-            "--var",
-            &format!("travelpayouts_base_url=http://{sim_addr}"),
-        ])
-        .args(["--var", &format!("travelpayouts_token={DEMO_TOKEN}")])
+        .args(["--var", &urls_var])
+        .args(["--var", &tokens_var])
         .arg(moto.port.to_string())
         .env("LAMBDA_ZIP_DIR", &o.lambda_dir)
         .kill_on_drop(true)
@@ -189,8 +244,8 @@ pub async fn start(o: DemoOptions) -> Result<Demo, String> {
     ));
     Ok(Demo {
         moto,
-        sim,
-        sim_task,
+        sims,
+        sim_tasks,
         twin: Arc::new(twin),
     })
 }

@@ -9,7 +9,7 @@ use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::faultproxy::{FaultPlan, KillAt};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
 use pricewire_cli::report;
-use pricewire_cli::simulator::{SimConfig, Simulator};
+use pricewire_cli::simulator::{Personality, SimConfig, Simulator};
 use pricewire_cli::soak::{self, SoakConfig};
 use pricewire_cli::twin::{Twin, TwinOptions};
 use std::path::PathBuf;
@@ -75,11 +75,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Serve the Travelpayouts upstream simulator (with fault injection) until interrupted.
+    /// Serve an upstream simulator (with fault injection) until interrupted.
     Simulate {
         /// Port on 127.0.0.1 to listen on.
         #[arg(long, default_value_t = 8765)]
         port: u16,
+        /// Which upstream to play.
+        #[arg(long, value_enum, default_value = "travelpayouts")]
+        personality: Personality,
         #[command(flatten)]
         faults: Faults,
     },
@@ -109,6 +112,12 @@ enum Command {
         /// Skip the dead-upstream phase.
         #[arg(long)]
         no_breaker: bool,
+        /// Events behind the odds (dingerodds) listing.
+        #[arg(long, default_value_t = 1600)]
+        odds_events: usize,
+        /// Skip the odds scenario.
+        #[arg(long)]
+        no_odds: bool,
         /// Also write the report to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -124,6 +133,10 @@ enum Command {
         /// Terraform variable file for the twin.
         #[arg(long, default_value = "infra/moto/twin.tfvars")]
         tfvars: PathBuf,
+        /// A source of the tfvars' jobs and what its simulator plays, NAME=PERSONALITY
+        /// (repeatable; default: travelpayouts=travelpayouts odds=odds dinger=dingerodds).
+        #[arg(long = "source", value_parser = source_spec)]
+        sources: Vec<(String, Personality)>,
         /// Exit non-zero unless every served record and implied alert arrived exactly once.
         #[arg(long)]
         check: bool,
@@ -248,6 +261,17 @@ struct RunArgs {
     drain_timeout: u64,
 }
 
+/// `dinger=dingerodds` → ("dinger", Dingerodds).
+fn source_spec(s: &str) -> Result<(String, Personality), String> {
+    use clap::ValueEnum;
+    let (name, personality) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=PERSONALITY"))?;
+    let p = Personality::from_str(personality, true)
+        .map_err(|_| format!("{personality:?} is not travelpayouts, odds or dingerodds"))?;
+    Ok((name.to_string(), p))
+}
+
 /// Prints an operation's per-item errors; any makes the exit status a failure.
 fn exit_for(errors: &[String]) -> ExitCode {
     for e in errors {
@@ -317,9 +341,16 @@ struct Faults {
     /// Share of answers whose body is truncated JSON.
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     malformed_body_rate: f64,
-    /// Token the X-Access-Token header must carry (simulate only).
+    /// The secret the upstream requires (X-Access-Token, apiKey or Bearer, by
+    /// personality; simulate only).
     #[arg(long)]
     token: Option<String>,
+    /// Odds: events per sport (v4) or in the listing (dingerodds).
+    #[arg(long, default_value_t = 6)]
+    odds_events: usize,
+    /// Odds v4: credits of the key's quota (a call costs markets × regions).
+    #[arg(long)]
+    quota: Option<u64>,
 }
 
 impl Faults {
@@ -337,6 +368,8 @@ impl Faults {
             malformed_rate: self.malformed_rate,
             malformed_body_rate: self.malformed_body_rate,
             token: self.token.clone(),
+            odds_events: self.odds_events,
+            quota: self.quota,
         }
     }
 }
@@ -441,8 +474,12 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Simulate { port, faults } => {
-            let sim = Simulator::new(faults.config());
+        Command::Simulate {
+            port,
+            personality,
+            faults,
+        } => {
+            let sim = Simulator::playing(personality, personality.as_str(), faults.config());
             match sim.serve(([127, 0, 0, 1], port).into()).await {
                 Ok((addr, task)) => {
                     println!("upstream simulator on http://{addr} (served log: /_sim/served)");
@@ -462,26 +499,36 @@ async fn main() -> ExitCode {
             limit_rpm,
             invocation_seconds,
             no_breaker,
+            odds_events,
+            no_odds,
             out,
         } => {
+            let base = SoakConfig::acceptance(seed);
             let cfg = SoakConfig {
                 records,
                 limit_rpm,
                 invocation: Duration::from_secs(invocation_seconds),
                 breaker_phase: !no_breaker,
-                ..SoakConfig::acceptance(seed)
+                odds: (!no_odds).then(|| soak::OddsSoakConfig {
+                    events: odds_events,
+                    ..soak::OddsSoakConfig::acceptance(seed)
+                }),
+                ..base
             };
-            println!("● upstream soak: {records} records behind {limit_rpm} rpm, seed {seed}");
+            println!("● upstream soak: {records} flight records and {} odds events behind {limit_rpm} rpm each, seed {seed}",
+                if no_odds { 0 } else { odds_events });
             match soak::run(&cfg, |line| println!("{line}")).await {
                 Ok(r) => {
                     let md = soak::markdown(&cfg, &r);
                     println!("{md}");
-                    if !r.complete {
-                        eprintln!(
-                            "soak: the walk did not complete in {} invocations",
-                            r.invocations
-                        );
-                        return ExitCode::FAILURE;
+                    for w in std::iter::once(&r.flights).chain(&r.odds) {
+                        if !w.complete {
+                            eprintln!(
+                                "soak: the {} walk did not complete in {} invocations",
+                                w.source, w.invocations
+                            );
+                            return ExitCode::FAILURE;
+                        }
                     }
                     if let Some(path) = out {
                         if let Err(e) = std::fs::write(&path, md) {
@@ -581,6 +628,7 @@ async fn main() -> ExitCode {
             aws,
             tfvars,
             check,
+            sources,
         } => {
             let repo = std::env::current_dir().unwrap_or_default();
             let opts = DemoOptions {
@@ -595,6 +643,11 @@ async fn main() -> ExitCode {
                 quiet: false,
                 faults: aws.plan(),
                 inject: vec![],
+                sources: if sources.is_empty() {
+                    demo::every_source()
+                } else {
+                    sources
+                },
             };
             match demo::run(opts).await {
                 Ok(r) => {

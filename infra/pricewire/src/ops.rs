@@ -6,15 +6,15 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
-use pricewire_pipeline::adapters::dynamodb::{
-    BREAKER_PREFIX, CHECKPOINT_PREFIX, CURSOR_PREFIX, RUN_PREFIX,
-};
-use pricewire_pipeline::adapters::kinesis::{KinesisSink, RecordSink, StreamRecord};
+use collector::adapters::dynamodb::{BREAKER_PREFIX, CURSOR_PREFIX, HOLD_PREFIX, RUN_PREFIX};
+use collector::adapters::kinesis::KinesisSink;
+use collector::sink::{RecordSink, StreamRecord};
+use pricewire_pipeline::adapters::dynamodb::CHECKPOINT_PREFIX;
 use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::config;
-use pricewire_pipeline::job::Job;
-use pricewire_pipeline::sources::travelpayouts;
+use pricewire_pipeline::sources::settings::Sources;
+use pricewire_pipeline::sources::{self, Normalised, Response};
 use pricewire_pipeline::stream::POISON_NOTICE_KIND;
 use serde::Serialize;
 use serde_json::Value;
@@ -45,6 +45,8 @@ pub struct Stack {
     pub state_table: String,
     /// function → dead-letter queue URL.
     pub dlqs: BTreeMap<String, String>,
+    /// The collector's source entries (how to normalise an archived answer of each).
+    pub sources: Sources,
 }
 
 fn err<E: std::error::Error + 'static>(what: &str) -> impl Fn(E) -> String + '_ {
@@ -93,13 +95,20 @@ impl Stack {
                 }
             }
         }
+        let sources = Sources::parse(
+            env.get(collector::config::SOURCES)
+                .map(String::as_str)
+                .unwrap_or("{}"),
+        )
+        .map_err(|e| format!("stack {name}: {}: {e}", collector::config::SOURCES))?;
         Ok(Stack {
             name: name.to_string(),
-            stream: var(config::STREAM_NAME)?,
+            stream: var(collector::config::STREAM_NAME)?,
             archive_bucket: var(config::ARCHIVE_BUCKET)?,
-            prices_table: var(config::PRICES_TABLE)?,
+            prices_table: var(consumer::config::PRICES_TABLE)?,
             state_table: var(config::STATE_TABLE)?,
             dlqs,
+            sources,
         })
     }
 }
@@ -143,8 +152,16 @@ pub struct Status {
     pub breakers: BTreeMap<String, BreakerView>,
     /// job → last successful run.
     pub runs: BTreeMap<String, RunView>,
-    /// job → page an interrupted walk resumes at.
-    pub cursors: BTreeMap<String, i64>,
+    /// job → where an interrupted walk resumes (`page 3`, `cursor …`).
+    pub cursors: BTreeMap<String, String>,
+    /// `source#<name>` / `host#<host>` → a hold in force (quota spent, banned).
+    pub holds: BTreeMap<String, HoldView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HoldView {
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -193,8 +210,9 @@ async fn state_items(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<I
             .scan()
             .table_name(table)
             .filter_expression(
-                "begins_with(pk, :b) OR begins_with(pk, :r) OR begins_with(pk, :c) OR begins_with(pk, :k)",
+                "begins_with(pk, :b) OR begins_with(pk, :r) OR begins_with(pk, :c) OR begins_with(pk, :k) OR begins_with(pk, :h)",
             )
+            .expression_attribute_values(":h", AttributeValue::S(HOLD_PREFIX.into()))
             .expression_attribute_values(":b", AttributeValue::S(BREAKER_PREFIX.into()))
             .expression_attribute_values(":r", AttributeValue::S(RUN_PREFIX.into()))
             .expression_attribute_values(":c", AttributeValue::S(CHECKPOINT_PREFIX.into()))
@@ -258,7 +276,25 @@ pub async fn status(sdk: &aws_config::SdkConfig, stack: &Stack) -> Result<Status
                 },
             );
         } else if let Some(job) = pk.strip_prefix(CURSOR_PREFIX) {
-            st.cursors.insert(job.to_string(), num(&item, "next_page"));
+            let next = serde_json::from_str::<sources::Step>(&text(&item, "next"));
+            let at = match next {
+                Ok(sources::Step::Page { page }) => format!("page {page}"),
+                Ok(sources::Step::Token { token }) => format!("cursor {token}"),
+                Ok(sources::Step::Start) => "the start".to_string(),
+                Err(_) => format!("page {}", num(&item, "next_page")),
+            };
+            st.cursors.insert(job.to_string(), at);
+        } else if let Some(scope) = pk.strip_prefix(HOLD_PREFIX) {
+            let until = at_ms(num(&item, "until_ms"));
+            if until.is_some_and(|t| t > Utc::now()) {
+                st.holds.insert(
+                    scope.to_string(),
+                    HoldView {
+                        until,
+                        reason: text(&item, "reason"),
+                    },
+                );
+            }
         } else if let Some(rest) = pk.strip_prefix(CHECKPOINT_PREFIX) {
             if let Some((function, shard)) = rest.split_once('#') {
                 checkpoints.insert(
@@ -401,8 +437,17 @@ pub fn print_status(s: &Status) {
             if r.complete { "" } else { ", stopped early" }
         );
     }
-    for (job, page) in &s.cursors {
-        println!("  job {job}: walk resumes at page {page}");
+    for (job, at) in &s.cursors {
+        println!("  job {job}: walk resumes at {at}");
+    }
+    for (scope, h) in &s.holds {
+        println!(
+            "  held {scope} until {}: {}",
+            h.until
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "?".into()),
+            h.reason
+        );
     }
 }
 
@@ -441,41 +486,43 @@ fn hour_of(key: &str) -> Option<(NaiveDate, u32)> {
     ))
 }
 
-/// A job rebuilt from an archived request URL (its query is the job's parameters).
-fn job_from_url(name: &str, source: &str, url: &str) -> Result<Job, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url}: {e}"))?;
-    let params: serde_json::Map<String, Value> = parsed
-        .query_pairs()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
-    Job::from_value(&serde_json::json!({"job": name, "source": source, "params": params}))
-        .map_err(|e| e.to_string())
-}
-
-/// Normalises one archived answer the way the collector did.
+/// Normalises one archived answer the way the collector did: the source's module rebuilds
+/// the plan from the archived request URL and parses the body.
 pub fn normalise_archived(
+    sources: &Sources,
     source: &str,
     metadata: &HashMap<String, String>,
     body: &[u8],
-) -> Result<pricewire_pipeline::sources::Normalised, String> {
-    if source != "travelpayouts" {
-        return Err(format!("no normalisation for source {source}"));
-    }
+) -> Result<Normalised, String> {
     let fetched_at = metadata
         .get(meta::FETCHED_AT)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
         .ok_or("no fetched-at metadata")?;
-    let job = job_from_url(
-        metadata
-            .get(meta::JOB)
-            .map(String::as_str)
-            .unwrap_or("replay"),
-        source,
-        metadata.get(meta::URL).ok_or("no url metadata")?,
-    )?;
-    let query = travelpayouts::query(&job).map_err(|e| e.to_string())?;
-    travelpayouts::parse(&job, &query, body, fetched_at).map_err(|e| e.to_string())
+    let url = metadata.get(meta::URL).ok_or("no url metadata")?;
+    let settings = sources.get(source).map_err(|e| e.to_string())?;
+    let request = sources::request_of_url(url).ok_or_else(|| format!("url {url}: no path"))?;
+    let job = metadata
+        .get(meta::JOB)
+        .map(String::as_str)
+        .unwrap_or("replay");
+    let plan = settings
+        .module
+        .plan_of_request(job, settings.context(), &request)
+        .map_err(|e| e.to_string())?;
+    let response = Response {
+        status: metadata
+            .get(meta::STATUS)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200),
+        headers: vec![],
+        body: body.to_vec(),
+        url: url.clone(),
+        fetched_at,
+    };
+    plan.parse(&response)
+        .map(|page| page.normalised)
+        .map_err(|e| e.to_string())
 }
 
 /// Re-processes the raw archive of `source` between `from` and `to` (by fetch time)
@@ -570,7 +617,7 @@ async fn replay_object(
         }
     };
     let body = archive::gunzip(&body).unwrap_or_else(|_| body.to_vec());
-    let normalised = match normalise_archived(&args.source, &metadata, &body) {
+    let normalised = match normalise_archived(&stack.sources, &args.source, &metadata, &body) {
         Ok(n) => n,
         Err(e) => {
             // An answer the collector could not use either (a truncated body, say).
@@ -872,17 +919,31 @@ mod tests {
     }
 
     #[test]
-    fn archive_keys_give_their_hour_and_urls_their_job() {
+    fn archive_keys_give_their_hour_and_archived_answers_their_records() {
         assert_eq!(
             hour_of("raw/source=travelpayouts/dt=2026-11-21/hour=07/led-kzn-abc.json.gz"),
             Some((NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(), 7))
         );
-        let job = job_from_url(
-            "led-kzn",
-            "travelpayouts",
-            "http://127.0.0.1:1/aviasales/v3/prices_for_dates?origin=LED&destination=KZN&departure_at=2026-12&currency=rub&limit=30&page=2",
-        )
-        .unwrap();
-        assert_eq!(job.name, "led-kzn");
+        let metadata = HashMap::from([
+            (meta::URL.to_string(), "http://127.0.0.1:1/aviasales/v3/prices_for_dates?origin=LED&destination=KZN&departure_at=2026-12&currency=rub&limit=30&page=2".to_string()),
+            (meta::FETCHED_AT.to_string(), "2026-11-21T07:00:00.000Z".to_string()),
+            (meta::JOB.to_string(), "led-kzn".to_string()),
+            (meta::STATUS.to_string(), "200".to_string()),
+        ]);
+        let body = br#"{"success":true,"data":[{"price":4830,"departure_at":"2026-12-05"},{"price":null,"departure_at":"2026-12-06"}]}"#;
+        let n = normalise_archived(&Sources::default(), "travelpayouts", &metadata, body).unwrap();
+        assert_eq!((n.records.len(), n.quarantined.len()), (1, 1));
+        assert_eq!(
+            (n.records[0].job.as_str(), n.records[0].source.as_str()),
+            ("led-kzn", "travelpayouts")
+        );
+        let odds = HashMap::from([
+            (meta::URL.to_string(), "http://127.0.0.1:1/v4/sports/basketball_nba/odds?regions=us&markets=h2h&oddsFormat=decimal&dateFormat=iso".to_string()),
+            (meta::FETCHED_AT.to_string(), "2026-11-21T07:00:00.000Z".to_string()),
+            (meta::JOB.to_string(), "nba".to_string()),
+        ]);
+        let body = br#"[{"id":"e1","commence_time":"2026-12-02T00:30:00Z","bookmakers":[{"key":"fanduel","markets":[{"key":"h2h","outcomes":[{"name":"A","price":2.5}]}]}]}]"#;
+        let n = normalise_archived(&Sources::default(), "odds", &odds, body).unwrap();
+        assert_eq!(n.records[0].key, "basketball_nba/e1/fanduel/h2h/A");
     }
 }

@@ -5,12 +5,10 @@
 
 use crate::simulator::Served;
 use crate::twin::Twin;
+use alerter::rules::RuleSet;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use pricewire_pipeline::envelope::Envelope;
-use pricewire_pipeline::job::Job;
-use pricewire_pipeline::rules::RuleSet;
-use pricewire_pipeline::sources::travelpayouts;
 use pricewire_pipeline::table;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,10 +29,22 @@ pub struct Report {
     pub check: Option<Check>,
 }
 
+/// One source's share of the check.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SourceCheck {
+    pub answers: usize,
+    pub expected_records: usize,
+    pub stored_records: usize,
+    pub expected_alerts: usize,
+    pub alerts: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct Check {
     pub served_responses: usize,
     pub expected_records: usize,
+    /// Per source: what its simulator served and what of it arrived.
+    pub by_source: BTreeMap<String, SourceCheck>,
     pub lost: Vec<String>,
     pub unexpected: Vec<String>,
     pub latest_wrong: Vec<String>,
@@ -100,28 +110,16 @@ fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What the simulator served, normalised the way the collector does: id → record. Records
-/// without an upstream observation time carry `observed_at` = the Unix epoch (their fetch
-/// time is known only to the twin, which saw them on the stream).
+/// What the simulator counted as valid in its 200 answers, as records of the source each
+/// simulator stood in for: id → record. Built from the simulator's model of each answer,
+/// not from the collector's parser. Records without an upstream observation time carry
+/// `observed_at` = the Unix epoch (their fetch time is known only to the twin, which saw
+/// them on the stream).
 pub fn expected_from(served: &[Served]) -> BTreeMap<String, Envelope> {
     let mut records = BTreeMap::new();
-    for s in served {
-        let (200, Some(body)) = (s.status, &s.body) else {
-            continue;
-        };
-        let Ok(job) = Job::from_value(
-            &serde_json::json!({"job": "sim", "source": "travelpayouts", "params": s.query}),
-        ) else {
-            continue;
-        };
-        let Ok(query) = travelpayouts::query(&job) else {
-            continue;
-        };
-        let Ok(n) = travelpayouts::parse(&job, &query, body.as_bytes(), DateTime::UNIX_EPOCH)
-        else {
-            continue;
-        };
-        for e in n.records {
+    for s in served.iter().filter(|s| s.status == 200) {
+        for x in &s.expected {
+            let e = x.envelope(&s.source);
             records.insert(e.id.clone(), e);
         }
     }
@@ -335,6 +333,16 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
             ..Default::default()
         };
         let stored: BTreeSet<String> = history.iter().map(|i| s(i, "id")).collect();
+        for sv in served.iter().filter(|s| s.status == 200) {
+            c.by_source.entry(sv.source.clone()).or_default().answers += 1;
+        }
+        for e in expected.values() {
+            let b = c.by_source.entry(e.source.clone()).or_default();
+            b.expected_records += 1;
+            if stored.contains(&e.id) {
+                b.stored_records += 1;
+            }
+        }
         c.lost = expected
             .keys()
             .filter(|id| !stored.contains(*id))
@@ -362,13 +370,21 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
         let mut expected_alerts = BTreeSet::new();
         for e in expected.values() {
             for rule in rules.evaluate(e).matched {
-                expected_alerts.insert(alerter::dedup_key(&rule.spec.name, e));
+                if expected_alerts.insert(alerter::dedup_key(&rule.spec.name, e)) {
+                    c.by_source
+                        .entry(e.source.clone())
+                        .or_default()
+                        .expected_alerts += 1;
+                }
             }
         }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (rule, id) in &alert_records {
             match expected.get(id) {
-                Some(e) => *seen.entry(alerter::dedup_key(rule, e)).or_default() += 1,
+                Some(e) => {
+                    c.by_source.entry(e.source.clone()).or_default().alerts += 1;
+                    *seen.entry(alerter::dedup_key(rule, e)).or_default() += 1
+                }
                 None => c
                     .unexpected_alerts
                     .push(format!("{rule} for unknown record {id}")),
@@ -455,6 +471,15 @@ pub fn print(r: &Report) {
                 c.unexpected.len()
             ),
         );
+        for (source, b) in &c.by_source {
+            line(
+                b.stored_records == b.expected_records && b.alerts == b.expected_alerts,
+                format!(
+                    "source {source}: {} answers, {} of {} records stored, {} of {} alerts",
+                    b.answers, b.stored_records, b.expected_records, b.alerts, b.expected_alerts
+                ),
+            );
+        }
         line(
             c.latest_wrong.is_empty(),
             format!("latest: {} wrong", c.latest_wrong.len()),

@@ -1,40 +1,90 @@
 //! The upstream soak: the collector, with its real HTTP, Kinesis, S3 and DynamoDB adapters
 //! (moto), run invocation after invocation against the simulator's fault mix, the way the
-//! scheduler would run it, until its paged walk is complete. Then, optionally, the upstream
-//! dies and recovers, to watch the circuit breaker.
+//! scheduler would run it, until its walk is complete. Two sources at once on one moto
+//! server, each behind its own simulated host:
 //!
-//! The acceptance test (`tests/upstream_soak.rs`) checks the report; `make bench` prints it
-//! (`pricewire soak`).
+//! - **flights** (Travelpayouts v3, a concurrent page walk), then optionally a dead and
+//!   recovered upstream, to watch the circuit breaker;
+//! - **odds** (dingerodds style, a sequential cursor chain behind an undocumented limit),
+//!   then The Odds API v4 with a small quota, to watch a spent quota hold the source
+//!   without touching the breaker, and release it when the credits are back.
+//!
+//! What must reach the stream is what each simulator counted as valid (its model), never
+//! what the collector's parser makes of the bodies. The acceptance test
+//! (`tests/upstream_soak.rs`) checks the reports; `make bench` prints them (`pricewire soak`).
 
 use crate::report::expected_from;
-use crate::simulator::{Served, SimConfig, Simulator};
+use crate::simulator::{Personality, Served, SimConfig, Simulator};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use collector::{Collector, Summary};
-use pricewire_pipeline::adapters::dynamodb::DynamoHostState;
-use pricewire_pipeline::adapters::ssm::Secret;
+use collector::adapters::dynamodb::DynamoHostState;
+use collector::adapters::memory::MemorySecrets;
+use collector::breaker::{BreakerStore, Phase};
+use collector::config::CollectorConfig;
+use collector::ratelimit::LimitStore;
+use collector::{Collector, HttpUpstreams, Summary};
 use pricewire_pipeline::archive;
 use pricewire_pipeline::backoff::RetryPolicy;
-use pricewire_pipeline::breaker::Phase;
-use pricewire_pipeline::config::{CollectorConfig, Vars};
+use pricewire_pipeline::config::vars_from;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::job::Job;
-use pricewire_pipeline::state::HostStateStore;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const STREAM: &str = "prices";
-const BUCKET: &str = "archive";
 const TABLE: &str = "state";
 const REGION: &str = "us-east-1";
 const V3_PATH: &str = "/aviasales/v3/prices_for_dates";
+const TOKEN: &str = "soak-token";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OddsSoakConfig {
+    pub seed: u64,
+    /// Events behind the dingerodds listing (one quote each: a moneyline of two outcomes).
+    pub events: usize,
+    pub page_size: u32,
+    /// The undocumented limit, requests per rolling minute.
+    pub limit_rpm: u32,
+    pub error_rate: f64,
+    /// Share of odds missing (`null`/`{}`) at each level.
+    pub null_rate: f64,
+    /// Share of malformed events.
+    pub malformed_rate: f64,
+    pub spike_rate: f64,
+    pub spike_ms: (u64, u64),
+    pub latency_ms: (u64, u64),
+    /// Credits of the v4 key in the quota phase (each call costs 2: two markets, one
+    /// region); `None` skips the phase.
+    pub quota_credits: Option<u64>,
+}
+
+impl OddsSoakConfig {
+    /// The odds fault mix of the acceptance test: an undocumented 60 rpm, 30 % 502/504,
+    /// 10 % null/{} odds, 5 % malformed events, 1–3 s spikes; then a 7-credit quota (three
+    /// calls of two credits, and a fourth that finds one).
+    pub fn acceptance(seed: u64) -> OddsSoakConfig {
+        OddsSoakConfig {
+            seed,
+            events: 1600,
+            page_size: 20,
+            limit_rpm: 60,
+            error_rate: 0.3,
+            null_rate: 0.1,
+            malformed_rate: 0.05,
+            spike_rate: 0.1,
+            spike_ms: (1000, 3000),
+            latency_ms: (20, 120),
+            quota_credits: Some(7),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakConfig {
     pub seed: u64,
-    /// v3 offers behind the job's query (paged).
+    /// v3 offers behind the flights job's query (paged).
     pub records: usize,
     pub page_size: u32,
     /// The simulator's undocumented limit, requests per rolling minute.
@@ -47,16 +97,19 @@ pub struct SoakConfig {
     pub latency_ms: (u64, u64),
     /// The Lambda timeout each invocation gets.
     pub invocation: Duration,
-    /// Invocations before giving up on completing the walk.
+    /// Invocations before giving up on completing a walk.
     pub max_invocations: usize,
-    /// Kill the upstream after the walk and bring it back, watching the breaker.
+    /// Kill the flights upstream after the walk and bring it back, watching the breaker.
     pub breaker_phase: bool,
     pub breaker_open: Duration,
+    /// The odds scenario, run at the same time; `None` skips it.
+    pub odds: Option<OddsSoakConfig>,
 }
 
 impl SoakConfig {
-    /// The fault mix of the acceptance test: 2,000 records behind an undocumented 60 rpm
-    /// limit, 30 % 502/504, 10 % null/{} fields, 5 % malformed records, 1–3 s spikes.
+    /// The fault mix of the acceptance test: 2,000 flight records behind an undocumented
+    /// 60 rpm limit, 30 % 502/504, 10 % null/{} fields, 5 % malformed records, 1–3 s
+    /// spikes; and the odds scenario beside it.
     pub fn acceptance(seed: u64) -> SoakConfig {
         SoakConfig {
             seed,
@@ -73,6 +126,7 @@ impl SoakConfig {
             max_invocations: 20,
             breaker_phase: true,
             breaker_open: Duration::from_secs(10),
+            odds: Some(OddsSoakConfig::acceptance(seed)),
         }
     }
 }
@@ -90,7 +144,25 @@ pub struct BreakerReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct QuotaReport {
+    /// Runs that collected before the quota ran out, and the one that met the 401.
+    pub runs_collected: usize,
+    /// What the run that met the spent quota said.
+    pub held: Option<String>,
+    /// Requests the upstream saw from runs made while the source was held.
+    pub requests_while_held: usize,
+    pub runs_while_held: usize,
+    /// The host's breaker after it all (a spent quota is not a failure).
+    pub breaker_phase: String,
+    pub breaker_failures: u32,
+    /// Records put by the first run after the credits came back and the hold ended.
+    pub records_after_reset: usize,
+}
+
+/// One source's walk under the fault mix.
+#[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
+    pub source: String,
     pub invocations: usize,
     pub complete: bool,
     pub elapsed_s: f64,
@@ -114,7 +186,7 @@ pub struct SoakReport {
     pub pages_served: usize,
     /// Pages answered 200 more than once (collected twice).
     pub pages_served_twice: usize,
-    /// Valid records in the simulator's 200 answers, and malformed ones.
+    /// Valid records the simulator served (distinct observations), and malformed ones.
     pub expected_valid: usize,
     pub expected_malformed: usize,
     pub on_stream: usize,
@@ -126,12 +198,20 @@ pub struct SoakReport {
     pub quarantine_reasons: BTreeMap<String, usize>,
     pub runs: Vec<Summary>,
     pub breaker: Option<BreakerReport>,
+    pub quota: Option<QuotaReport>,
 }
 
 impl SoakReport {
     pub fn throttled_share_after_adaptation(&self) -> f64 {
         self.throttled_after_adaptation as f64 / self.requests_after_adaptation.max(1) as f64
     }
+}
+
+/// Both scenarios' reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakReports {
+    pub flights: SoakReport,
+    pub odds: Option<SoakReport>,
 }
 
 async fn create_table(db: &aws_sdk_dynamodb::Client) -> Result<(), String> {
@@ -162,10 +242,13 @@ async fn create_table(db: &aws_sdk_dynamodb::Client) -> Result<(), String> {
         .map_err(|e| format!("CreateTable: {e:?}"))
 }
 
-async fn read_stream(kinesis: &aws_sdk_kinesis::Client) -> Result<Vec<Envelope>, String> {
+async fn read_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<Envelope>, String> {
     let shards = kinesis
         .list_shards()
-        .stream_name(STREAM)
+        .stream_name(stream)
         .send()
         .await
         .map_err(|e| format!("ListShards: {e:?}"))?;
@@ -173,7 +256,7 @@ async fn read_stream(kinesis: &aws_sdk_kinesis::Client) -> Result<Vec<Envelope>,
     for shard in shards.shards() {
         let mut iterator = kinesis
             .get_shard_iterator()
-            .stream_name(STREAM)
+            .stream_name(stream)
             .shard_id(shard.shard_id())
             .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
             .send()
@@ -203,13 +286,16 @@ async fn read_stream(kinesis: &aws_sdk_kinesis::Client) -> Result<Vec<Envelope>,
     Ok(out)
 }
 
-async fn read_quarantine(s3: &aws_sdk_s3::Client) -> Result<Vec<serde_json::Value>, String> {
+async fn read_quarantine(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Vec<serde_json::Value>, String> {
     let mut lines = Vec::new();
     let mut token = None;
     loop {
         let list = s3
             .list_objects_v2()
-            .bucket(BUCKET)
+            .bucket(bucket)
             .prefix("quarantine/")
             .set_continuation_token(token)
             .send()
@@ -218,7 +304,7 @@ async fn read_quarantine(s3: &aws_sdk_s3::Client) -> Result<Vec<serde_json::Valu
         for o in list.contents() {
             let body = s3
                 .get_object()
-                .bucket(BUCKET)
+                .bucket(bucket)
                 .key(o.key().unwrap_or_default())
                 .send()
                 .await
@@ -240,72 +326,261 @@ async fn read_quarantine(s3: &aws_sdk_s3::Client) -> Result<Vec<serde_json::Valu
     }
 }
 
-/// The reason's kind: "price: null" → "price".
+/// The reason's kind: "price: null" → "price"; "event e1: bookmakers[0]…price: null" →
+/// "price".
 fn reason_kind(reason: &str) -> String {
-    reason
-        .split(':')
-        .next()
-        .unwrap_or(reason)
-        .trim()
-        .to_string()
+    let field = reason.rsplit_once(": ").map_or(reason, |(head, _)| head);
+    let last = field.rsplit(['.', ' ']).next().unwrap_or(field);
+    last.split('[').next().unwrap_or(last).trim().to_string()
 }
 
-pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, String> {
-    let moto = testkit::Moto::start();
-    let sdk = pricewire_pipeline::aws::emulator(&moto.endpoint(), REGION).await;
-    let db = pricewire_pipeline::aws::dynamodb(&sdk);
-    let kinesis = pricewire_pipeline::aws::kinesis(&sdk);
-    let s3 = pricewire_pipeline::aws::s3(&sdk);
-    create_table(&db).await?;
+/// One scenario's own stream, bucket and collector on the shared moto server.
+struct Lane {
+    stream: String,
+    bucket: String,
+    collector: Collector,
+}
+
+async fn lane(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    sources: serde_json::Value,
+) -> Result<Lane, String> {
+    let kinesis = pricewire_pipeline::aws::kinesis(sdk);
+    let s3 = pricewire_pipeline::aws::s3(sdk);
+    let stream = format!("prices-{name}");
+    let bucket = format!("archive-{name}");
     kinesis
         .create_stream()
-        .stream_name(STREAM)
+        .stream_name(&stream)
         .shard_count(1)
         .send()
         .await
         .map_err(|e| format!("CreateStream: {e:?}"))?;
     s3.create_bucket()
-        .bucket(BUCKET)
+        .bucket(&bucket)
         .send()
         .await
         .map_err(|e| format!("CreateBucket: {e:?}"))?;
+    let sources = sources.to_string();
+    let config = CollectorConfig::from_vars(&vars_from(&[
+        ("PRICEWIRE_STREAM_NAME", &stream),
+        ("PRICEWIRE_ARCHIVE_BUCKET", &bucket),
+        ("PRICEWIRE_STATE_TABLE", TABLE),
+        ("PRICEWIRE_HTTP_TIMEOUT_MS", "5000"),
+        ("PRICEWIRE_HTTP_MAX_ATTEMPTS", "6"),
+        ("PRICEWIRE_SOURCES", &sources),
+    ]))
+    .map_err(|e| e.to_string())?;
+    let mut collector = Collector::from_config(&config, sdk);
+    // The soak's secrets are in memory: the same HTTP adapter, no SSM.
+    let secrets = MemorySecrets(HashMap::from([(
+        "/soak/token".to_string(),
+        TOKEN.to_string(),
+    )]));
+    collector.upstreams = Arc::new(HttpUpstreams::new(Arc::new(secrets), config.http_timeout));
+    Ok(Lane {
+        stream,
+        bucket,
+        collector,
+    })
+}
 
-    let healthy = SimConfig {
-        seed: cfg.seed,
-        rate_limit_rpm: Some(cfg.limit_rpm),
+fn state(sdk: &aws_config::SdkConfig) -> DynamoHostState {
+    DynamoHostState::new(
+        pricewire_pipeline::aws::dynamodb(sdk),
+        TABLE,
+        RetryPolicy::new(3, Duration::from_millis(50), Duration::from_millis(500)),
+    )
+}
+
+/// A walk's runs, whether it completed, and how long it took (seconds).
+type Walked = (Vec<Summary>, bool, f64);
+
+/// Runs `job` invocation after invocation, each with its own deadline, until complete.
+async fn walk(
+    collector: &Collector,
+    job: &Job,
+    invocation: Duration,
+    max: usize,
+    say: &(impl Fn(String) + Sync),
+) -> Result<Walked, String> {
+    let t0 = Instant::now();
+    let mut runs = Vec::new();
+    for n in 1..=max {
+        match collector.run(job, Some(Instant::now() + invocation)).await {
+            Ok(s) => {
+                say(format!(
+                    "  {} run {n}: pages {} requests {} 429s {} put {} quarantined {} rate {} rpm{}",
+                    job.source,
+                    s.pages,
+                    s.requests,
+                    s.throttled,
+                    s.put,
+                    s.quarantined,
+                    s.rate_rpm,
+                    if s.complete { ", complete" } else { "" }
+                ));
+                let complete = s.complete;
+                runs.push(s);
+                if complete {
+                    return Ok((runs, true, t0.elapsed().as_secs_f64()));
+                }
+            }
+            // A job the collector rejects outright will never complete: stop here.
+            Err(e @ collector::CollectError::Job(_)) => return Err(e.to_string()),
+            Err(e) => say(format!("  {} run {n}: failed: {e}", job.source)),
+        }
+    }
+    Ok((runs, false, t0.elapsed().as_secs_f64()))
+}
+
+/// What a walk came to, measured from what the simulator served and what reached the
+/// stream and the quarantine.
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    sdk: &aws_config::SdkConfig,
+    lane: &Lane,
+    source: &str,
+    served: &[Served],
+    limit_rpm: u32,
+    page_of: impl Fn(&Served) -> String,
+    limit_key: &str,
+    (runs, complete, walk_s): Walked,
+) -> Result<SoakReport, String> {
+    let requests = served.len();
+    let throttled = served.iter().filter(|s| s.status == 429).count();
+    let server_errors = served.iter().filter(|s| s.status >= 500).count();
+    let adapted_at_ms = served
+        .iter()
+        .find(|s| s.status == 429)
+        .map(|s| s.at_ms + 60_000);
+    let after: Vec<&Served> = served
+        .iter()
+        .filter(|s| adapted_at_ms.is_some_and(|a| s.at_ms >= a))
+        .collect();
+    let expected = expected_from(served);
+    let mut page_answers: BTreeMap<String, usize> = BTreeMap::new();
+    for s in served.iter().filter(|s| s.status == 200 && s.records > 0) {
+        *page_answers.entry(page_of(s)).or_default() += 1;
+    }
+    let ok: Vec<&Served> = served.iter().filter(|s| s.status == 200).collect();
+    let records_served: usize = ok.iter().map(|s| s.records).sum();
+    let expected_malformed: usize = ok.iter().map(|s| s.malformed.len()).sum();
+    let stream = read_stream(&pricewire_pipeline::aws::kinesis(sdk), &lane.stream).await?;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for e in &stream {
+        *counts.entry(e.id.as_str()).or_default() += 1;
+    }
+    let missing = expected
+        .keys()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .count();
+    let doubled = counts.values().filter(|n| **n > 1).count();
+    let unexpected = counts
+        .keys()
+        .filter(|id| !expected.contains_key(**id))
+        .count();
+    let quarantine = read_quarantine(&pricewire_pipeline::aws::s3(sdk), &lane.bucket).await?;
+    let mut quarantine_reasons = BTreeMap::new();
+    for q in &quarantine {
+        if let Some(reason) = q.get("reason").and_then(|r| r.as_str()) {
+            *quarantine_reasons.entry(reason_kind(reason)).or_default() += 1;
+        }
+    }
+    let accepted = requests - throttled;
+    let rpm_achieved = accepted as f64 / (walk_s / 60.0);
+    let learned_rpm = state(sdk)
+        .load_limit(limit_key)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_or(0.0, |l| l.rpm);
+    Ok(SoakReport {
+        source: source.to_string(),
+        invocations: runs.len(),
+        complete,
+        elapsed_s: walk_s,
+        requests,
+        throttled,
+        server_errors,
+        adapted_at_s: adapted_at_ms.map(|a| a as f64 / 1000.0),
+        requests_after_adaptation: after.len(),
+        throttled_after_adaptation: after.iter().filter(|s| s.status == 429).count(),
+        rpm_achieved,
+        utilisation: rpm_achieved / f64::from(limit_rpm),
+        records_per_minute: counts.len() as f64 / (walk_s / 60.0),
+        learned_rpm,
+        records_served,
+        pages_served: page_answers.len(),
+        pages_served_twice: page_answers.values().filter(|n| **n > 1).count(),
+        expected_valid: expected.len(),
+        expected_malformed,
+        on_stream: stream.len(),
+        missing,
+        doubled,
+        unexpected,
+        quarantined: quarantine.len(),
+        quarantine_reasons,
+        runs,
+        breaker: None,
+        quota: None,
+    })
+}
+
+fn faults(
+    seed: u64,
+    limit_rpm: u32,
+    error_rate: f64,
+    null_rate: f64,
+    malformed_rate: f64,
+    spikes: (f64, (u64, u64)),
+    latency_ms: (u64, u64),
+) -> SimConfig {
+    SimConfig {
+        seed,
+        rate_limit_rpm: Some(limit_rpm),
         retry_after: true,
-        error_rate: cfg.error_rate,
-        latency_ms: cfg.latency_ms,
-        spike_rate: cfg.spike_rate,
-        spike_ms: cfg.spike_ms,
+        error_rate,
+        latency_ms,
+        spike_rate: spikes.0,
+        spike_ms: spikes.1,
+        null_rate,
+        malformed_rate,
+        token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    }
+}
+
+async fn flights(
+    cfg: &SoakConfig,
+    sdk: &aws_config::SdkConfig,
+    say: &(impl Fn(String) + Sync),
+) -> Result<SoakReport, String> {
+    let healthy = SimConfig {
         offers_per_query: Some(cfg.records),
-        null_rate: cfg.null_rate,
-        malformed_rate: cfg.malformed_rate,
-        malformed_body_rate: 0.0,
-        token: None,
+        ..faults(
+            cfg.seed,
+            cfg.limit_rpm,
+            cfg.error_rate,
+            cfg.null_rate,
+            cfg.malformed_rate,
+            (cfg.spike_rate, cfg.spike_ms),
+            cfg.latency_ms,
+        )
     };
     let sim = Simulator::new(healthy.clone());
     let (addr, sim_task) = sim
         .serve(([127, 0, 0, 1], 0).into())
         .await
         .map_err(|e| format!("simulator: {e}"))?;
-
-    let env: HashMap<&str, String> = HashMap::from([
-        ("PRICEWIRE_STREAM_NAME", STREAM.to_string()),
-        ("PRICEWIRE_ARCHIVE_BUCKET", BUCKET.to_string()),
-        ("PRICEWIRE_TOKEN_PARAMETER", "/soak/token".to_string()),
-        ("PRICEWIRE_TRAVELPAYOUTS_BASE_URL", format!("http://{addr}")),
-        ("PRICEWIRE_STATE_TABLE", TABLE.to_string()),
-        ("PRICEWIRE_HTTP_TIMEOUT_MS", "5000".to_string()),
-        ("PRICEWIRE_HTTP_MAX_ATTEMPTS", "6".to_string()),
-        (
-            "PRICEWIRE_BREAKER_OPEN_SECONDS",
-            cfg.breaker_open.as_secs().max(1).to_string(),
-        ),
-    ]);
-    let config = CollectorConfig::from_vars(&Vars(|name: &str| env.get(name).cloned()))
-        .map_err(|e| e.to_string())?;
-    let collector = Collector::from_config(&config, &sdk, Secret::new("soak-token".into()))?;
+    let lane = lane(
+        sdk,
+        "flights",
+        serde_json::json!({"travelpayouts": {"base_url": format!("http://{addr}"),
+            "secret_parameter": "/soak/token",
+            "breaker": {"open_seconds": cfg.breaker_open.as_secs().max(1)}}}),
+    )
+    .await?;
     let job = Job::from_value(&serde_json::json!({
         "job": "soak", "source": "travelpayouts",
         "params": {"origin": "LED", "destination": "KZN", "departure_at": "2026-12",
@@ -321,115 +596,43 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
     }))
     .map_err(|e| e.to_string())?;
 
-    // The walk: one invocation after another, each with its own deadline, until complete.
-    let t0 = Instant::now();
-    let mut runs = Vec::new();
-    let mut complete = false;
-    for n in 1..=cfg.max_invocations {
-        let deadline = Instant::now() + cfg.invocation;
-        match collector.run(&job, Some(deadline)).await {
-            Ok(s) => {
-                say(format!(
-                    "  run {n}: pages {} requests {} 429s {} put {} quarantined {} rate {} rpm{}",
-                    s.pages,
-                    s.requests,
-                    s.throttled,
-                    s.put,
-                    s.quarantined,
-                    s.rate_rpm,
-                    if s.complete { ", complete" } else { "" }
-                ));
-                complete = s.complete;
-                runs.push(s);
-            }
-            // A job the collector rejects outright will never complete: stop here.
-            Err(e @ collector::CollectError::Job(_)) => return Err(e.to_string()),
-            Err(e) => say(format!("  run {n}: failed: {e}")),
-        }
-        if complete {
-            break;
-        }
-    }
-    let walk_s = t0.elapsed().as_secs_f64();
-    let served: Vec<Served> = sim.served();
-
-    let requests = served.len();
-    let throttled = served.iter().filter(|s| s.status == 429).count();
-    let server_errors = served.iter().filter(|s| s.status >= 500).count();
-    let adapted_at_ms = served
-        .iter()
-        .find(|s| s.status == 429)
-        .map(|s| s.at_ms + 60_000);
-    let after: Vec<&Served> = served
-        .iter()
-        .filter(|s| adapted_at_ms.is_some_and(|a| s.at_ms >= a))
-        .collect();
-    let expected = expected_from(&served);
-    let mut page_answers: BTreeMap<String, usize> = BTreeMap::new();
-    for s in served.iter().filter(|s| s.status == 200 && s.records > 0) {
-        *page_answers
-            .entry(s.query.get("page").cloned().unwrap_or_default())
-            .or_default() += 1;
-    }
-    let records_served: usize = served
-        .iter()
-        .filter(|s| s.status == 200)
-        .map(|s| s.records)
-        .sum();
-    let expected_malformed: usize = served
-        .iter()
-        .filter(|s| s.status == 200)
-        .map(|s| s.malformed.len())
-        .sum();
-    let stream = read_stream(&kinesis).await?;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for e in &stream {
-        *counts.entry(e.id.as_str()).or_default() += 1;
-    }
-    let missing = expected
-        .keys()
-        .filter(|id| !counts.contains_key(id.as_str()))
-        .count();
-    let doubled = counts.values().filter(|n| **n > 1).count();
-    let unexpected = counts
-        .keys()
-        .filter(|id| !expected.contains_key(**id))
-        .count();
-    let quarantine = read_quarantine(&s3).await?;
-    let mut quarantine_reasons = BTreeMap::new();
-    for q in &quarantine {
-        if let Some(reason) = q.get("reason").and_then(|r| r.as_str()) {
-            *quarantine_reasons.entry(reason_kind(reason)).or_default() += 1;
-        }
-    }
-    let accepted = requests - throttled;
-    let rpm_achieved = accepted as f64 / (walk_s / 60.0);
-    let state = DynamoHostState::new(
-        db.clone(),
-        TABLE,
-        RetryPolicy::new(3, Duration::from_millis(50), Duration::from_millis(500)),
-    );
-    let host = collector::host_of(&format!("http://{addr}"));
-    let learned_rpm = state
-        .load_limit(&format!("{host}{V3_PATH}"))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_or(0.0, |l| l.rpm);
+    let walked = walk(
+        &lane.collector,
+        &job,
+        cfg.invocation,
+        cfg.max_invocations,
+        say,
+    )
+    .await?;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let mut report = measure(
+        sdk,
+        &lane,
+        "travelpayouts",
+        &sim.served(),
+        cfg.limit_rpm,
+        |s| s.query.get("page").cloned().unwrap_or_default(),
+        &format!("{host}{V3_PATH}"),
+        walked,
+    )
+    .await?;
 
     // The breaker: kill the upstream, run until it opens, check it is left alone, revive
     // it, wait out open_for, and see one probe close it.
-    let breaker = if cfg.breaker_phase {
+    if cfg.breaker_phase {
+        let store = state(sdk);
         sim.set_config(SimConfig {
             error_rate: 1.0,
             ..healthy.clone()
         });
         let mut runs_to_open = 0;
         for n in 1..=10 {
-            let r = collector
+            let r = lane
+                .collector
                 .run(&probe_job, Some(Instant::now() + cfg.invocation))
                 .await;
             runs_to_open = n;
-            let phase = state
+            let phase = store
                 .load_breaker(&host)
                 .await
                 .map_err(|e| e.to_string())?
@@ -449,7 +652,8 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
         let before = sim.served().len();
         let mut runs_while_open = 0;
         for _ in 0..3 {
-            let s = collector
+            let s = lane
+                .collector
                 .run(&probe_job, Some(Instant::now() + cfg.invocation))
                 .await
                 .map_err(|e| format!("run while open: {e}"))?;
@@ -465,7 +669,8 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
             ..healthy.clone()
         });
         tokio::time::sleep(cfg.breaker_open + Duration::from_millis(500)).await;
-        let s = collector
+        let s = lane
+            .collector
             .run(&probe_job, Some(Instant::now() + cfg.invocation))
             .await
             .map_err(|e| format!("run after recovery: {e}"))?;
@@ -473,78 +678,313 @@ pub async fn run(cfg: &SoakConfig, say: impl Fn(String)) -> Result<SoakReport, S
             "  recovered: transitions {:?}, breaker {}",
             s.breaker_transitions, s.breaker
         ));
-        Some(BreakerReport {
+        report.breaker = Some(BreakerReport {
             runs_to_open,
             requests_while_open,
             runs_while_open,
             recovery_transitions: s.breaker_transitions.clone(),
             closed_after_recovery: s.breaker == "closed",
-        })
-    } else {
-        None
-    };
+        });
+    }
     sim_task.abort();
+    Ok(report)
+}
 
-    Ok(SoakReport {
-        invocations: runs.len(),
-        complete,
-        elapsed_s: walk_s,
-        requests,
-        throttled,
-        server_errors,
-        adapted_at_s: adapted_at_ms.map(|a| a as f64 / 1000.0),
-        requests_after_adaptation: after.len(),
-        throttled_after_adaptation: after.iter().filter(|s| s.status == 429).count(),
-        rpm_achieved,
-        utilisation: rpm_achieved / f64::from(cfg.limit_rpm),
-        records_per_minute: counts.len() as f64 / (walk_s / 60.0),
-        learned_rpm,
-        records_served,
-        pages_served: page_answers.len(),
-        pages_served_twice: page_answers.values().filter(|n| **n > 1).count(),
-        expected_valid: expected.len(),
-        expected_malformed,
-        on_stream: stream.len(),
-        missing,
-        doubled,
-        unexpected,
-        quarantined: quarantine.len(),
-        quarantine_reasons,
-        runs,
-        breaker,
+/// How long the quota phase's hold lasts (the source's `quota_hold_seconds`).
+const QUOTA_HOLD: Duration = Duration::from_secs(3);
+
+async fn odds(
+    cfg: &SoakConfig,
+    o: &OddsSoakConfig,
+    sdk: &aws_config::SdkConfig,
+    say: &(impl Fn(String) + Sync),
+) -> Result<SoakReport, String> {
+    let dinger = Simulator::playing(
+        Personality::Dingerodds,
+        "dinger",
+        SimConfig {
+            odds_events: o.events,
+            ..faults(
+                o.seed,
+                o.limit_rpm,
+                o.error_rate,
+                o.null_rate,
+                o.malformed_rate,
+                (o.spike_rate, o.spike_ms),
+                o.latency_ms,
+            )
+        },
+    );
+    let v4 = Simulator::playing(
+        Personality::Odds,
+        "odds",
+        SimConfig {
+            odds_events: 4,
+            quota: o.quota_credits,
+            token: Some(TOKEN.into()),
+            seed: o.seed,
+            ..SimConfig::default()
+        },
+    );
+    let (dinger_addr, dinger_task) = dinger
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    let (v4_addr, v4_task) = v4
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    let lane = lane(
+        sdk,
+        "odds",
+        serde_json::json!({
+            "dinger": {"module": "odds", "base_url": format!("http://{dinger_addr}"),
+                "auth": {"style": "bearer"}, "secret_parameter": "/soak/token",
+                "options": {"api": "dingerodds"}},
+            "odds": {"base_url": format!("http://{v4_addr}"), "secret_parameter": "/soak/token",
+                "quota_hold_seconds": QUOTA_HOLD.as_secs(), "breaker": {"failure_threshold": 1}},
+        }),
+    )
+    .await?;
+    let pages = (o.events as u32).div_ceil(o.page_size);
+    let job = Job::from_value(&serde_json::json!({
+        "job": "soak-odds", "source": "dinger",
+        "params": {"sport": "baseball", "market": "moneyline", "limit": o.page_size.to_string(),
+                   "max_pages": (pages + 1).to_string()}
+    }))
+    .map_err(|e| e.to_string())?;
+    let walked = walk(
+        &lane.collector,
+        &job,
+        cfg.invocation,
+        cfg.max_invocations,
+        say,
+    )
+    .await?;
+    let mut report = measure(
+        sdk,
+        &lane,
+        "dinger",
+        &dinger.served(),
+        o.limit_rpm,
+        |s| {
+            s.query
+                .get("cursor")
+                .cloned()
+                .unwrap_or_else(|| "(first)".into())
+        },
+        &format!("127.0.0.1:{}*", dinger_addr.port()),
+        walked,
+    )
+    .await?;
+    dinger_task.abort();
+
+    // The quota: collect until the credits run out, then watch the source stay held (no
+    // request, breaker untouched), give the credits back and see it collect again.
+    if o.quota_credits.is_some() {
+        let quota_job = Job::from_value(&serde_json::json!({
+            "job": "soak-quota", "source": "odds",
+            "params": {"sport": "basketball_nba", "regions": "us", "markets": "h2h,spreads"}
+        }))
+        .map_err(|e| e.to_string())?;
+        let run = || {
+            lane.collector
+                .run(&quota_job, Some(Instant::now() + cfg.invocation))
+        };
+        let mut runs_collected = 0;
+        let mut held = None;
+        for _ in 0..10 {
+            let s = run().await.map_err(|e| format!("quota run: {e}"))?;
+            if s.put > 0 {
+                runs_collected += 1;
+            }
+            if s.held.is_some() {
+                held = s.held.clone();
+                break;
+            }
+        }
+        say(format!(
+            "  odds quota: {runs_collected} runs collected, then held: {held:?}"
+        ));
+        let before = v4.served().len();
+        let mut runs_while_held = 0;
+        for _ in 0..3 {
+            let s = run().await.map_err(|e| format!("run while held: {e}"))?;
+            if s.held.is_some() && s.requests == 0 {
+                runs_while_held += 1;
+            }
+        }
+        let requests_while_held = v4.served().len() - before;
+        let host = format!("127.0.0.1:{}", v4_addr.port());
+        let breaker = state(sdk)
+            .load_breaker(&host)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        v4.reset_quota();
+        tokio::time::sleep(QUOTA_HOLD + Duration::from_millis(300)).await;
+        let after = run()
+            .await
+            .map_err(|e| format!("run after the quota reset: {e}"))?;
+        say(format!(
+            "  odds quota: after the reset {} records, breaker {}",
+            after.put, after.breaker
+        ));
+        report.quota = Some(QuotaReport {
+            runs_collected,
+            held,
+            requests_while_held,
+            runs_while_held,
+            breaker_phase: breaker.phase.as_str().to_string(),
+            breaker_failures: breaker.failures,
+            records_after_reset: after.put,
+        });
+    }
+    v4_task.abort();
+    Ok(report)
+}
+
+/// Both scenarios at once, on one moto server.
+pub async fn run(cfg: &SoakConfig, say: impl Fn(String) + Sync) -> Result<SoakReports, String> {
+    let moto = testkit::Moto::start();
+    let sdk = pricewire_pipeline::aws::emulator(&moto.endpoint(), REGION).await;
+    create_table(&pricewire_pipeline::aws::dynamodb(&sdk)).await?;
+    let (flights, odds) = tokio::join!(flights(cfg, &sdk, &say), async {
+        match &cfg.odds {
+            Some(o) => Some(odds(cfg, o, &sdk, &say).await),
+            None => None,
+        }
+    });
+    Ok(SoakReports {
+        flights: flights?,
+        odds: odds.transpose()?,
     })
 }
 
-/// The report as the Markdown `make bench` prints.
-pub fn markdown(cfg: &SoakConfig, r: &SoakReport) -> String {
+/// The reports as the Markdown `make bench` prints.
+pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "| upstream soak (seed {}) | value |\n|---|---|\n",
-        cfg.seed
-    ));
-    let rows: Vec<(&str, String)> = vec![
-        ("records behind the query / page size", format!("{} / {}", cfg.records, cfg.page_size)),
-        ("undocumented limit", format!("{} rpm", cfg.limit_rpm)),
-        ("fault mix", format!("{:.0}% 502/504, {:.0}% null/{{}} fields, {:.0}% malformed, {:.0}% spikes of {}-{} ms",
-            cfg.error_rate * 100.0, cfg.null_rate * 100.0, cfg.malformed_rate * 100.0, cfg.spike_rate * 100.0, cfg.spike_ms.0, cfg.spike_ms.1)),
-        ("invocations to complete the walk", format!("{} ({:.0} s)", r.invocations, r.elapsed_s)),
-        ("requests / 429 / 5xx", format!("{} / {} / {}", r.requests, r.throttled, r.server_errors)),
-        ("429s after adapting", format!("{} of {} ({:.2} %)", r.throttled_after_adaptation, r.requests_after_adaptation, r.throttled_share_after_adaptation() * 100.0)),
-        ("requests per minute achieved (non-429)", format!("{:.1} ({:.0} % of the limit)", r.rpm_achieved, r.utilisation * 100.0)),
-        ("learned rate", format!("{:.1} rpm", r.learned_rpm)),
-        ("records per minute collected", format!("{:.0}", r.records_per_minute)),
-        ("records served / pages served (twice)", format!("{} / {} ({})", r.records_served, r.pages_served, r.pages_served_twice)),
-        ("valid records served / on the stream / missing / doubled", format!("{} / {} / {} / {}", r.expected_valid, r.on_stream, r.missing, r.doubled)),
-        ("malformed served / quarantined", format!("{} / {}", r.expected_malformed, r.quarantined)),
-    ];
-    for (k, v) in rows {
-        out.push_str(&format!("| {k} | {v} |\n"));
-    }
-    if let Some(b) = &r.breaker {
-        out.push_str(&format!(
-            "| breaker | opened after {} run(s) on a dead upstream; {} request(s) in {} run(s) while open; after recovery {:?} |\n",
-            b.runs_to_open, b.requests_while_open, b.runs_while_open, b.recovery_transitions
-        ));
+    let mut table = |title: String, limit: u32, mix: String, w: &SoakReport| {
+        out.push_str(&format!("| {title} | value |\n|---|---|\n"));
+        let rows: Vec<(&str, String)> = vec![
+            ("undocumented limit", format!("{limit} rpm")),
+            ("fault mix", mix),
+            (
+                "invocations to complete the walk",
+                format!("{} ({:.0} s)", w.invocations, w.elapsed_s),
+            ),
+            (
+                "requests / 429 / 5xx",
+                format!("{} / {} / {}", w.requests, w.throttled, w.server_errors),
+            ),
+            (
+                "429s after adapting",
+                format!(
+                    "{} of {} ({:.2} %)",
+                    w.throttled_after_adaptation,
+                    w.requests_after_adaptation,
+                    w.throttled_share_after_adaptation() * 100.0
+                ),
+            ),
+            (
+                "requests per minute achieved (non-429)",
+                format!(
+                    "{:.1} ({:.0} % of the limit)",
+                    w.rpm_achieved,
+                    w.utilisation * 100.0
+                ),
+            ),
+            ("learned rate", format!("{:.1} rpm", w.learned_rpm)),
+            (
+                "records per minute collected",
+                format!("{:.0}", w.records_per_minute),
+            ),
+            (
+                "records served / pages served (twice)",
+                format!(
+                    "{} / {} ({})",
+                    w.records_served, w.pages_served, w.pages_served_twice
+                ),
+            ),
+            (
+                "valid records served / on the stream / missing / doubled",
+                format!(
+                    "{} / {} / {} / {}",
+                    w.expected_valid, w.on_stream, w.missing, w.doubled
+                ),
+            ),
+            (
+                "malformed served / quarantined",
+                format!("{} / {}", w.expected_malformed, w.quarantined),
+            ),
+        ];
+        for (k, v) in rows {
+            out.push_str(&format!("| {k} | {v} |\n"));
+        }
+        if let Some(b) = &w.breaker {
+            out.push_str(&format!(
+                "| breaker | opened after {} run(s) on a dead upstream; {} request(s) in {} run(s) while open; after recovery {:?} |\n",
+                b.runs_to_open, b.requests_while_open, b.runs_while_open, b.recovery_transitions
+            ));
+        }
+        if let Some(q) = &w.quota {
+            out.push_str(&format!(
+                "| quota (v4, credits spent) | {} run(s) collected, then held ({}); {} request(s) in {} held run(s); breaker {} with {} failures; {} records after the reset |\n",
+                q.runs_collected,
+                q.held.as_deref().unwrap_or("never held"),
+                q.requests_while_held,
+                q.runs_while_held,
+                q.breaker_phase,
+                q.breaker_failures,
+                q.records_after_reset
+            ));
+        }
+        out.push('\n');
+    };
+    table(
+        format!(
+            "flights soak (Travelpayouts v3, {} records / pages of {}, seed {})",
+            cfg.records, cfg.page_size, cfg.seed
+        ),
+        cfg.limit_rpm,
+        format!(
+            "{:.0}% 502/504, {:.0}% null/{{}} fields, {:.0}% malformed, {:.0}% spikes of {}-{} ms",
+            cfg.error_rate * 100.0,
+            cfg.null_rate * 100.0,
+            cfg.malformed_rate * 100.0,
+            cfg.spike_rate * 100.0,
+            cfg.spike_ms.0,
+            cfg.spike_ms.1
+        ),
+        &r.flights,
+    );
+    if let (Some(o), Some(w)) = (&cfg.odds, &r.odds) {
+        table(
+            format!("odds soak (dingerodds, {} events / pages of {}, seed {})", o.events, o.page_size, o.seed),
+            o.limit_rpm,
+            format!("{:.0}% 502/504 (twice that on pages over 50), {:.0}% null/{{}} odds, {:.0}% malformed events, {:.0}% spikes of {}-{} ms",
+                o.error_rate * 100.0, o.null_rate * 100.0, o.malformed_rate * 100.0, o.spike_rate * 100.0, o.spike_ms.0, o.spike_ms.1),
+            w,
+        );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_grouped_by_their_field() {
+        assert_eq!(reason_kind("price: null"), "price");
+        assert_eq!(
+            reason_kind("event e1: bookmakers[0].markets[1].outcomes[0].price: empty object {}"),
+            "price"
+        );
+        assert_eq!(
+            reason_kind("commence_time: \"TBD\" is not an RFC 3339 time"),
+            "commence_time"
+        );
+        assert_eq!(reason_kind("id: missing"), "id");
+    }
 }

@@ -126,7 +126,6 @@ async fn ten_thousand_records_through_aws_faults_land_exactly_once_and_a_replay_
     pricewire_cli::report::print(&report);
     let check = report.check.as_ref().unwrap();
     let served: usize = demo
-        .sim
         .served()
         .iter()
         .filter(|s| s.status == 200)

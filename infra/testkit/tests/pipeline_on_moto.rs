@@ -2,6 +2,7 @@
 //! stub → records on a Kinesis stream → consumer → items in DynamoDB; alerter → messages
 //! on the SNS topic, read back through an SQS queue subscribed to it.
 
+use alerter::config::AlerterConfig;
 use aws_lambda_events::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -9,13 +10,14 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_ssm::types::ParameterType;
+use collector::config::CollectorConfig;
 use collector::Collector;
+use consumer::config::ConsumerConfig;
 use consumer::Consumer;
 use lambda_runtime::{Context, LambdaEvent};
-use pricewire_pipeline::adapters::ssm;
 use pricewire_pipeline::archive;
 use pricewire_pipeline::aws;
-use pricewire_pipeline::config::{AlerterConfig, CollectorConfig, ConsumerConfig, Vars};
+use pricewire_pipeline::config::Vars;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::stream::event_record;
 use serde_json::{json, Value};
@@ -247,23 +249,22 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
         .await
         .unwrap();
 
-    // Collector: config from variables as the function reads them, token from SSM.
+    // Collector: config from variables as the function reads them, token from SSM (read
+    // by the real SSM adapter the first time a job of the source runs).
     let stub = UpstreamStub::start(TOKEN, v3_body(), month_matrix_body()).await;
+    let sources = json!({"travelpayouts": {
+        "base_url": stub.base_url, "secret_parameter": TOKEN_PARAMETER,
+        // One request at a time: the stub's one v3 page is short, so no page 2 is asked.
+        "concurrency": 1}});
     let config = CollectorConfig::from_vars(&vars(vec![
         ("PRICEWIRE_STREAM_NAME", "prices".into()),
         ("PRICEWIRE_ARCHIVE_BUCKET", "archive".into()),
-        ("PRICEWIRE_TOKEN_PARAMETER", TOKEN_PARAMETER.into()),
-        ("PRICEWIRE_TRAVELPAYOUTS_BASE_URL", stub.base_url.clone()),
+        ("PRICEWIRE_SOURCES", sources.to_string()),
         ("PRICEWIRE_HTTP_TIMEOUT_MS", "5000".into()),
         ("PRICEWIRE_STATE_TABLE", "state".into()),
-        // One request at a time: the stub's one v3 page is short, so no page 2 is asked.
-        ("PRICEWIRE_HOST_CONCURRENCY", "1".into()),
     ]))
     .unwrap();
-    let token = ssm::secure_string(&ssm_client, &config.token_parameter)
-        .await
-        .unwrap();
-    let collector = Collector::from_config(&config, &sdk, token).unwrap();
+    let collector = Collector::from_config(&config, &sdk);
     let jobs = [
         json!({"job":"led-kzn","source":"travelpayouts","params":{"origin":"LED","destination":"KZN","departure_at":"2026-12","currency":"rub"}}),
         json!({"job":"mow-aer","source":"travelpayouts","params":{"origin":"MOW","destination":"AER","month":"2026-12-01","currency":"rub","show_to_affiliates":"true"}}),

@@ -1,17 +1,14 @@
-//! One adapter per external service, each behind a small trait so the handlers can be
-//! tested with fakes, and the adapters with `aws-smithy-mocks`.
+//! The adapters every function shares, each behind a small trait defined beside the code
+//! that uses it: the S3 archive (collector and consumer) and checkpoints (stream readers),
+//! with in-memory twins in `memory`. A function's own adapters live in its crate.
+//! The retry wrapper here is the one every AWS adapter uses.
 
 pub mod dynamodb;
-pub mod http;
-pub mod kinesis;
+pub mod memory;
 pub mod s3;
-pub mod sns;
-pub mod sqs;
-pub mod ssm;
-
 use crate::backoff::RetryPolicy;
-use aws_sdk_kinesis::config::http::HttpResponse;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use backon::Retryable;
 use std::future::Future;
 
@@ -67,7 +64,9 @@ pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
 
 /// One SDK call under an adapter's retry policy, repeating only what [`is_retryable`]
 /// says is worth repeating: `(|| client.op().send()).retried(policy).await`.
-pub(crate) trait RetriedCall<T, E> {
+// Only implemented below, for closures: callers see the concrete future, Send included.
+#[allow(async_fn_in_trait)]
+pub trait RetriedCall<T, E> {
     async fn retried(self, policy: RetryPolicy) -> Result<T, SdkError<E, HttpResponse>>;
 }
 

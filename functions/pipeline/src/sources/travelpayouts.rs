@@ -11,7 +11,10 @@
 //! "error": "…"}`. Fields are mapped by name, each with its own rule for `null`, `{}`,
 //! missing and wrong-typed values (see [`crate::fields`]).
 
-use super::{Normalised, Quarantined, RequestSpec, ResponseError};
+use super::{
+    Auth, Context, Defaults, Normalised, Page, Plan, Quarantined, RateScope, RequestSpec, Response,
+    ResponseError, Source, Step, Walk,
+};
 use crate::envelope::{Envelope, FlightPrice, Money, Payload};
 use crate::fields::{self, describe, Dropped, FieldIssue};
 use crate::job::{Job, JobError};
@@ -19,7 +22,53 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-pub const SOURCE: &str = "travelpayouts";
+pub const MODULE: &str = "travelpayouts";
+/// The header Travelpayouts reads the token from.
+pub const TOKEN_HEADER: &str = "X-Access-Token";
+
+/// Travelpayouts' documented per-method limits, requests per minute (support article
+/// "API rate limits", limits valid from 2024-06-14; read 2026-11-21). Paths are the API's,
+/// as the collector requests them.
+pub const DOCUMENTED_RPM: &[(&str, u32)] = &[
+    ("/aviasales/v3/prices_for_dates", 600),
+    ("/aviasales/v3/get_latest_prices", 300),
+    ("/aviasales/v3/grouped_prices", 600),
+    ("/v2/prices/month-matrix", 300),
+    ("/v2/prices/latest", 300),
+    ("/v1/prices/calendar", 300),
+    ("/v1/prices/cheap", 300),
+    ("/v1/prices/direct", 180),
+    ("/v1/prices/monthly", 60),
+];
+
+/// The flight-price source: the Travelpayouts (Aviasales) Data API.
+pub struct Travelpayouts;
+
+impl Source for Travelpayouts {
+    fn module(&self) -> &'static str {
+        MODULE
+    }
+
+    fn kinds(&self) -> &'static [&'static str] {
+        &["flight_price"]
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            base_url: "https://api.travelpayouts.com",
+            auth: Auth::Header {
+                name: TOKEN_HEADER.into(),
+            },
+            documented_rpm: DOCUMENTED_RPM,
+            unknown_path_rpm: 60,
+            rate_scope: RateScope::Path,
+        }
+    }
+
+    fn plan(&self, job: &Job, context: Context<'_>) -> Result<Box<dyn Plan>, JobError> {
+        Ok(Box::new(query(job, context.source)?))
+    }
+}
 /// Where relative offer links point.
 const SITE: &str = "https://www.aviasales.com";
 /// Travelpayouts answers in roubles unless asked otherwise.
@@ -92,6 +141,9 @@ pub struct Paging {
 /// A validated Travelpayouts query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// The source entry (records' `source`) and the job (records' `job`).
+    pub source: String,
+    pub job: String,
     pub endpoint: Endpoint,
     pub origin: String,
     pub destination: String,
@@ -114,7 +166,7 @@ impl Query {
 
 /// Turns a job's params into a query. The endpoint is `params.endpoint`
 /// (`prices_for_dates` or `month-matrix`), or month-matrix when `params.month` is given.
-pub fn query(job: &Job) -> Result<Query, JobError> {
+pub fn query(job: &Job, source: &str) -> Result<Query, JobError> {
     let endpoint = match job.param("endpoint") {
         Some("prices_for_dates") | Some("v3") => Endpoint::PricesForDates,
         Some("month-matrix") | Some("month_matrix") => Endpoint::MonthMatrix,
@@ -243,14 +295,13 @@ pub fn query(job: &Job) -> Result<Query, JobError> {
         }
     }
     Ok(Query {
+        source: source.to_string(),
+        job: job.name.clone(),
         endpoint,
         origin,
         destination,
         currency,
-        request: RequestSpec {
-            path: endpoint.path(),
-            query,
-        },
+        request: RequestSpec::new(endpoint.path(), query),
         paging,
     })
 }
@@ -264,20 +315,49 @@ fn is_month_or_date(v: &str) -> bool {
         || NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
 }
 
+impl Plan for Query {
+    fn walk(&self) -> Walk {
+        match self.paging {
+            Some(p) => Walk::Pages {
+                page_size: p.page_size,
+                max_pages: p.max_pages,
+            },
+            None => Walk::Single,
+        }
+    }
+
+    fn request(&self, step: &Step) -> RequestSpec {
+        match (step, self.paging) {
+            (Step::Page { page }, Some(_)) => self.page(*page),
+            _ => self.request.clone(),
+        }
+    }
+
+    fn parse(&self, response: &Response) -> Result<Page, ResponseError> {
+        let normalised = parse(self, &response.body, response.fetched_at)?;
+        let size = normalised.records.len() + normalised.quarantined.len();
+        Ok(Page {
+            normalised,
+            next: None,
+            size,
+        })
+    }
+}
+
 /// Parses a response body into records and quarantined records.
 pub fn parse(
-    job: &Job,
     query: &Query,
     body: &[u8],
     fetched_at: DateTime<Utc>,
 ) -> Result<Normalised, ResponseError> {
+    let job_name = &query.job;
     let root: Value = serde_json::from_slice(body).map_err(|e| ResponseError::NotJson {
-        job: job.name.clone(),
+        job: job_name.clone(),
         detail: e.to_string(),
     })?;
     let Value::Object(root) = root else {
         return Err(ResponseError::UnexpectedShape {
-            job: job.name.clone(),
+            job: job_name.clone(),
             detail: format!("top level is {}, expected an object", describe(&root)),
         });
     };
@@ -289,7 +369,7 @@ pub fn parse(
                 None => "success=false without an error message".to_string(),
             };
             return Err(ResponseError::ErrorEnvelope {
-                job: job.name.clone(),
+                job: job_name.clone(),
                 message,
             });
         }
@@ -301,13 +381,13 @@ pub fn parse(
         Some(Value::Null) => Vec::new(),
         Some(other) => {
             return Err(ResponseError::UnexpectedShape {
-                job: job.name.clone(),
+                job: job_name.clone(),
                 detail: format!("data is {}, expected an array", describe(other)),
             })
         }
         None => {
             return Err(ResponseError::UnexpectedShape {
-                job: job.name.clone(),
+                job: job_name.clone(),
                 detail: "no data field".into(),
             })
         }
@@ -332,8 +412,8 @@ pub fn parse(
         match result {
             Ok((key, upstream_time, price)) => {
                 out.records.push(Envelope::new(
-                    SOURCE,
-                    &job.name,
+                    &query.source,
+                    job_name,
                     key,
                     upstream_time,
                     fetched_at,
@@ -342,8 +422,8 @@ pub fn parse(
                 out.dropped_values.extend(dropped.0);
             }
             Err(reason) => out.quarantined.push(Quarantined {
-                source: SOURCE.to_string(),
-                job: job.name.clone(),
+                source: query.source.clone(),
+                job: job_name.clone(),
                 index: Some(index),
                 reason,
                 record: item,
@@ -542,7 +622,7 @@ mod tests {
         let j = job(
             json!({"origin":"LED","destination":"KZN","departure_at":"2026-12","currency":"rub"}),
         );
-        let q = query(&j).unwrap();
+        let q = query(&j, MODULE).unwrap();
         (j, q)
     }
 
@@ -550,7 +630,7 @@ mod tests {
         let j = job(
             json!({"origin":"MOW","destination":"AER","month":"2026-12-01","currency":"rub","show_to_affiliates":"true"}),
         );
-        let q = query(&j).unwrap();
+        let q = query(&j, MODULE).unwrap();
         (j, q)
     }
 
@@ -561,6 +641,7 @@ mod tests {
     fn flight(e: &Envelope) -> &FlightPrice {
         match &e.payload {
             Payload::FlightPrice(f) => f,
+            other => panic!("not a flight: {other:?}"),
         }
     }
 
@@ -607,7 +688,7 @@ mod tests {
             ),
         ];
         for (params, field) in bad {
-            let err = query(&job(params.clone())).unwrap_err();
+            let err = query(&job(params.clone()), MODULE).unwrap_err();
             assert_eq!(err.field, field, "{params}: {err}");
         }
     }
@@ -625,9 +706,10 @@ mod tests {
         let p3 = q.page(3);
         assert!(p3.query.contains(&("page".into(), "3".into())));
         assert!(p3.query.contains(&("limit".into(), "30".into())), "{p3:?}");
-        let q = query(&job(
-            json!({"origin":"LED","destination":"KZN","limit":"25","max_pages":"80"}),
-        ))
+        let q = query(
+            &job(json!({"origin":"LED","destination":"KZN","limit":"25","max_pages":"80"})),
+            MODULE,
+        )
         .unwrap();
         assert_eq!(
             q.paging,
@@ -640,25 +722,30 @@ mod tests {
             !q.request.query.iter().any(|(k, _)| k == "max_pages"),
             "max_pages is the collector's, not the API's"
         );
-        let q = query(&job(json!({"origin":"LED","destination":"KZN","page":"2"}))).unwrap();
+        let q = query(
+            &job(json!({"origin":"LED","destination":"KZN","page":"2"})),
+            MODULE,
+        )
+        .unwrap();
         assert_eq!(q.paging, None);
         assert_eq!(mm_job().1.paging, None);
-        let err = query(&job(
-            json!({"origin":"LED","destination":"KZN","max_pages":"0"}),
-        ))
+        let err = query(
+            &job(json!({"origin":"LED","destination":"KZN","max_pages":"0"})),
+            MODULE,
+        )
         .unwrap_err();
         assert_eq!(err.field, "params.max_pages");
     }
 
     #[test]
     fn v3_prices_for_dates_normalises_every_field() {
-        let (j, q) = v3_job();
+        let (_, q) = v3_job();
         let body = json!({"success":true,"currency":"rub","data":[{
             "origin":"LED","destination":"KZN","origin_airport":"LED","destination_airport":"KZN",
             "price":4830,"airline":"SU","flight_number":"1234",
             "departure_at":"2026-12-05T10:30:00+03:00","return_at":"2026-12-10T18:00:00+03:00",
             "transfers":0,"return_transfers":0,"duration":95,"link":"/search/LED0512KZN10121?t=SU1"}]});
-        let n = parse(&j, &q, body.to_string().as_bytes(), now()).unwrap();
+        let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
         assert!(n.quarantined.is_empty() && n.dropped_values.is_empty());
         let e = &n.records[0];
         let f = flight(e);
@@ -685,12 +772,12 @@ mod tests {
 
     #[test]
     fn month_matrix_normalises_every_field() {
-        let (j, q) = mm_job();
+        let (_, q) = mm_job();
         let body = json!({"success":true,"data":[{
             "value":3900,"trip_class":0,"show_to_affiliates":true,"return_date":"2026-12-12",
             "origin":"MOW","gate":"Aeroflot","found_at":"2026-11-20T08:12:44","number_of_changes":0,
             "destination":"AER","depart_date":"2026-12-05","actual":true,"distance":1360,"duration":130}]});
-        let n = parse(&j, &q, body.to_string().as_bytes(), now()).unwrap();
+        let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
         assert!(n.quarantined.is_empty());
         let e = &n.records[0];
         let f = flight(e);
@@ -713,12 +800,12 @@ mod tests {
 
     #[test]
     fn null_empty_missing_and_wrong_typed_optional_fields_are_handled_per_field() {
-        let (j, q) = mm_job();
+        let (_, q) = mm_job();
         let body = json!({"success":true,"data":[
             {"value":"3900.50","depart_date":"2026-12-05","return_date":"","gate":null,
              "number_of_changes":{},"found_at":[],"actual":"true","distance":"1360","trip_class":"x"},
             {"value":3900,"depart_date":"2026-12-06","gate":{},"number_of_changes":"1","found_at":"yesterday"}]});
-        let n = parse(&j, &q, body.to_string().as_bytes(), now()).unwrap();
+        let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
         assert_eq!(n.records.len(), 2, "{:?}", n.quarantined);
         let a = flight(&n.records[0]);
         assert_eq!(a.price.amount.to_string(), "3900.5");
@@ -747,7 +834,7 @@ mod tests {
 
     #[test]
     fn unusable_required_fields_quarantine_the_record_with_its_reason() {
-        let (j, q) = v3_job();
+        let (_, q) = v3_job();
         let body = json!({"success":true,"data":[
             {"price":null,"departure_at":"2026-12-05"},
             {"price":{},"departure_at":"2026-12-05"},
@@ -759,7 +846,7 @@ mod tests {
             {"price":100,"departure_at":"2026-12-05","origin":"Pulkovo"},
             "garbage",
             {"price":100,"departure_at":"2026-12-05"}]});
-        let n = parse(&j, &q, body.to_string().as_bytes(), now()).unwrap();
+        let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
         assert_eq!(n.records.len(), 1);
         let reasons: Vec<&str> = n.quarantined.iter().map(|q| q.reason.as_str()).collect();
         assert_eq!(
@@ -782,9 +869,8 @@ mod tests {
 
     #[test]
     fn error_envelope_and_malformed_bodies_are_clear_errors_naming_the_job() {
-        let (j, q) = v3_job();
+        let (_, q) = v3_job();
         let err = parse(
-            &j,
             &q,
             br#"{"success":false,"data":null,"error":"Unauthorized"}"#,
             now(),
@@ -794,25 +880,25 @@ mod tests {
             err.to_string(),
             "job led-kzn: upstream reported an error: Unauthorized"
         );
-        let err = parse(&j, &q, b"<html>502 Bad Gateway</html>", now()).unwrap_err();
+        let err = parse(&q, b"<html>502 Bad Gateway</html>", now()).unwrap_err();
         assert!(matches!(err, ResponseError::NotJson { .. }));
         assert!(
             err.to_string()
                 .starts_with("job led-kzn: upstream body is not JSON"),
             "{err}"
         );
-        let err = parse(&j, &q, br#"{"success":true,"data":[{"price":1"#, now()).unwrap_err();
+        let err = parse(&q, br#"{"success":true,"data":[{"price":1"#, now()).unwrap_err();
         assert!(matches!(err, ResponseError::NotJson { .. }));
-        let err = parse(&j, &q, br#"[1,2]"#, now()).unwrap_err();
+        let err = parse(&q, br#"[1,2]"#, now()).unwrap_err();
         assert!(err.to_string().contains("top level is array of 2"), "{err}");
-        let err = parse(&j, &q, br#"{"success":true,"data":"none"}"#, now()).unwrap_err();
+        let err = parse(&q, br#"{"success":true,"data":"none"}"#, now()).unwrap_err();
         assert!(matches!(err, ResponseError::UnexpectedShape { .. }));
         // `data: null` / `{}` = nothing found: not an error.
-        assert!(parse(&j, &q, br#"{"success":true,"data":null}"#, now())
+        assert!(parse(&q, br#"{"success":true,"data":null}"#, now())
             .unwrap()
             .records
             .is_empty());
-        assert!(parse(&j, &q, br#"{"success":true,"data":{}}"#, now())
+        assert!(parse(&q, br#"{"success":true,"data":{}}"#, now())
             .unwrap()
             .records
             .is_empty());
@@ -820,20 +906,20 @@ mod tests {
 
     #[test]
     fn the_same_offer_fetched_twice_has_one_id_and_a_new_price_a_new_one() {
-        let (j, q) = v3_job();
+        let (_, q) = v3_job();
         let body = |p: u32| {
             json!({"success":true,"data":[{"price":p,"departure_at":"2026-12-05T10:30:00+03:00","airline":"SU","flight_number":1234}]}).to_string()
         };
         let later = now() + chrono::Duration::minutes(5);
-        let a = parse(&j, &q, body(4830).as_bytes(), now())
+        let a = parse(&q, body(4830).as_bytes(), now())
             .unwrap()
             .records
             .remove(0);
-        let b = parse(&j, &q, body(4830).as_bytes(), later)
+        let b = parse(&q, body(4830).as_bytes(), later)
             .unwrap()
             .records
             .remove(0);
-        let c = parse(&j, &q, body(4700).as_bytes(), later)
+        let c = parse(&q, body(4700).as_bytes(), later)
             .unwrap()
             .records
             .remove(0);

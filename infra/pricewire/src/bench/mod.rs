@@ -851,7 +851,9 @@ mod tests {
             back.verify_id().unwrap();
         }
         for e in offers(30, 5, t, true) {
-            let Payload::FlightPrice(f) = &e.payload;
+            let Payload::FlightPrice(f) = &e.payload else {
+                panic!("offers are flights")
+            };
             assert_eq!(f.transfers, Some(0));
             assert!(f.price.amount < 4000.into());
         }

@@ -1,6 +1,9 @@
-//! SSM Parameter Store: the upstream token, a SecureString, read once per cold start.
+//! SSM Parameter Store: each source's secret, a SecureString, read the first time a job of
+//! that source runs in this process and kept for the next ones.
 
-use super::describe;
+use crate::secrets::SecretStore;
+use async_trait::async_trait;
+use pricewire_pipeline::adapters::describe;
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -19,6 +22,24 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// SecureStrings, decrypted with the parameter's key.
+pub struct SsmSecrets {
+    client: aws_sdk_ssm::Client,
+}
+
+impl SsmSecrets {
+    pub fn new(client: aws_sdk_ssm::Client) -> SsmSecrets {
+        SsmSecrets { client }
+    }
+}
+
+#[async_trait]
+impl SecretStore for SsmSecrets {
+    async fn secret(&self, parameter: &str) -> Result<Secret, String> {
+        secure_string(&self.client, parameter).await
     }
 }
 

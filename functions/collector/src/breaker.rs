@@ -10,7 +10,8 @@
 //! writes each transition at once with a versioned conditional write (optimistic
 //! concurrency: another invocation's newer state wins and is re-evaluated).
 
-use crate::state::{HostStateStore, StoreError};
+use async_trait::async_trait;
+use pricewire_pipeline::adapters::dynamodb::StoreError;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -83,6 +84,20 @@ pub struct BreakerState {
     pub opened: u64,
     /// Bumped by every write; the conditional write expects the version it read.
     pub version: u64,
+}
+
+/// Where breakers are kept between invocations (`BREAKER#<host>` in the state table).
+#[async_trait]
+pub trait BreakerStore: Send + Sync {
+    async fn load_breaker(&self, host: &str) -> Result<Option<BreakerState>, StoreError>;
+    /// Writes `state` if the stored version is `expected` (`None`: nothing stored yet).
+    /// `Ok(false)`: someone else wrote first.
+    async fn save_breaker(
+        &self,
+        host: &str,
+        state: &BreakerState,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +200,7 @@ pub enum Outcome {
 pub struct Breaker<'a> {
     host: String,
     policy: BreakerPolicy,
-    store: &'a dyn HostStateStore,
+    store: &'a dyn BreakerStore,
     state: tokio::sync::Mutex<BreakerState>,
     /// Whether the failure count changed without a transition (stored at the end).
     dirty: std::sync::atomic::AtomicBool,
@@ -203,7 +218,7 @@ impl<'a> Breaker<'a> {
     /// Reads the host's stored state. If the store cannot be read, the breaker starts
     /// closed for this invocation (an outage of the state table must not stop collection).
     pub async fn load(
-        store: &'a dyn HostStateStore,
+        store: &'a dyn BreakerStore,
         host: &str,
         policy: BreakerPolicy,
     ) -> Breaker<'a> {
@@ -368,7 +383,7 @@ impl<'a> Breaker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::MemoryHostState;
+    use crate::adapters::memory::MemoryHostState;
 
     fn policy() -> BreakerPolicy {
         BreakerPolicy {

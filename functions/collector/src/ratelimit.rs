@@ -10,9 +10,12 @@
 //! - `Retry-After` and exhausted quota headers pause the host: no request starts before.
 //! - A semaphore bounds concurrent requests to the host.
 
-use crate::fetch::Deadline;
+use crate::deadline::Deadline;
+use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use pricewire_pipeline::adapters::dynamodb::StoreError;
+pub use pricewire_pipeline::sources::RateWindow as QuotaHeaders;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -20,23 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Travelpayouts' documented per-method limits, requests per minute (support article
-/// "API rate limits", limits valid from 2024-06-14; read 2026-11-21). Paths are the API's,
-/// as the collector requests them.
-pub const TRAVELPAYOUTS_DOCUMENTED_RPM: &[(&str, u32)] = &[
-    ("/aviasales/v3/prices_for_dates", 600),
-    ("/aviasales/v3/get_latest_prices", 300),
-    ("/aviasales/v3/grouped_prices", 600),
-    ("/v2/prices/month-matrix", 300),
-    ("/v2/prices/latest", 300),
-    ("/v1/prices/calendar", 300),
-    ("/v1/prices/cheap", 300),
-    ("/v1/prices/direct", 180),
-    ("/v1/prices/monthly", 60),
-];
-
-/// The rate used for a method nobody documented and nobody configured.
-pub const UNKNOWN_METHOD_RPM: u32 = 60;
 /// The rate never goes below this (one request every 12 s keeps probing a host).
 pub const FLOOR_RPM: f64 = 5.0;
 /// After a 429 the rate becomes this share of what the host accepted in the last minute.
@@ -64,12 +50,11 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// Added to the rate after each minute's worth of accepted requests (requests per minute).
 pub const ADDITIVE_STEP_RPM: f64 = 1.0;
 
-/// The documented limit of a Travelpayouts method, if there is one.
-pub fn documented_rpm(path: &str) -> Option<u32> {
-    TRAVELPAYOUTS_DOCUMENTED_RPM
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, rpm)| *rpm)
+/// Where learned limits are kept between invocations (`LIMIT#<host><path>`).
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    async fn load_limit(&self, key: &str) -> Result<Option<LimitState>, StoreError>;
+    async fn save_limit(&self, key: &str, state: &LimitState) -> Result<(), StoreError>;
 }
 
 /// What a host's limiter carries from one invocation to the next.
@@ -181,16 +166,6 @@ impl Aimd {
         self.rpm = target.clamp(FLOOR_RPM, self.ceiling);
         true
     }
-}
-
-/// `X-RateLimit-*` headers, where an upstream sends them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaHeaders {
-    /// Requests allowed per window (taken as per minute).
-    pub limit: Option<u32>,
-    pub remaining: Option<u32>,
-    /// Until the window resets.
-    pub reset: Option<Duration>,
 }
 
 /// Why a request was not started.
@@ -429,13 +404,6 @@ impl HostGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn documented_limits_are_the_defaults() {
-        assert_eq!(documented_rpm("/aviasales/v3/prices_for_dates"), Some(600));
-        assert_eq!(documented_rpm("/v2/prices/month-matrix"), Some(300));
-        assert_eq!(documented_rpm("/unknown"), None);
-    }
 
     /// A host that allows `limit` requests per rolling minute, driven at `rpm` by the AIMD.
     fn simulate(limit: usize, start_rpm: f64, minutes: u64) -> (f64, usize, usize) {

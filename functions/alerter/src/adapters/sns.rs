@@ -4,22 +4,13 @@
 //! full text for e-mail, and the alert as JSON for queues. Message attributes (source, kind,
 //! rule) let subscribers filter.
 
-use super::{describe, RetriedCall};
-use crate::backoff::RetryPolicy;
-use crate::limits::SNS_MAX_MESSAGE_ATTRIBUTES;
 use crate::message::Alert;
+use crate::ports::{AlertPublisher, PublishError};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SNS publish: {0}")]
-pub struct PublishError(pub String);
-
-#[async_trait]
-pub trait AlertPublisher: Send + Sync {
-    /// Publishes and returns the message id.
-    async fn publish(&self, alert: &Alert) -> Result<String, PublishError>;
-}
+use pricewire_pipeline::adapters::{describe, RetriedCall};
+use pricewire_pipeline::backoff::RetryPolicy;
+use pricewire_pipeline::limits::SNS_MAX_MESSAGE_ATTRIBUTES;
 
 pub struct SnsTopic {
     client: aws_sdk_sns::Client,

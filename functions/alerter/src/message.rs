@@ -1,8 +1,9 @@
-//! Alert messages: the deal, for a phone (one SMS segment) and for a mailbox (everything).
+//! Alert messages: the deal, for a phone (one SMS segment) and for a mailbox (everything),
+//! one layout per record kind.
 
-use crate::envelope::{Envelope, FlightPrice, Payload};
 use crate::gsm;
 use chrono::{DateTime, NaiveDate};
+use pricewire_pipeline::envelope::{Envelope, FlightPrice, OddsQuote, Payload};
 use serde::Serialize;
 
 /// SNS e-mail subjects: at most 100 printable ASCII characters.
@@ -59,6 +60,18 @@ fn dates(f: &FlightPrice) -> String {
     }
 }
 
+/// The first variant that fits one SMS segment, else the last one cut to fit.
+fn first_fitting(variants: &[String]) -> String {
+    if let Some(v) = variants.iter().find(|v| gsm::fits_one_segment(v)) {
+        return v.clone();
+    }
+    let mut cut = variants.last().cloned().unwrap_or_default();
+    while !gsm::fits_one_segment(&cut) {
+        cut.pop();
+    }
+    cut
+}
+
 /// The SMS text: the most complete variant that fits one segment. Variants drop, in order,
 /// the link's query string, the link, the seller, the stops; the last resort is cut to fit.
 pub fn sms_text(f: &FlightPrice) -> String {
@@ -85,23 +98,14 @@ pub fn sms_text(f: &FlightPrice) -> String {
         }
         text
     };
-    let variants = [
+    first_fitting(&[
         compose(true, true, &link_full),
         compose(true, true, &link_short),
         compose(true, true, &None),
         compose(false, true, &None),
         compose(false, false, &None),
-    ];
-    for v in &variants {
-        if gsm::fits_one_segment(v) {
-            return v.clone();
-        }
-    }
-    let mut cut: String = head;
-    while !gsm::fits_one_segment(&cut) {
-        cut.pop();
-    }
-    cut
+        head.clone(),
+    ])
 }
 
 fn full_text(rule: &str, e: &Envelope, f: &FlightPrice) -> String {
@@ -134,41 +138,120 @@ fn full_text(rule: &str, e: &Envelope, f: &FlightPrice) -> String {
 }
 
 fn subject(f: &FlightPrice) -> String {
-    let s: String = format!(
+    ascii_subject(format!(
         "pricewire: {}-{} {} {}",
         f.origin,
         f.destination,
         dates(f),
         f.price
-    )
-    .chars()
-    .filter(|c| c.is_ascii() && !c.is_ascii_control())
-    .take(SUBJECT_MAX_CHARS)
-    .collect();
-    s
+    ))
+}
+
+fn ascii_subject(s: String) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(SUBJECT_MAX_CHARS)
+        .collect()
+}
+
+/// "Lakers v Celtics", else the event id.
+fn event_name(q: &OddsQuote) -> String {
+    match (&q.home_team, &q.away_team) {
+        (Some(h), Some(a)) => format!("{h} v {a}"),
+        _ => q.event_id.clone(),
+    }
+}
+
+/// "Lakers -3.5 @ 1.91", "Over 228.5 @ 1.87", "Lakers @ 2.15".
+fn quote_line(q: &OddsQuote) -> String {
+    match q.point {
+        Some(p) => format!("{} {} @ {}", q.outcome, p.normalize(), q.price.normalize()),
+        None => format!("{} @ {}", q.outcome, q.price.normalize()),
+    }
+}
+
+/// The odds SMS: sport, event, start, the quote, market and bookmaker; dropping, in order,
+/// the bookmaker's title for its key, the market, the sport, the start.
+pub fn odds_sms_text(q: &OddsQuote) -> String {
+    let sport = q.sport_title.as_deref().unwrap_or(&q.sport);
+    let event = event_name(q);
+    let when = short_date(&q.commence_time);
+    let book = q.bookmaker_title.as_deref().unwrap_or(&q.bookmaker);
+    let line = quote_line(q);
+    first_fitting(&[
+        format!("{sport} {event} {when}: {line} ({}), {book}", q.market),
+        format!(
+            "{sport} {event} {when}: {line} ({}), {}",
+            q.market, q.bookmaker
+        ),
+        format!("{sport} {event} {when}: {line}, {}", q.bookmaker),
+        format!("{event} {when}: {line}, {}", q.bookmaker),
+        format!("{event}: {line}"),
+        line,
+    ])
+}
+
+fn odds_full_text(rule: &str, e: &Envelope, q: &OddsQuote) -> String {
+    let mut lines = vec![
+        format!("{}: {}", event_name(q), quote_line(q)),
+        format!(
+            "Sport: {}{}",
+            q.sport,
+            q.sport_title
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        ),
+        format!("Starts: {}", q.commence_time),
+        format!("Market: {}", q.market),
+        format!(
+            "Bookmaker: {}",
+            q.bookmaker_title.as_deref().unwrap_or(&q.bookmaker)
+        ),
+        format!(
+            "Implied probability: {:.1} %",
+            100.0 / q.price.to_string().parse::<f64>().unwrap_or(f64::INFINITY)
+        ),
+        String::new(),
+        format!("Rule: {rule}"),
+    ];
+    lines.push(format!(
+        "Observed: {} (record {}, job {})",
+        e.observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        e.id,
+        e.job
+    ));
+    lines.join("\n")
 }
 
 pub fn alert(rule: &str, e: &Envelope) -> Alert {
-    match &e.payload {
-        Payload::FlightPrice(f) => Alert {
-            rule: rule.to_string(),
-            source: e.source.clone(),
-            kind: e.kind().to_string(),
-            key: e.key.clone(),
-            record_id: e.id.clone(),
-            sms: sms_text(f),
-            text: full_text(rule, e, f),
-            subject: subject(f),
-        },
+    let (sms, text, subject) = match &e.payload {
+        Payload::FlightPrice(f) => (sms_text(f), full_text(rule, e, f), subject(f)),
+        Payload::OddsQuote(q) => (
+            odds_sms_text(q),
+            odds_full_text(rule, e, q),
+            ascii_subject(format!("pricewire: {}: {}", event_name(q), quote_line(q))),
+        ),
+    };
+    Alert {
+        rule: rule.to_string(),
+        source: e.source.clone(),
+        kind: e.kind().to_string(),
+        key: e.key.clone(),
+        record_id: e.id.clone(),
+        sms,
+        text,
+        subject,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Money;
     use crate::gsm::{measure, Encoding};
-    use crate::limits::{SMS_GSM7_SEGMENT_SEPTETS, SMS_UCS2_SEGMENT_UNITS};
+    use pricewire_pipeline::envelope::Money;
+    use pricewire_pipeline::limits::{SMS_GSM7_SEGMENT_SEPTETS, SMS_UCS2_SEGMENT_UNITS};
 
     fn offer(gate: Option<&str>, link: Option<&str>) -> FlightPrice {
         FlightPrice {
@@ -233,6 +316,51 @@ mod tests {
         assert!(
             text.starts_with("LED-KZN 05 Dec 10:30-10 Dec 4830 RUB"),
             "{text}"
+        );
+    }
+
+    fn quote(home: &str, title: Option<&str>) -> OddsQuote {
+        OddsQuote {
+            sport: "basketball_nba".into(),
+            sport_title: Some("NBA".into()),
+            event_id: "e1".into(),
+            commence_time: "2026-12-02T00:30:00Z".into(),
+            home_team: Some(home.into()),
+            away_team: Some("Boston Celtics".into()),
+            bookmaker: "draftkings".into(),
+            bookmaker_title: title.map(str::to_string),
+            market: "spreads".into(),
+            outcome: home.into(),
+            price: "1.91".parse().unwrap(),
+            point: Some("-3.5".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn an_odds_alert_fits_one_segment_with_the_quote_first() {
+        let text = odds_sms_text(&quote("Los Angeles Lakers", Some("DraftKings")));
+        assert_eq!(
+            text,
+            "NBA Los Angeles Lakers v Boston Celtics 02 Dec 00:30: Los Angeles Lakers -3.5 @ 1.91 (spreads), DraftKings"
+        );
+        assert!(gsm::fits_one_segment(&text));
+        let long = odds_sms_text(&quote(&"Ж".repeat(40), Some("Букмекер")));
+        assert!(gsm::fits_one_segment(&long), "{long}");
+        assert!(long.contains("@ 1.91"), "the price survives: {long}");
+        let e = Envelope::new(
+            "odds",
+            "nba",
+            "k".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::OddsQuote(quote("Lakers", None)),
+        );
+        let a = alert("spread-move", &e);
+        assert_eq!(a.kind, "odds_quote");
+        assert!(a.text.contains("Implied probability: 52.4 %"), "{}", a.text);
+        assert_eq!(
+            a.subject,
+            "pricewire: Lakers v Boston Celtics: Lakers -3.5 @ 1.91"
         );
     }
 

@@ -5,8 +5,8 @@
 //! (`PRICEWIRE_ALERT_RULES`, a JSON list); a rule that does not parse, names an unknown
 //! field, or does not yield a boolean fails at start, naming the rule.
 
-use crate::envelope::{Envelope, FlightPrice, Money, Payload};
 use cel::{Context, Program, Value};
+use pricewire_pipeline::envelope::{Envelope, FlightPrice, Money, OddsQuote, Payload, KINDS};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -66,9 +66,33 @@ pub const FLIGHT_PRICE_VARIABLES: &[&str] = &[
     "job",
 ];
 
+/// Variables an `odds_quote` rule may use. `price` is decimal odds; `implied_probability`
+/// is `1 / price` (0.5 for evens), in points of 0–1.
+pub const ODDS_QUOTE_VARIABLES: &[&str] = &[
+    "price",
+    "implied_probability",
+    "point",
+    "sport",
+    "sport_title",
+    "event_id",
+    "commence_time",
+    "home_team",
+    "away_team",
+    "teams",
+    "bookmaker",
+    "bookmaker_title",
+    "market",
+    "outcome",
+    "key",
+    "source",
+    "kind",
+    "job",
+];
+
 fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "flight_price" => Some(FLIGHT_PRICE_VARIABLES),
+        "odds_quote" => Some(ODDS_QUOTE_VARIABLES),
         _ => None,
     }
 }
@@ -100,6 +124,27 @@ fn sample(kind: &str) -> Option<Envelope> {
                 distance_km: Some(100),
                 actual: Some(true),
                 link: Some("https://x".into()),
+            }),
+        )),
+        "odds_quote" => Some(Envelope::new(
+            "sample",
+            "sample",
+            "basketball_nba/e1/fanduel/spreads/A".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::OddsQuote(OddsQuote {
+                sport: "basketball_nba".into(),
+                sport_title: Some("NBA".into()),
+                event_id: "e1".into(),
+                commence_time: "2026-01-01T00:00:00Z".into(),
+                home_team: Some("A".into()),
+                away_team: Some("B".into()),
+                bookmaker: "fanduel".into(),
+                bookmaker_title: Some("FanDuel".into()),
+                market: "spreads".into(),
+                outcome: "A".into(),
+                price: Decimal::new(191, 2),
+                point: Some(Decimal::new(-35, 1)),
             }),
         )),
         _ => None,
@@ -150,6 +195,31 @@ pub fn bind(e: &Envelope) -> Context<'static, 'static> {
             ctx.add_variable_from_value("actual", f.actual.map(Value::Bool).unwrap_or(Value::Null));
             ctx.add_variable_from_value("link", opt_str(&f.link));
         }
+        Payload::OddsQuote(q) => {
+            ctx.add_variable_from_value("price", money_value(q.price));
+            let implied = q
+                .price
+                .to_f64()
+                .filter(|p| *p > 0.0)
+                .map_or(f64::NAN, |p| 1.0 / p);
+            ctx.add_variable_from_value("implied_probability", Value::Float(implied));
+            ctx.add_variable_from_value("point", q.point.map_or(Value::Null, money_value));
+            ctx.add_variable_from_value("sport", q.sport.as_str());
+            ctx.add_variable_from_value("sport_title", opt_str(&q.sport_title));
+            ctx.add_variable_from_value("event_id", q.event_id.as_str());
+            ctx.add_variable_from_value("commence_time", q.commence_time.as_str());
+            ctx.add_variable_from_value("home_team", opt_str(&q.home_team));
+            ctx.add_variable_from_value("away_team", opt_str(&q.away_team));
+            let teams = match (&q.home_team, &q.away_team) {
+                (Some(h), Some(a)) => Value::from(format!("{h} v {a}")),
+                _ => Value::Null,
+            };
+            ctx.add_variable_from_value("teams", teams);
+            ctx.add_variable_from_value("bookmaker", q.bookmaker.as_str());
+            ctx.add_variable_from_value("bookmaker_title", opt_str(&q.bookmaker_title));
+            ctx.add_variable_from_value("market", q.market.as_str());
+            ctx.add_variable_from_value("outcome", q.outcome.as_str());
+        }
     }
     ctx
 }
@@ -174,8 +244,9 @@ impl Rule {
         }
         let Some(known) = variables_for(&spec.kind) else {
             return Err(invalid(format!(
-                "unknown kind {:?} (expected flight_price)",
-                spec.kind
+                "unknown kind {:?} (expected one of {})",
+                spec.kind,
+                KINDS.join(", ")
             )));
         };
         let program =
@@ -352,6 +423,61 @@ mod tests {
         assert!(ev.matched.is_empty());
         assert_eq!(ev.errors.len(), 1);
         assert_eq!(set.evaluate(&flight("1", None, Some(0))).matched.len(), 1);
+    }
+
+    fn quote(price: &str, point: Option<&str>, market: &str) -> Envelope {
+        Envelope::new(
+            "odds",
+            "nba",
+            format!("basketball_nba/e1/fanduel/{market}/Lakers"),
+            None,
+            Utc::now(),
+            Payload::OddsQuote(OddsQuote {
+                sport: "basketball_nba".into(),
+                sport_title: Some("NBA".into()),
+                event_id: "e1".into(),
+                commence_time: "2026-12-02T00:30:00Z".into(),
+                home_team: Some("Lakers".into()),
+                away_team: Some("Celtics".into()),
+                bookmaker: "fanduel".into(),
+                bookmaker_title: None,
+                market: market.into(),
+                outcome: "Lakers".into(),
+                price: price.parse().unwrap(),
+                point: point.map(|p| p.parse().unwrap()),
+            }),
+        )
+    }
+
+    #[test]
+    fn odds_rules_see_price_probability_line_and_teams() {
+        let set = rules(r#"[
+            {"name":"long-shot","source":"odds","kind":"odds_quote","when":"price >= 3.0 && market == \"h2h\""},
+            {"name":"favourite","source":"odds","kind":"odds_quote","when":"implied_probability > 0.6 && teams == \"Lakers v Celtics\""},
+            {"name":"big-spread","source":"odds","kind":"odds_quote","when":"market == \"spreads\" && point != null && point <= -7.5"}]"#).unwrap();
+        let names = |e: &Envelope| -> Vec<String> {
+            set.evaluate(e)
+                .matched
+                .iter()
+                .map(|r| r.spec.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&quote("3.40", None, "h2h")), ["long-shot"]);
+        assert_eq!(
+            names(&quote("1.50", None, "h2h")),
+            ["favourite"],
+            "1/1.5 = 0.67"
+        );
+        assert_eq!(names(&quote("1.91", Some("-8"), "spreads")), ["big-spread"]);
+        assert!(names(&quote("1.91", Some("-3.5"), "spreads")).is_empty());
+        assert!(
+            set.evaluate(&flight("1", None, None)).matched.is_empty(),
+            "odds rules do not apply to flights"
+        );
+        let err =
+            rules(r#"[{"name":"r","source":"odds","kind":"odds_quote","when":"gate == \"x\""}]"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown field(s) gate"), "{err}");
     }
 
     #[test]

@@ -1,19 +1,10 @@
 //! SQS: a function's dead-letter queue, for the poison records it sets aside itself (the
 //! event source mapping's own failure records land in the same queue).
 
-use super::{describe, RetriedCall};
-use crate::backoff::RetryPolicy;
+use crate::ports::{DeadLetterError, DeadLetters};
 use async_trait::async_trait;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SQS send: {0}")]
-pub struct DeadLetterError(pub String);
-
-#[async_trait]
-pub trait DeadLetters: Send + Sync {
-    /// Sends one message body (JSON, within [`crate::limits::SQS_MESSAGE_MAX_BYTES`]).
-    async fn send(&self, body: String) -> Result<(), DeadLetterError>;
-}
+use pricewire_pipeline::adapters::{describe, RetriedCall};
+use pricewire_pipeline::backoff::RetryPolicy;
 
 pub struct SqsDeadLetters {
     client: aws_sdk_sqs::Client,

@@ -6,68 +6,13 @@
 //! then fail the call. Ids are deterministic, so a retry of the whole invocation doubles
 //! nothing downstream.
 
-use super::{describe, is_retryable};
-use crate::backoff::RetryPolicy;
-use crate::batching::put_records_batches;
-use crate::limits::KINESIS_PARTITION_KEY_MAX_CHARS;
+use crate::sink::{PutError, PutReport, RecordSink, StreamRecord};
 use async_trait::async_trait;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use sha2::{Digest, Sha256};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRecord {
-    pub partition_key: String,
-    pub data: Vec<u8>,
-}
-
-impl StreamRecord {
-    /// An envelope as it goes on the stream: partitioned by its entity, so one entity's
-    /// observations stay in order on one shard.
-    pub fn of(e: &crate::envelope::Envelope) -> StreamRecord {
-        StreamRecord {
-            partition_key: partition_key(&e.key),
-            data: e.to_json(),
-        }
-    }
-
-    /// Size counted against PutRecords limits: data plus partition key.
-    pub fn size(&self) -> usize {
-        self.data.len() + self.partition_key.len()
-    }
-}
-
-/// A partition key Kinesis accepts: the entity key, or its digest when it is too long.
-pub fn partition_key(entity_key: &str) -> String {
-    if !entity_key.is_empty() && entity_key.chars().count() <= KINESIS_PARTITION_KEY_MAX_CHARS {
-        entity_key.to_string()
-    } else {
-        hex::encode(Sha256::digest(entity_key.as_bytes()))
-    }
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PutReport {
-    pub put: usize,
-    pub requests: usize,
-    /// Entries sent again after a per-entry or whole-request failure.
-    pub retried_entries: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("PutRecords: {failed} of {total} records not accepted after {attempts} attempts (last error: {last_error})")]
-pub struct PutError {
-    pub failed: usize,
-    pub total: usize,
-    pub attempts: u32,
-    pub last_error: String,
-    pub report: PutReport,
-}
-
-#[async_trait]
-pub trait RecordSink: Send + Sync {
-    async fn put_records(&self, records: Vec<StreamRecord>) -> Result<PutReport, PutError>;
-}
+use pricewire_pipeline::adapters::{describe, is_retryable};
+use pricewire_pipeline::backoff::RetryPolicy;
+use pricewire_pipeline::batching::put_records_batches;
 
 pub struct KinesisSink {
     client: aws_sdk_kinesis::Client,
@@ -387,7 +332,7 @@ mod tests {
     async fn more_than_500_records_go_out_in_several_requests() {
         let echo = mock!(aws_sdk_kinesis::Client::put_records)
             .match_requests(|req| {
-                req.records().len() <= crate::limits::KINESIS_PUT_RECORDS_MAX_ENTRIES
+                req.records().len() <= pricewire_pipeline::limits::KINESIS_PUT_RECORDS_MAX_ENTRIES
             })
             .sequence()
             .output(|| {
@@ -402,15 +347,5 @@ mod tests {
         let report = sink(client, 1).put_records(records(1001)).await.unwrap();
         assert_eq!(report.requests, 3);
         assert_eq!(report.put, 1001);
-    }
-
-    #[test]
-    fn partition_keys_fit_kinesis() {
-        assert_eq!(
-            partition_key("LED-KZN/2026-12-05/oneway"),
-            "LED-KZN/2026-12-05/oneway"
-        );
-        let long = "x".repeat(300);
-        assert_eq!(partition_key(&long).len(), 64);
     }
 }

@@ -4,7 +4,7 @@
 //! septets (or UTF-16 units) is this", which is a table lookup; the SMS crates on crates.io
 //! are PDU encoders for modems, far more than this needs.
 
-use crate::limits::{SMS_GSM7_SEGMENT_SEPTETS, SMS_UCS2_SEGMENT_UNITS};
+use pricewire_pipeline::limits::{SMS_GSM7_SEGMENT_SEPTETS, SMS_UCS2_SEGMENT_UNITS};
 
 /// GSM 03.38 basic character set (one septet each; ESC excluded).
 const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";

@@ -1,0 +1,639 @@
+//! The walk: the same for every source. A source's plan says which requests to make and
+//! what each answer means; the walk owns the rest: holds, the host's circuit breaker and
+//! rate limiter, retries, the deadline, the raw archive (before parsing), the quarantine,
+//! de-duplication, the flush to the stream, and the cursor that lets the next invocation
+//! resume where this one stopped.
+//!
+//! - [`Walk::Single`]: one request.
+//! - [`Walk::Pages`]: pages requested concurrently (the gate bounds requests per host);
+//!   the first short page ends the walk and the pages not yet started are skipped.
+//! - [`Walk::Chain`]: one request after another, each answer naming the next (a cursor
+//!   token). Sequential; an interrupted chain resumes from the token it stopped at.
+
+use crate::breaker::{Breaker, BreakerPolicy};
+use crate::deadline::Deadline;
+use crate::fetch::{fetch, FetchError, FetchStats, Guards, Upstream};
+use crate::ratelimit::HostGate;
+use crate::sink::StreamRecord;
+use crate::state::{hold_key, Cursor, HoldState, RunRecord};
+use crate::{CollectError, Collector, Summary};
+use chrono::Utc;
+use futures_util::StreamExt;
+use pricewire_pipeline::adapters::s3::Object;
+use pricewire_pipeline::archive::{self, meta};
+use pricewire_pipeline::job::Job;
+use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
+use pricewire_pipeline::sources::settings::SourceSettings;
+use pricewire_pipeline::sources::{
+    Hold, HoldScope, Normalised, Plan, Quarantined, Response, Step, Walk,
+};
+use pricewire_pipeline::table;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A walk not finished within a day starts over: its pages have moved on.
+const CURSOR_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+
+enum StepResult {
+    NotStarted,
+    Done(Normalised, Option<Step>, usize),
+    Failed(CollectError),
+}
+
+struct StepRun {
+    step: Step,
+    result: StepResult,
+    stats: FetchStats,
+    archived: usize,
+    archive_errors: Vec<String>,
+    hold_after: Option<Hold>,
+}
+
+impl StepRun {
+    fn not_started(step: Step) -> StepRun {
+        StepRun {
+            step,
+            result: StepResult::NotStarted,
+            stats: FetchStats::default(),
+            archived: 0,
+            archive_errors: vec![],
+            hold_after: None,
+        }
+    }
+}
+
+/// One job's walk, with what it needs at hand.
+pub(crate) struct Run<'a> {
+    pub collector: &'a Collector,
+    pub job: &'a Job,
+    pub source: &'a SourceSettings,
+    pub plan: &'a dyn Plan,
+    pub upstream: &'a dyn Upstream,
+    pub deadline: Option<Deadline>,
+}
+
+/// What the steps of a walk came to, before the flush.
+#[derive(Default)]
+struct Gathered {
+    records: Vec<pricewire_pipeline::envelope::Envelope>,
+    quarantined: Vec<Quarantined>,
+    dropped_values: Vec<String>,
+    failure: Option<CollectError>,
+    archive_errors: Vec<String>,
+    hold: Option<Hold>,
+}
+
+impl Run<'_> {
+    async fn archive_response(&self, response: &Response, attempt: u32) -> Result<(), String> {
+        let key = archive::raw_key(
+            &self.source.name,
+            &self.job.name,
+            response.fetched_at,
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
+        let object = Object {
+            key,
+            body: archive::gzip(&response.body),
+            content_type: "application/json",
+            content_encoding: Some("gzip"),
+            metadata: vec![
+                (meta::URL, response.url.clone()),
+                (meta::STATUS, response.status.to_string()),
+                (
+                    meta::FETCHED_AT,
+                    response
+                        .fetched_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+                (meta::JOB, self.job.name.clone()),
+                (meta::ATTEMPT, attempt.to_string()),
+            ],
+        };
+        self.collector
+            .archive
+            .put(object)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn archive_quarantine(&self, items: &[Quarantined]) -> Result<(), String> {
+        let key = archive::quarantine_key(
+            &self.source.name,
+            &self.job.name,
+            Utc::now(),
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
+        let object = Object {
+            key,
+            body: archive::gzip(&archive::json_lines(items)),
+            content_type: "application/x-ndjson",
+            content_encoding: Some("gzip"),
+            metadata: vec![(meta::JOB, self.job.name.clone())],
+        };
+        self.collector
+            .archive
+            .put(object)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Fetches and normalises one step.
+    async fn step(&self, step: Step, guards: Guards<'_>) -> StepRun {
+        let spec = self.plan.request(&step);
+        let mut stats = FetchStats::default();
+        let mut archive_errors: Vec<String> = Vec::new();
+        let mut archived = 0usize;
+        let mut attempt = 0u32;
+        let result = fetch(
+            self.upstream,
+            self.plan,
+            &spec,
+            &self.job.name,
+            self.collector.http_policy,
+            self.deadline,
+            Some(guards),
+            &mut stats,
+            async |response: &Response| {
+                attempt += 1;
+                match self.archive_response(response, attempt).await {
+                    Ok(()) => archived += 1,
+                    Err(e) => archive_errors.push(e),
+                }
+            },
+        )
+        .await;
+        let (result, hold_after) = match result {
+            Ok(f) => (
+                StepResult::Done(f.page.normalised, f.page.next, f.page.size),
+                f.hold_after,
+            ),
+            Err(e) => (StepResult::Failed(e.into()), None),
+        };
+        StepRun {
+            step,
+            result,
+            stats,
+            archived,
+            archive_errors,
+            hold_after,
+        }
+    }
+
+    /// A hold in force for this source or its host, if any.
+    async fn hold_in_force(&self) -> Option<(String, HoldState)> {
+        let now = Utc::now().timestamp_millis();
+        for key in [
+            hold_key(HoldScope::Source, &self.source.name),
+            hold_key(HoldScope::Host, &self.source.host()),
+        ] {
+            match self.collector.state.load_hold(&key).await {
+                Ok(Some(h)) if h.until_ms > now => return Some((key, h)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(key, error = %e, "hold not readable; going ahead");
+                }
+            }
+        }
+        None
+    }
+
+    async fn save_hold(&self, hold: &Hold) -> String {
+        // A configured quota hold replaces the module's guess of when credits return.
+        let wait = match (hold.scope, self.source.quota_hold) {
+            (HoldScope::Source, Some(configured)) => configured,
+            _ => hold.wait,
+        };
+        let until_ms =
+            Utc::now().timestamp_millis() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+        let name = match hold.scope {
+            HoldScope::Source => self.source.name.clone(),
+            HoldScope::Host => self.source.host(),
+        };
+        let key = hold_key(hold.scope, &name);
+        let state = HoldState {
+            until_ms,
+            reason: hold.reason.clone(),
+        };
+        let until = chrono::DateTime::from_timestamp_millis(until_ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        tracing::error!(job = %self.job.name, key, reason = %hold.reason, until, "upstream says stay away; held");
+        if let Err(e) = self.collector.state.save_hold(&key, &state).await {
+            tracing::error!(key, error = %e, "hold not stored; the next run will ask again");
+        }
+        format!("{} (held until {until})", hold.reason)
+    }
+
+    /// The saved cursor, if it belongs to this plan and is recent enough.
+    async fn prior_cursor(&self) -> Option<Cursor> {
+        let fingerprint = self.plan.fingerprint();
+        self.collector
+            .state
+            .load_cursor(&self.job.name)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(job = %self.job.name, error = %e, "cursor not readable; starting over");
+                None
+            })
+            .filter(|c| {
+                let age = Utc::now().timestamp_millis() - c.started_ms;
+                let usable = c.plan == fingerprint && age < CURSOR_MAX_AGE_MS;
+                if !usable {
+                    tracing::warn!(job = %self.job.name, age_ms = age,
+                        "cursor of another plan, or too old; starting over");
+                }
+                usable
+            })
+    }
+
+    /// Takes a step's outcome into the walk's totals. Returns the page's size and next
+    /// step when it was collected.
+    fn gather(
+        &self,
+        run: StepRun,
+        g: &mut Gathered,
+        summary: &mut Summary,
+    ) -> Option<(usize, Option<Step>)> {
+        summary.requests += run.stats.attempts;
+        summary.retries += run.stats.retries;
+        summary.throttled += run.stats.throttled;
+        summary.skipped += run.stats.skipped;
+        summary.archived += run.archived;
+        g.archive_errors.extend(run.archive_errors);
+        if g.hold.is_none() {
+            g.hold = run.hold_after;
+        }
+        match run.result {
+            StepResult::NotStarted => None,
+            StepResult::Done(n, next, size) => {
+                g.records.extend(n.records);
+                g.quarantined.extend(n.quarantined);
+                g.dropped_values.extend(n.dropped_values);
+                Some((size, next))
+            }
+            StepResult::Failed(e) => {
+                if let CollectError::Fetch(FetchError::Held { hold, .. }) = &e {
+                    if g.hold.is_none() {
+                        g.hold = Some(hold.clone());
+                    }
+                }
+                let stop = matches!(&e, CollectError::Fetch(f) if f.is_stop());
+                if stop && summary.stopped.is_none() && g.failure.is_none() {
+                    tracing::warn!(job = %self.job.name, step = ?run.step, reason = %e, "stopping early; a later run resumes");
+                    summary.stopped = Some(e.to_string());
+                } else if !stop && g.failure.is_none() {
+                    g.failure = Some(e);
+                }
+                None
+            }
+        }
+    }
+
+    pub async fn go(&self) -> Result<Summary, CollectError> {
+        let mut summary = Summary {
+            job: self.job.name.clone(),
+            source: self.source.name.clone(),
+            ..Summary::default()
+        };
+        if let Some((key, h)) = self.hold_in_force().await {
+            let until = chrono::DateTime::from_timestamp_millis(h.until_ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            tracing::warn!(job = %self.job.name, key, reason = %h.reason, until, "held: no request this run");
+            summary.held = Some(format!("{} (held until {until})", h.reason));
+            summary.stopped = summary.held.clone();
+            summary.skipped = 1;
+            return Ok(summary);
+        }
+
+        let host = self.source.host();
+        let path = self.plan.request(&Step::Start).path;
+        let limit_key = format!("{host}{}", self.source.rate_key(&path));
+        let state = self.collector.state.as_ref();
+        let learned = state.load_limit(&limit_key).await.unwrap_or_else(|e| {
+            tracing::error!(key = %limit_key, error = %e, "learned rate limit not readable; starting from the ceiling");
+            None
+        });
+        let gate = HostGate::new(
+            limit_key.clone(),
+            self.source.ceiling(&path),
+            learned.as_ref(),
+            self.source.concurrency,
+        );
+        let policy = BreakerPolicy {
+            threshold: self.source.breaker_threshold,
+            open_for: self.source.breaker_open,
+            // A probe holds its claim for as long as a request and its retries take.
+            probe_lease: self.collector.http_timeout * 2,
+        };
+        let breaker = Breaker::load(state, &host, policy).await;
+        let guards = Guards {
+            gate: &gate,
+            breaker: &breaker,
+        };
+        let prior = self.prior_cursor().await;
+        if let Some(c) = &prior {
+            tracing::info!(job = %self.job.name, next = ?c.next, done = ?c.done, "resuming from cursor");
+        }
+        let started_ms = prior
+            .as_ref()
+            .map_or_else(|| Utc::now().timestamp_millis(), |c| c.started_ms);
+
+        let mut g = Gathered::default();
+        let cursor = match self.plan.walk() {
+            Walk::Single => {
+                let run = self.step(Step::Start, guards).await;
+                if self.gather(run, &mut g, &mut summary).is_some() {
+                    summary.pages = 1;
+                    summary.complete = true;
+                }
+                None
+            }
+            Walk::Pages {
+                page_size,
+                max_pages,
+            } => {
+                self.pages(
+                    page_size,
+                    max_pages,
+                    prior.as_ref(),
+                    started_ms,
+                    guards,
+                    &mut g,
+                    &mut summary,
+                )
+                .await
+            }
+            Walk::Chain { max_steps } => {
+                self.chain(
+                    max_steps,
+                    prior.as_ref(),
+                    started_ms,
+                    guards,
+                    &mut g,
+                    &mut summary,
+                )
+                .await
+            }
+        };
+        if let Some(hold) = g.hold.clone() {
+            let said = self.save_hold(&hold).await;
+            summary.held = Some(said.clone());
+            if summary.stopped.is_none() && !summary.complete {
+                summary.stopped = Some(said);
+            }
+        }
+        self.finish(g, cursor, prior.is_some(), &gate, &breaker, summary)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pages(
+        &self,
+        page_size: u32,
+        max_pages: u32,
+        prior: Option<&Cursor>,
+        started_ms: i64,
+        guards: Guards<'_>,
+        g: &mut Gathered,
+        summary: &mut Summary,
+    ) -> Option<Cursor> {
+        let first = match prior.map(|c| &c.next) {
+            Some(Step::Page { page }) => (*page).max(1),
+            _ => 1,
+        };
+        let done_before: BTreeSet<u32> = prior.map(|c| c.done.clone()).unwrap_or_default();
+        let pages: Vec<u32> = (first..=max_pages)
+            .filter(|n| !done_before.contains(n))
+            .collect();
+        let halt = AtomicBool::new(false);
+        let runs: Vec<StepRun> = futures_util::stream::iter(pages)
+            .map(|page| {
+                let halt = &halt;
+                async move {
+                    let step = Step::Page { page };
+                    if halt.load(Ordering::Relaxed) {
+                        return StepRun::not_started(step);
+                    }
+                    let run = self.step(step, guards).await;
+                    let ends = match &run.result {
+                        StepResult::Done(_, _, size) => *size < page_size as usize,
+                        _ => true,
+                    } || run.hold_after.is_some();
+                    if ends {
+                        halt.store(true, Ordering::Relaxed);
+                    }
+                    run
+                }
+            })
+            .buffered(self.source.concurrency.max(1))
+            .collect()
+            .await;
+
+        // The walk ends at the first short page; pages asked past it (concurrency) are not
+        // used: in a consistent API they are empty, and if the data moved meanwhile the
+        // next run sees it from page 1.
+        let page_of = |s: &Step| match s {
+            Step::Page { page } => *page,
+            _ => 0,
+        };
+        let end_page = runs
+            .iter()
+            .filter_map(|r| match &r.result {
+                StepResult::Done(_, _, size) if *size < page_size as usize => {
+                    Some(page_of(&r.step))
+                }
+                _ => None,
+            })
+            .min();
+        let mut collected: BTreeSet<u32> = BTreeSet::new();
+        for run in runs {
+            let page = page_of(&run.step);
+            if end_page.is_some_and(|end| page > end) {
+                // Past the end: not used, whatever came of them (their requests count).
+                let mut unused = run;
+                unused.result = StepResult::NotStarted;
+                unused.hold_after = None;
+                self.gather(unused, g, summary);
+                continue;
+            }
+            if self.gather(run, g, summary).is_some() {
+                collected.insert(page);
+            }
+        }
+        let last = end_page.unwrap_or(max_pages);
+        summary.pages = collected.iter().filter(|n| **n <= last).count() as u32;
+        let have = |n: u32| collected.contains(&n) || n < first || done_before.contains(&n);
+        match (1..=last).find(|n| !have(*n)) {
+            None => {
+                summary.complete = true;
+                None
+            }
+            Some(next_page) => Some(Cursor {
+                plan: self.plan.fingerprint(),
+                next: Step::Page { page: next_page },
+                done: (next_page + 1..=last).filter(|n| have(*n)).collect(),
+                steps: 0,
+                started_ms,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn chain(
+        &self,
+        max_steps: u32,
+        prior: Option<&Cursor>,
+        started_ms: i64,
+        guards: Guards<'_>,
+        g: &mut Gathered,
+        summary: &mut Summary,
+    ) -> Option<Cursor> {
+        let mut step = prior.map_or(Step::Start, |c| c.next.clone());
+        let mut steps = prior.map_or(0, |c| c.steps);
+        loop {
+            if steps >= max_steps {
+                tracing::warn!(job = %self.job.name, max_steps, "walk ended at its step limit; the rest waits for the next walk");
+                summary.complete = true;
+                return None;
+            }
+            let run = self.step(step.clone(), guards).await;
+            let held_after = run.hold_after.is_some();
+            match self.gather(run, g, summary) {
+                Some((_, next)) => {
+                    steps += 1;
+                    summary.pages += 1;
+                    match next {
+                        None => {
+                            summary.complete = true;
+                            return None;
+                        }
+                        Some(n) => step = n,
+                    }
+                    if held_after {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        // Stopped or failed before the chain ended: resume at the step not collected.
+        (steps > 0 || prior.is_some()).then(|| Cursor {
+            plan: self.plan.fingerprint(),
+            next: step,
+            done: BTreeSet::new(),
+            steps,
+            started_ms,
+        })
+    }
+
+    /// De-duplicates, checks sizes, quarantines, puts, stores what was learned, saves or
+    /// clears the cursor and records the run.
+    async fn finish(
+        &self,
+        g: Gathered,
+        cursor: Option<Cursor>,
+        had_cursor: bool,
+        gate: &HostGate,
+        breaker: &Breaker<'_>,
+        mut summary: Summary,
+    ) -> Result<Summary, CollectError> {
+        let Gathered {
+            records,
+            mut quarantined,
+            dropped_values,
+            failure,
+            mut archive_errors,
+            hold: _,
+        } = g;
+        summary.fetched = records.len() + quarantined.len();
+        summary.dropped_values = dropped_values.len();
+        if !dropped_values.is_empty() {
+            tracing::info!(job = %self.job.name, dropped = ?dropped_values, "optional values dropped as unusable");
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(records.len());
+        for e in records {
+            if !seen.insert(e.id.clone()) {
+                summary.duplicates += 1;
+                continue;
+            }
+            let record = StreamRecord::of(&e);
+            let too_big = (record.size() > KINESIS_RECORD_MAX_BYTES).then(|| {
+                format!(
+                    "record of {} bytes exceeds the Kinesis record limit",
+                    record.size()
+                )
+            });
+            match too_big.or_else(|| table::fits(&e, record.data.len()).err()) {
+                Some(reason) => quarantined.push(Quarantined {
+                    source: e.source.clone(),
+                    job: self.job.name.clone(),
+                    index: None,
+                    reason,
+                    record: serde_json::from_slice(&record.data).unwrap_or_default(),
+                }),
+                None => out.push(record),
+            }
+        }
+        summary.normalised = out.len();
+        summary.quarantined = quarantined.len();
+        if !quarantined.is_empty() {
+            for q in &quarantined {
+                tracing::warn!(job = %self.job.name, index = ?q.index, reason = %q.reason, "record quarantined");
+            }
+            match self.archive_quarantine(&quarantined).await {
+                Ok(()) => summary.archived += 1,
+                Err(e) => archive_errors.push(e),
+            }
+        }
+        let put = self.collector.sink.put_records(out).await;
+        self.collector.remember(gate, breaker, &mut summary).await;
+        match put {
+            Ok(report) => summary.put = report.put,
+            Err(e) => {
+                // The cursor is not advanced: the next run fetches these steps again.
+                summary.put = e.report.put;
+                tracing::error!(summary = ?summary, "records not delivered");
+                return Err(CollectError::Put {
+                    job: self.job.name.clone(),
+                    source: e,
+                });
+            }
+        }
+        let state = self.collector.state.as_ref();
+        let saved = match &cursor {
+            Some(c) => state.save_cursor(&self.job.name, c).await,
+            None if had_cursor => state.clear_cursor(&self.job.name).await,
+            None => Ok(()),
+        };
+        if let Err(e) = saved {
+            tracing::error!(job = %self.job.name, error = %e, "cursor not saved; the next run starts over");
+        }
+        summary.resume = cursor.as_ref().map(|c| c.next.clone());
+        summary.resume_page = match &summary.resume {
+            Some(Step::Page { page }) => Some(*page),
+            _ => None,
+        };
+        if let Some(e) = failure {
+            tracing::error!(summary = ?summary, "collection failed after flushing what it had");
+            return Err(e);
+        }
+        if !archive_errors.is_empty() {
+            return Err(CollectError::Archive {
+                job: self.job.name.clone(),
+                detail: archive_errors.join("; "),
+            });
+        }
+        let run = RunRecord {
+            at_ms: Utc::now().timestamp_millis(),
+            records_out: summary.put as u64,
+            pages: summary.pages as u64,
+            complete: summary.complete,
+        };
+        if let Err(e) = state.save_run(&self.job.name, &run).await {
+            tracing::warn!(job = %self.job.name, error = %e, "last run not recorded");
+        }
+        Ok(summary)
+    }
+}
