@@ -36,10 +36,11 @@ $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION):
 tools: $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION) ## install cargo-lambda and moto into .venv/
 	@command -v terraform >/dev/null || { echo "terraform (1.11+) is required on PATH"; exit 1; }
 
-lint: ## clippy (warnings are errors), rustfmt and terraform fmt checks
+lint: ## clippy (warnings are errors), rustfmt, terraform fmt, and each function's dependencies
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --all --check
-	terraform fmt -check -recursive terraform
+	terraform fmt -check -recursive terraform infra/moto
+	bash infra/scripts/deps-check.sh
 
 fmt: ## format Rust and Terraform
 	cargo fmt --all

@@ -24,7 +24,7 @@ use crate::ratelimit::HostGate;
 use async_trait::async_trait;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::sources::{
-    self, Hold, Page, Plan, RequestSpec, Response, ResponseError, Verdict,
+    self, Hold, Inspection, Page, Plan, RequestSpec, Response, ResponseError, Verdict,
 };
 use std::time::Duration;
 
@@ -231,59 +231,50 @@ pub async fn fetch(
                     Verdict::Use | Verdict::Fail(_) => {}
                 }
                 on_response(&response).await;
-                match inspection.verdict {
-                    Verdict::Use => match plan.parse(&response) {
-                        Ok(page) => {
-                            record(Outcome::Success).await;
-                            return Ok(Fetched {
-                                page,
-                                hold_after: inspection.hold_after,
-                            });
-                        }
-                        // Garbage instead of JSON is often a proxy's error page: worth
-                        // another try, and a sign of a sick host.
-                        Err(e @ ResponseError::NotJson { .. }) => {
-                            record(Outcome::Failure).await;
-                            Again::After {
-                                reason: e.to_string(),
-                                hint: None,
-                            }
-                        }
-                        Err(e) => {
-                            record(Outcome::Success).await;
-                            return Err(FetchError::Unusable(e));
-                        }
-                    },
-                    Verdict::Fail(reason) => {
+                match judge(plan, &response, inspection) {
+                    Judged::Use { page, hold_after } => {
+                        record(Outcome::Success).await;
+                        return Ok(Fetched { page, hold_after });
+                    }
+                    Judged::Unusable(e) => {
+                        record(Outcome::Success).await;
+                        return Err(FetchError::Unusable(e));
+                    }
+                    Judged::Fail(reason) => {
                         record(Outcome::Success).await;
                         return Err(FetchError::Rejected {
                             job: job.into(),
                             reason,
                         });
                     }
-                    Verdict::Hold(hold) => {
+                    Judged::Hold(hold) => {
                         return Err(FetchError::Held {
                             job: job.into(),
                             hold,
                         })
                     }
-                    Verdict::Throttled { wait, reason } => {
-                        stats.throttled += 1;
-                        if let Some(wait) =
-                            wait.filter(|w| *w > MAX_RETRY_AFTER && deadline.is_none())
-                        {
-                            return Err(FetchError::RetryAfterTooLong {
-                                job: job.into(),
-                                wait,
-                                url: response.url,
-                            });
-                        }
-                        Again::After { reason, hint: wait }
-                    }
-                    Verdict::Retry(reason) => Again::After {
+                    Judged::Retry {
                         reason,
-                        hint: sources::retry_after(&response),
-                    },
+                        hint,
+                        throttled,
+                        garbage,
+                    } => {
+                        if throttled {
+                            stats.throttled += 1;
+                            if let Some(wait) =
+                                hint.filter(|w| *w > MAX_RETRY_AFTER && deadline.is_none())
+                            {
+                                return Err(FetchError::RetryAfterTooLong {
+                                    job: job.into(),
+                                    wait,
+                                    url: response.url,
+                                });
+                            }
+                        } else if garbage {
+                            record(Outcome::Failure).await;
+                        }
+                        Again::After { reason, hint }
+                    }
                 }
             }
         };
@@ -307,6 +298,67 @@ pub async fn fetch(
                 })
             }
         }
+    }
+}
+
+/// What the walk makes of an answer, after the source's inspection: the one decision
+/// `fetch` acts on and `pricewire normalise` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judged {
+    /// Records, and a hold that begins after them.
+    Use {
+        page: Page,
+        hold_after: Option<Hold>,
+    },
+    /// Try again after `hint` (if the upstream gave one): a 5xx, a rate limit
+    /// (`throttled`), or a body that is not JSON (`garbage`: a sick host, as the breaker
+    /// counts it).
+    Retry {
+        reason: String,
+        hint: Option<Duration>,
+        throttled: bool,
+        garbage: bool,
+    },
+    /// Stop, and stay away.
+    Hold(Hold),
+    /// Never retried: the job or its configuration is wrong.
+    Fail(String),
+    /// Usable HTTP, unusable data (an error envelope, the wrong shape): the job fails.
+    Unusable(ResponseError),
+}
+
+/// Judges an answer: pure, so what `pricewire normalise` says is what the walk does.
+pub fn judge(plan: &dyn Plan, response: &Response, inspection: Inspection) -> Judged {
+    match inspection.verdict {
+        Verdict::Use => match plan.parse(response) {
+            Ok(page) => Judged::Use {
+                page,
+                hold_after: inspection.hold_after,
+            },
+            // Garbage instead of JSON is often a proxy's error page: worth another try,
+            // and a sign of a sick host.
+            Err(e @ ResponseError::NotJson { .. }) => Judged::Retry {
+                reason: e.to_string(),
+                hint: None,
+                throttled: false,
+                garbage: true,
+            },
+            Err(e) => Judged::Unusable(e),
+        },
+        Verdict::Retry(reason) => Judged::Retry {
+            reason,
+            hint: sources::retry_after(response),
+            throttled: false,
+            garbage: false,
+        },
+        Verdict::Throttled { wait, reason } => Judged::Retry {
+            reason,
+            hint: wait,
+            throttled: true,
+            garbage: false,
+        },
+        Verdict::Hold(hold) => Judged::Hold(hold),
+        Verdict::Fail(reason) => Judged::Fail(reason),
     }
 }
 

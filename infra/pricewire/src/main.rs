@@ -75,6 +75,34 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// What would the collector make of this response? Prints one JSON document: records,
+    /// quarantined (with reasons), dropped values, the next page or cursor, and the verdict
+    /// (use, retry or fail). Exits 0 when the answer is usable, 1 otherwise.
+    Normalise {
+        /// The job as its schedule sends it (JSON), or @FILE. With --archive-key it may be
+        /// left out: the archived request says it.
+        #[arg(long)]
+        job: Option<String>,
+        /// The answer's HTTP status.
+        #[arg(long, default_value_t = 200)]
+        status: u16,
+        /// An answer header, 'name: value' (repeatable).
+        #[arg(long = "header", value_parser = pricewire_cli::normalise::header)]
+        headers: Vec<(String, String)>,
+        /// Source entries as Terraform's `sources` (JSON, or @FILE); default: every module
+        /// with its defaults, or the stack's own with --archive-key.
+        #[arg(long)]
+        sources: Option<String>,
+        /// Read the answer from the raw archive of a stack instead of BODY_FILE (its status,
+        /// URL and fetch time too).
+        #[arg(long, conflicts_with = "body")]
+        archive_key: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        /// The answer's body (`-` for standard input).
+        #[arg(required_unless_present = "archive_key")]
+        body: Option<PathBuf>,
+    },
     /// Serve an upstream simulator (with fault injection) until interrupted.
     Simulate {
         /// Port on 127.0.0.1 to listen on.
@@ -259,6 +287,72 @@ struct RunArgs {
     /// Seconds to wait for the stream to drain after the schedules stop.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
+}
+
+/// `pricewire normalise`: the answer from a file or the archive, judged as the walk would.
+async fn normalise_command(
+    job: Option<String>,
+    status: u16,
+    headers: Vec<(String, String)>,
+    sources: Option<String>,
+    archive_key: Option<String>,
+    target: Target,
+    body: Option<PathBuf>,
+) -> Result<(serde_json::Value, bool), String> {
+    use pricewire_cli::normalise::{self, Answer, For};
+    use pricewire_pipeline::sources::settings::Sources;
+    let job = job.as_deref().map(normalise::job_arg).transpose()?;
+    let explicit = sources
+        .map(|s| match s.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}")),
+            None => Ok(s),
+        })
+        .transpose()?
+        .map(|json| Sources::parse(&json).map_err(|e| format!("--sources: {e}")))
+        .transpose()?;
+    match archive_key {
+        None => {
+            let path = body.ok_or("BODY_FILE is needed without --archive-key")?;
+            let bytes = if path.as_os_str() == "-" {
+                use std::io::Read;
+                let mut b = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut b)
+                    .map_err(|e| format!("standard input: {e}"))?;
+                b
+            } else {
+                std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?
+            };
+            let job = job.ok_or("--job is needed for an answer from a file")?;
+            let answer = Answer {
+                status,
+                headers,
+                body: bytes,
+                fetched_at: chrono::Utc::now(),
+                url: None,
+            };
+            normalise::normalise(&explicit.unwrap_or_default(), For::Job(&job), answer)
+        }
+        Some(key) => {
+            let (sdk, stack) = target.connect().await?;
+            let s3 = pricewire_pipeline::aws::s3(&sdk);
+            let (mut answer, source, name) =
+                normalise::archived(&s3, &stack.archive_bucket, &key).await?;
+            answer.headers = headers;
+            let sources = explicit.unwrap_or(stack.sources);
+            match &job {
+                Some(job) => normalise::normalise(&sources, For::Job(job), answer),
+                None => normalise::normalise(
+                    &sources,
+                    For::Archived {
+                        source: &source,
+                        job: &name,
+                    },
+                    answer,
+                ),
+            }
+        }
+    }
 }
 
 /// `dinger=dingerodds` → ("dinger", Dingerodds).
@@ -471,6 +565,31 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("redrive: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Normalise {
+            job,
+            status,
+            headers,
+            sources,
+            archive_key,
+            target,
+            body,
+        } => {
+            match normalise_command(job, status, headers, sources, archive_key, target, body).await
+            {
+                Ok((doc, usable)) => {
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    if usable {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("normalise: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -11,7 +11,7 @@ use pricewire_cli::faultproxy::{FaultPlan, FaultProxy};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
 use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::aws;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use testkit::Moto;
 
@@ -333,6 +333,40 @@ async fn redrive_puts_failed_batches_back_from_the_stream_or_the_archive_and_kee
         left.values().next().map(String::as_str),
         Some("1"),
         "the poison notice stays, visible"
+    );
+
+    // `pricewire normalise --archive-key` on that answer: what the collector made of it.
+    let key = archive::raw_key("travelpayouts", "led-kzn", fetched, "a1");
+    let (answer, source, job) = pricewire_cli::normalise::archived(&s3, "archive", &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        (source.as_str(), job.as_str(), answer.status),
+        ("travelpayouts", "led-kzn", 200)
+    );
+    let (doc, usable) = pricewire_cli::normalise::normalise(
+        &stack.sources,
+        pricewire_cli::normalise::For::Archived {
+            source: &source,
+            job: &job,
+        },
+        answer,
+    )
+    .unwrap();
+    assert!(usable, "{doc}");
+    assert_eq!(
+        (
+            doc["records"].as_array().unwrap().len(),
+            doc["quarantined"].as_array().unwrap().len()
+        ),
+        (2, 1),
+        "{doc}"
+    );
+    assert_eq!(doc["quarantined"][0]["reason"], "price: null");
+    assert_eq!(
+        doc["next"],
+        Value::Null,
+        "3 offers on a page of 30: the last page"
     );
 
     // The replay of that hour puts the archived answer's records again, the same ids.

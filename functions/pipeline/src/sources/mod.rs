@@ -374,7 +374,8 @@ pub trait Source: Send + Sync {
     /// A job → its plan, or an error naming the parameter.
     fn plan(&self, job: &Job, context: Context<'_>) -> Result<Box<dyn Plan>, JobError>;
     /// The plan that made an archived request (for `replay` and `normalise --archive-key`):
-    /// by default the request's query is the job's parameters.
+    /// by default the request's query is the job's parameters, less the walk's own step
+    /// (`page`, `cursor`).
     fn plan_of_request(
         &self,
         job: &str,
@@ -384,6 +385,7 @@ pub trait Source: Send + Sync {
         let params: Map<String, Value> = request
             .query
             .iter()
+            .filter(|(k, _)| k != "page" && k != "cursor")
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         let job = Job::from_value(
