@@ -1,5 +1,6 @@
 """The collector as the usual Python Lambda writes it (benchmark baseline): token from SSM
-SecureString at init, then per job: the host's state from DynamoDB, the v3 pages from the
+SecureString at init, then per job: the source's and host's holds and the host's state
+from DynamoDB, the v3 pages from the
 upstream, each offer normalised into an envelope, the raw answers archived to S3, the
 records put on Kinesis in PutRecords calls of up to 500, the run recorded. Same calls as
 functions/collector on a healthy upstream."""
@@ -17,13 +18,15 @@ from envelope import derive_id
 STREAM = os.environ["PRICEWIRE_STREAM_NAME"]
 BUCKET = os.environ["PRICEWIRE_ARCHIVE_BUCKET"]
 STATE = os.environ["PRICEWIRE_STATE_TABLE"]
-BASE_URL = os.environ.get("PRICEWIRE_TRAVELPAYOUTS_BASE_URL", "https://api.travelpayouts.com")
+# The travelpayouts entry of the sources the collector is configured with.
+SOURCE = json.loads(os.environ.get("PRICEWIRE_SOURCES", "{}")).get("travelpayouts", {})
+BASE_URL = SOURCE.get("base_url", "https://api.travelpayouts.com")
 PATH = "/aviasales/v3/prices_for_dates"
 SITE = "https://www.aviasales.com"  # where relative offer links point
 PUT_RECORDS_MAX_ENTRIES = 500  # Kinesis PutRecords: at most 500 records per call
 
 ssm = boto3.client("ssm")
-TOKEN = ssm.get_parameter(Name=os.environ["PRICEWIRE_TOKEN_PARAMETER"],
+TOKEN = ssm.get_parameter(Name=SOURCE["secret_parameter"],
                           WithDecryption=True)["Parameter"]["Value"]
 s3 = boto3.client("s3")
 kinesis = boto3.client("kinesis")
@@ -58,6 +61,8 @@ def envelope(job, offer, currency, fetched):
 def handler(event, context):
     job, params = event["job"], event["params"]
     host = urllib.parse.urlparse(BASE_URL).netloc
+    state.get_item(Key={"pk": "HOLD#source#travelpayouts", "sk": "STATE"})
+    state.get_item(Key={"pk": "HOLD#host#" + host, "sk": "STATE"})
     state.get_item(Key={"pk": "BREAKER#" + host, "sk": "STATE"})
     state.get_item(Key={"pk": "LIMIT#%s%s" % (host, PATH), "sk": "STATE"})
     state.get_item(Key={"pk": "CURSOR#" + job, "sk": "STATE"})

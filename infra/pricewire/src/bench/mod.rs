@@ -332,12 +332,11 @@ impl Bench {
                 add("PRICEWIRE_STREAM_NAME", "pricewire".into());
                 add("PRICEWIRE_ARCHIVE_BUCKET", "pricewire-archive".into());
                 add(
-                    "PRICEWIRE_TOKEN_PARAMETER",
-                    "/pricewire/travelpayouts-token".into(),
-                );
-                add(
-                    "PRICEWIRE_TRAVELPAYOUTS_BASE_URL",
-                    format!("http://{}", self.sim_addr),
+                    "PRICEWIRE_SOURCES",
+                    serde_json::json!({"travelpayouts": {
+                        "base_url": format!("http://{}", self.sim_addr),
+                        "secret_parameter": "/pricewire/travelpayouts/token"}})
+                    .to_string(),
                 );
             }
             "consumer" => {
