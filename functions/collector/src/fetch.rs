@@ -394,6 +394,7 @@ mod tests {
                 normalised: Normalised::default(),
                 next: None,
                 size: v.as_array().map_or(0, Vec::len),
+                resume_at: None,
             })
         }
     }

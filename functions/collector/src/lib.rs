@@ -841,6 +841,185 @@ mod tests {
         );
     }
 
+    /// A time-window plan, as a market-data source's: `?from=<ms>&limit=N`, points ascending;
+    /// a full page names the next window, and the walk's last page the mark the next walk
+    /// starts from (just after the last point seen).
+    struct Points {
+        source: String,
+    }
+
+    impl pricewire_pipeline::sources::Plan for Points {
+        fn walk(&self) -> pricewire_pipeline::sources::Walk {
+            pricewire_pipeline::sources::Walk::Chain { max_steps: 100 }
+        }
+        fn request(&self, step: &Step) -> RequestSpec {
+            let from = match step {
+                Step::Window { from_ms } => *from_ms,
+                _ => 0,
+            };
+            RequestSpec::new(
+                "/points",
+                vec![
+                    ("from".into(), from.to_string()),
+                    ("limit".into(), "4".into()),
+                ],
+            )
+        }
+        fn parse(&self, r: &Response) -> Result<pricewire_pipeline::sources::Page, ResponseError> {
+            use pricewire_pipeline::envelope::{FlightPrice, Money, Payload};
+            let times: Vec<i64> = serde_json::from_slice(&r.body).unwrap_or_default();
+            let records = times
+                .iter()
+                .map(|t| {
+                    Envelope::new(
+                        &self.source,
+                        "points",
+                        format!("P/{t}"),
+                        chrono::DateTime::from_timestamp_millis(*t),
+                        r.fetched_at,
+                        Payload::FlightPrice(FlightPrice::new(
+                            "AAA",
+                            "BBB",
+                            "2026-12-01",
+                            Money {
+                                amount: (*t).into(),
+                                currency: "RUB".into(),
+                            },
+                        )),
+                    )
+                })
+                .collect();
+            let after_last = times.last().map(|t| Step::Window { from_ms: t + 1 });
+            Ok(pricewire_pipeline::sources::Page {
+                normalised: pricewire_pipeline::sources::Normalised {
+                    records,
+                    ..Default::default()
+                },
+                next: if times.len() == 4 {
+                    after_last.clone()
+                } else {
+                    None
+                },
+                size: times.len(),
+                resume_at: after_last,
+            })
+        }
+    }
+
+    /// Serves the points (epoch ms) it holds from `from`, four at a time, one request a
+    /// 300 ms.
+    struct PointSeries(Mutex<Vec<i64>>, Mutex<Vec<i64>>);
+
+    #[async_trait]
+    impl Upstream for PointSeries {
+        async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
+            let from: i64 = spec.query[0].1.parse().unwrap();
+            self.1.lock().unwrap().push(from);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let page: Vec<i64> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .copied()
+                .filter(|t| *t >= from)
+                .take(4)
+                .collect();
+            let mut r = reply(200, &serde_json::to_string(&page).unwrap(), &[]);
+            r.url = shown_url(spec);
+            Ok(r)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_time_window_walk_resumes_after_a_stop_and_the_next_walk_starts_at_its_mark() {
+        use pricewire_pipeline::sources::{Context, Source};
+        struct PointsSource;
+        impl Source for PointsSource {
+            fn module(&self) -> &'static str {
+                "points"
+            }
+            fn kinds(&self) -> &'static [&'static str] {
+                &["flight_price"]
+            }
+            fn defaults(&self) -> pricewire_pipeline::sources::Defaults {
+                pricewire_pipeline::sources::Defaults {
+                    base_url: "http://up",
+                    auth: pricewire_pipeline::sources::Auth::None,
+                    documented_rpm: &[],
+                    unknown_path_rpm: 600,
+                    rate_scope: pricewire_pipeline::sources::RateScope::Path,
+                }
+            }
+            fn plan(
+                &self,
+                _: &Job,
+                c: Context<'_>,
+            ) -> Result<Box<dyn pricewire_pipeline::sources::Plan>, JobError> {
+                Ok(Box::new(Points {
+                    source: c.source.into(),
+                }))
+            }
+        }
+        let up = Arc::new(PointSeries(
+            Mutex::new((1..=10).map(|i| i * 1000).collect()),
+            Mutex::default(),
+        ));
+        let (c, parts) = build(up.clone(), "{}", MemorySink::default(), 2);
+        let mut settings =
+            pricewire_pipeline::sources::settings::SourceSettings::defaults_of(&PointsSource);
+        settings.concurrency = 1;
+        let job = Job::from_value(&json!({"job": "pts", "source": "points"})).unwrap();
+        let plan = PointsSource.plan(&job, settings.context()).unwrap();
+        let run = |deadline: Option<std::time::Instant>| walk::Run {
+            collector: &c,
+            job: &job,
+            source: &settings,
+            plan: plan.as_ref(),
+            upstream: up.as_ref(),
+            deadline: deadline.map(|at| deadline::Deadline {
+                at,
+                request_timeout: Duration::from_millis(400),
+            }),
+        };
+        // 2.3 s: two requests of 300 ms fit (each needs its 400 ms timeout and the 1.5 s
+        // margin left), the third not.
+        let first = run(Some(
+            std::time::Instant::now() + Duration::from_millis(2_300),
+        ))
+        .go()
+        .await
+        .unwrap();
+        assert!(
+            !first.complete && first.resume == Some(Step::Window { from_ms: 8001 }),
+            "{first:?}"
+        );
+        let second = run(None).go().await.unwrap();
+        assert!(second.complete, "{second:?}");
+        assert_eq!(
+            second.resume,
+            Some(Step::Window { from_ms: 10_001 }),
+            "the mark: after the last point"
+        );
+        // New points arrive; the next walk asks only from its mark.
+        up.0.lock().unwrap().extend([11_000, 12_000]);
+        let third = run(None).go().await.unwrap();
+        assert_eq!((third.put, third.complete), (2, true), "{third:?}");
+        assert_eq!(
+            *up.1.lock().unwrap(),
+            vec![0, 4001, 8001, 10_001],
+            "each window asked once"
+        );
+        let keys: Vec<String> = parts
+            .sink
+            .records()
+            .iter()
+            .map(|r| Envelope::from_slice(&r.data).unwrap().key)
+            .collect();
+        let expected: Vec<String> = (1..=12).map(|i| format!("P/{}", i * 1000)).collect();
+        assert_eq!(keys, expected, "every point once, in order");
+    }
+
     #[test]
     fn metrics_carry_the_run_with_source_and_job_dimensions() {
         let job = Job::from_value(&job()).unwrap();

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `BREAKER#<host>` | the host's circuit breaker (`breaker`) |
 //! | `LIMIT#<host><path or *>` | the learned rate limit and any pause (`ratelimit`) |
-//! | `CURSOR#<job>` | where an interrupted walk resumes |
+//! | `CURSOR#<job>` | where an interrupted walk resumes, or where the next walk starts |
 //! | `HOLD#source#<source>` / `HOLD#host#<host>` | stay away until (a spent quota, a ban) |
 //! | `RUN#<job>` | the job's last successful run (what `pricewire status` shows) |
 //!
@@ -37,6 +37,10 @@ pub struct Cursor {
     pub steps: u32,
     /// When the interrupted walk started (epoch milliseconds).
     pub started_ms: i64,
+    /// Not an interrupted walk but a completed one's high-water mark: the next walk starts
+    /// at `next` (a time window: everything since the last run).
+    #[serde(default)]
+    pub mark: bool,
 }
 
 #[async_trait]

@@ -8,7 +8,9 @@
 //! - [`Walk::Pages`]: pages requested concurrently (the gate bounds requests per host);
 //!   the first short page ends the walk and the pages not yet started are skipped.
 //! - [`Walk::Chain`]: one request after another, each answer naming the next (a cursor
-//!   token). Sequential; an interrupted chain resumes from the token it stopped at.
+//!   token, or the next time window). Sequential; an interrupted chain resumes from the
+//!   step it stopped at, and a walk whose last answer names a mark (a time window's
+//!   high-water mark) leaves it for the next walk to start from.
 
 use crate::breaker::{Breaker, BreakerPolicy};
 use crate::deadline::Deadline;
@@ -24,9 +26,7 @@ use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::job::Job;
 use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
 use pricewire_pipeline::sources::settings::SourceSettings;
-use pricewire_pipeline::sources::{
-    Hold, HoldScope, Normalised, Plan, Quarantined, Response, Step, Walk,
-};
+use pricewire_pipeline::sources::{Hold, HoldScope, Page, Plan, Quarantined, Response, Step, Walk};
 use pricewire_pipeline::table;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +36,14 @@ const CURSOR_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
 enum StepResult {
     NotStarted,
-    Done(Normalised, Option<Step>, usize),
+    Done(Page),
     Failed(CollectError),
+}
+
+/// What a collected step says about the walk.
+struct Collected {
+    next: Option<Step>,
+    resume_at: Option<Step>,
 }
 
 struct StepRun {
@@ -163,10 +169,7 @@ impl Run<'_> {
         )
         .await;
         let (result, hold_after) = match result {
-            Ok(f) => (
-                StepResult::Done(f.page.normalised, f.page.next, f.page.size),
-                f.hold_after,
-            ),
+            Ok(f) => (StepResult::Done(f.page), f.hold_after),
             Err(e) => (StepResult::Failed(e.into()), None),
         };
         StepRun {
@@ -240,7 +243,8 @@ impl Run<'_> {
             })
             .filter(|c| {
                 let age = Utc::now().timestamp_millis() - c.started_ms;
-                let usable = c.plan == fingerprint && age < CURSOR_MAX_AGE_MS;
+                // A mark is where the data was collected up to: it does not go stale.
+                let usable = c.plan == fingerprint && (c.mark || age < CURSOR_MAX_AGE_MS);
                 if !usable {
                     tracing::warn!(job = %self.job.name, age_ms = age,
                         "cursor of another plan, or too old; starting over");
@@ -251,12 +255,7 @@ impl Run<'_> {
 
     /// Takes a step's outcome into the walk's totals. Returns the page's size and next
     /// step when it was collected.
-    fn gather(
-        &self,
-        run: StepRun,
-        g: &mut Gathered,
-        summary: &mut Summary,
-    ) -> Option<(usize, Option<Step>)> {
+    fn gather(&self, run: StepRun, g: &mut Gathered, summary: &mut Summary) -> Option<Collected> {
         summary.requests += run.stats.attempts;
         summary.retries += run.stats.retries;
         summary.throttled += run.stats.throttled;
@@ -268,11 +267,15 @@ impl Run<'_> {
         }
         match run.result {
             StepResult::NotStarted => None,
-            StepResult::Done(n, next, size) => {
+            StepResult::Done(page) => {
+                let n = page.normalised;
                 g.records.extend(n.records);
                 g.quarantined.extend(n.quarantined);
                 g.dropped_values.extend(n.dropped_values);
-                Some((size, next))
+                Some(Collected {
+                    next: page.next,
+                    resume_at: page.resume_at,
+                })
             }
             StepResult::Failed(e) => {
                 if let CollectError::Fetch(FetchError::Held { hold, .. }) = &e {
@@ -424,7 +427,7 @@ impl Run<'_> {
                     }
                     let run = self.step(step, guards).await;
                     let ends = match &run.result {
-                        StepResult::Done(_, _, size) => *size < page_size as usize,
+                        StepResult::Done(p) => p.size < page_size as usize,
                         _ => true,
                     } || run.hold_after.is_some();
                     if ends {
@@ -447,9 +450,7 @@ impl Run<'_> {
         let end_page = runs
             .iter()
             .filter_map(|r| match &r.result {
-                StepResult::Done(_, _, size) if *size < page_size as usize => {
-                    Some(page_of(&r.step))
-                }
+                StepResult::Done(p) if p.size < page_size as usize => Some(page_of(&r.step)),
                 _ => None,
             })
             .min();
@@ -482,6 +483,7 @@ impl Run<'_> {
                 done: (next_page + 1..=last).filter(|n| have(*n)).collect(),
                 steps: 0,
                 started_ms,
+                mark: false,
             }),
         }
     }
@@ -496,24 +498,39 @@ impl Run<'_> {
         g: &mut Gathered,
         summary: &mut Summary,
     ) -> Option<Cursor> {
-        let mut step = prior.map_or(Step::Start, |c| c.next.clone());
-        let mut steps = prior.map_or(0, |c| c.steps);
+        // A mark left by a completed walk starts a new walk from there; an interrupted
+        // walk goes on where it stopped.
+        let (mut step, mut steps, started_ms) = match prior {
+            Some(c) if c.mark => (c.next.clone(), 0, Utc::now().timestamp_millis()),
+            Some(c) => (c.next.clone(), c.steps, started_ms),
+            None => (Step::Start, 0, started_ms),
+        };
+        let mark = |next: Step| Cursor {
+            plan: self.plan.fingerprint(),
+            next,
+            done: BTreeSet::new(),
+            steps: 0,
+            started_ms: Utc::now().timestamp_millis(),
+            mark: true,
+        };
         loop {
             if steps >= max_steps {
                 tracing::warn!(job = %self.job.name, max_steps, "walk ended at its step limit; the rest waits for the next walk");
                 summary.complete = true;
-                return None;
+                // A time window is a place in time: the next walk goes on from it. A
+                // token belongs to its walk: the next one starts over.
+                return matches!(step, Step::Window { .. }).then(|| mark(step));
             }
             let run = self.step(step.clone(), guards).await;
             let held_after = run.hold_after.is_some();
             match self.gather(run, g, summary) {
-                Some((_, next)) => {
+                Some(collected) => {
                     steps += 1;
                     summary.pages += 1;
-                    match next {
+                    match collected.next {
                         None => {
                             summary.complete = true;
-                            return None;
+                            return collected.resume_at.map(mark);
                         }
                         Some(n) => step = n,
                     }
@@ -531,6 +548,7 @@ impl Run<'_> {
             done: BTreeSet::new(),
             steps,
             started_ms,
+            mark: false,
         })
     }
 

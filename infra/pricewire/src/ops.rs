@@ -281,6 +281,10 @@ pub async fn status(sdk: &aws_config::SdkConfig, stack: &Stack) -> Result<Status
                 Ok(sources::Step::Page { page }) => format!("page {page}"),
                 Ok(sources::Step::Token { token }) => format!("cursor {token}"),
                 Ok(sources::Step::Start) => "the start".to_string(),
+                Ok(sources::Step::Window { from_ms }) => format!(
+                    "the window from {}",
+                    at_ms(from_ms).map_or_else(|| from_ms.to_string(), |t| t.to_rfc3339())
+                ),
                 Err(_) => format!("page {}", num(&item, "next_page")),
             };
             st.cursors.insert(job.to_string(), at);

@@ -30,6 +30,8 @@ pub const HOLD_PREFIX: &str = "HOLD#";
 pub const RUN_PREFIX: &str = "RUN#";
 /// A cursor nobody resumed within a day is stale (the data moved on): TTL removes it.
 const CURSOR_TTL: chrono::Duration = chrono::Duration::days(1);
+/// A walk's high-water mark outlives a paused job by this much.
+const MARK_TTL: chrono::Duration = chrono::Duration::days(31);
 
 impl DynamoHostState {
     pub fn new(
@@ -181,6 +183,11 @@ impl CursorStore for DynamoHostState {
                     .unwrap_or_default(),
                 steps: get_n(&item, "steps").unwrap_or(0),
                 started_ms: get_n(&item, "started_ms").unwrap_or(0),
+                mark: item
+                    .get("mark")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
             })
         }))
     }
@@ -196,10 +203,17 @@ impl CursorStore for DynamoHostState {
             ("done".to_string(), AttributeValue::S(done.join(","))),
             ("steps".to_string(), n(c.steps)),
             ("started_ms".to_string(), n(c.started_ms)),
+            ("mark".to_string(), AttributeValue::Bool(c.mark)),
             // From the walk's start, not this save: a walk stuck on a page still expires.
+            // A mark lives as long as a job could pause (a month).
             (
                 "expires_at".to_string(),
-                n(c.started_ms / 1000 + CURSOR_TTL.num_seconds()),
+                n(c.started_ms / 1000
+                    + if c.mark {
+                        MARK_TTL.num_seconds()
+                    } else {
+                        CURSOR_TTL.num_seconds()
+                    }),
             ),
         ]);
         // For an operator reading the table (and `pricewire status`).

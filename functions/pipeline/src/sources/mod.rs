@@ -128,14 +128,23 @@ impl Response {
     }
 }
 
-/// Where a walk is: the first request, a page number, or a cursor token the last answer
-/// gave. Saved between invocations, so a walk resumes where it stopped.
+/// Where a walk is: the first request, a page number, a cursor token the last answer
+/// gave, or the start of a time window. Saved between invocations, so a walk resumes
+/// where it stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "at", rename_all = "snake_case")]
 pub enum Step {
     Start,
-    Page { page: u32 },
-    Token { token: String },
+    Page {
+        page: u32,
+    },
+    Token {
+        token: String,
+    },
+    /// Everything from this time on (epoch milliseconds).
+    Window {
+        from_ms: i64,
+    },
 }
 
 /// How a job's requests follow each other.
@@ -146,8 +155,9 @@ pub enum Walk {
     /// Pages 1..=`max_pages` of `page_size`, requested concurrently; the first page with
     /// fewer records ends the walk.
     Pages { page_size: u32, max_pages: u32 },
-    /// One request after another, each answer naming the next (an opaque cursor token), at
-    /// most `max_steps` per walk. Sequential, and resumable across invocations.
+    /// One request after another, each answer naming the next (an opaque cursor token, or
+    /// the next time window), at most `max_steps` per walk. Sequential, and resumable
+    /// across invocations.
     Chain { max_steps: u32 },
 }
 
@@ -167,6 +177,9 @@ pub struct Page {
     pub next: Option<Step>,
     /// Records in the answer, usable or not: a page walk ends at the first short page.
     pub size: usize,
+    /// When the walk ends here: where the next walk starts instead of from the beginning
+    /// (a time window's high-water mark: the job collects from where its last run ended).
+    pub resume_at: Option<Step>,
 }
 
 /// A record that could not be normalised: kept with its reason, never sent.

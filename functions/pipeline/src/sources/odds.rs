@@ -515,6 +515,7 @@ impl Plan for OddsPlan {
             normalised: out,
             next,
             size,
+            resume_at: None,
         })
     }
 }

@@ -340,6 +340,7 @@ impl Plan for Query {
             normalised,
             next: None,
             size,
+            resume_at: None,
         })
     }
 }
