@@ -15,6 +15,8 @@
 //! | throttled (429, or a limit code in a 200) | yes, after `Retry-After` | neutral | lower the rate, pause |
 //! | hold (quota spent, banned) | no, the run stops | neutral | accepted |
 //! | fail (401, 404, 422) | no, the job fails | success | accepted |
+//! | a body over the source's cap | no, the job fails | failure | — |
+//! | a redirect not followed (another host, plain http) | no, the job fails | neutral | — |
 //!
 //! Waits are full-jitter exponential, or the upstream's hint when it gives one (capped).
 
@@ -48,6 +50,14 @@ pub enum TransportError {
     Connect { url: String, detail: String },
     #[error("{url}: {detail}")]
     Other { url: String, detail: String },
+    /// The body is over the source's cap: not read whole, not retried, a breaker failure
+    /// (a host that answers this way is not well).
+    #[error("{url}: {detail}")]
+    TooLarge { url: String, detail: String },
+    /// A redirect the adapter will not follow (another host, plain http): the secret was
+    /// not sent there. Not retried; the host answered, so not a breaker failure.
+    #[error("{url}: {detail}")]
+    Refused { url: String, detail: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +218,20 @@ pub async fn fetch(
         let sent = upstream.send(spec).await;
         drop(permit);
         let again = match sent {
+            Err(e @ TransportError::TooLarge { .. }) => {
+                record(Outcome::Failure).await;
+                return Err(FetchError::Rejected {
+                    job: job.into(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e @ TransportError::Refused { .. }) => {
+                record(Outcome::Neutral).await;
+                return Err(FetchError::Rejected {
+                    job: job.into(),
+                    reason: e.to_string(),
+                });
+            }
             Err(e) => {
                 record(Outcome::Failure).await;
                 Again::After {

@@ -26,13 +26,19 @@ use pricewire_pipeline::archive::{self, meta};
 use pricewire_pipeline::job::Job;
 use pricewire_pipeline::limits::KINESIS_RECORD_MAX_BYTES;
 use pricewire_pipeline::sources::settings::SourceSettings;
-use pricewire_pipeline::sources::{Hold, HoldScope, Page, Plan, Quarantined, Response, Step, Walk};
+use pricewire_pipeline::sources::{
+    cap_text, Hold, HoldScope, Page, Plan, Quarantined, Response, Step, Walk,
+    UPSTREAM_TEXT_MAX_CHARS,
+};
 use pricewire_pipeline::table;
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A walk not finished within a day starts over: its pages have moved on.
 const CURSOR_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+/// Quarantined records and dropped values logged one by one per run; the rest are counted
+/// (they are all in the quarantine file): an upstream full of garbage cannot flood the log.
+const LOGGED_PER_RUN: usize = 10;
 
 enum StepResult {
     NotStarted,
@@ -180,6 +186,15 @@ impl Run<'_> {
             archive_errors,
             hold_after,
         }
+    }
+
+    fn cap_reached(&self) -> String {
+        let cap = self.source.max_records_per_run;
+        tracing::warn!(job = %self.job.name, cap, "record cap of the run reached; the next run resumes");
+        format!(
+            "job {}: stopped at the source's cap of {cap} records per run (max_records_per_run); the next run resumes",
+            self.job.name
+        )
     }
 
     /// A hold in force for this source or its host, if any (both read at once).
@@ -417,9 +432,14 @@ impl Run<'_> {
             .filter(|n| !done_before.contains(n))
             .collect();
         let halt = AtomicBool::new(false);
+        // Records gathered so far: at the source's cap the pages not yet started wait for
+        // the next run (what a run holds is bounded by configuration, not the upstream).
+        let gathered = AtomicUsize::new(0);
+        let capped = AtomicBool::new(false);
+        let cap = self.source.max_records_per_run;
         let runs: Vec<StepRun> = futures_util::stream::iter(pages)
             .map(|page| {
-                let halt = &halt;
+                let (halt, gathered, capped) = (&halt, &gathered, &capped);
                 async move {
                     let step = Step::Page { page };
                     if halt.load(Ordering::Relaxed) {
@@ -427,7 +447,15 @@ impl Run<'_> {
                     }
                     let run = self.step(step, guards).await;
                     let ends = match &run.result {
-                        StepResult::Done(p) => p.size < page_size as usize,
+                        StepResult::Done(p) => {
+                            let n = p.normalised.records.len() + p.normalised.quarantined.len();
+                            if gathered.fetch_add(n, Ordering::Relaxed) + n >= cap {
+                                capped.store(true, Ordering::Relaxed);
+                                true
+                            } else {
+                                p.size < page_size as usize
+                            }
+                        }
                         _ => true,
                     } || run.hold_after.is_some();
                     if ends {
@@ -468,6 +496,9 @@ impl Run<'_> {
             if self.gather(run, g, summary).is_some() {
                 collected.insert(page);
             }
+        }
+        if capped.load(Ordering::Relaxed) && summary.stopped.is_none() {
+            summary.stopped = Some(self.cap_reached());
         }
         let last = end_page.unwrap_or(max_pages);
         summary.pages = collected.iter().filter(|n| **n <= last).count() as u32;
@@ -537,6 +568,10 @@ impl Run<'_> {
                     if held_after {
                         break;
                     }
+                    if g.records.len() + g.quarantined.len() >= self.source.max_records_per_run {
+                        summary.stopped = Some(self.cap_reached());
+                        break;
+                    }
                 }
                 None => break,
             }
@@ -574,7 +609,12 @@ impl Run<'_> {
         summary.fetched = records.len() + quarantined.len();
         summary.dropped_values = dropped_values.len();
         if !dropped_values.is_empty() {
-            tracing::info!(job = %self.job.name, dropped = ?dropped_values, "optional values dropped as unusable");
+            let shown: Vec<String> = dropped_values
+                .iter()
+                .take(LOGGED_PER_RUN)
+                .map(|d| cap_text(d, UPSTREAM_TEXT_MAX_CHARS))
+                .collect();
+            tracing::info!(job = %self.job.name, count = dropped_values.len(), first = ?shown, "optional values dropped as unusable");
         }
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(records.len());
@@ -604,8 +644,15 @@ impl Run<'_> {
         summary.normalised = out.len();
         summary.quarantined = quarantined.len();
         if !quarantined.is_empty() {
-            for q in &quarantined {
+            // Reasons embed upstream values: kept short in the file and the log alike.
+            for q in &mut quarantined {
+                q.reason = cap_text(&q.reason, UPSTREAM_TEXT_MAX_CHARS);
+            }
+            for q in quarantined.iter().take(LOGGED_PER_RUN) {
                 tracing::warn!(job = %self.job.name, index = ?q.index, reason = %q.reason, "record quarantined");
+            }
+            if quarantined.len() > LOGGED_PER_RUN {
+                tracing::warn!(job = %self.job.name, more = quarantined.len() - LOGGED_PER_RUN, "more records quarantined (reasons in the quarantine file)");
             }
             match self.archive_quarantine(&quarantined).await {
                 Ok(()) => summary.archived += 1,

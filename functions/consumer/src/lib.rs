@@ -35,7 +35,7 @@ const WRITE_MAX_DELAY: Duration = Duration::from_secs(2);
 /// Conditional `latest` puts in flight at once in one batch (one per entity).
 const LATEST_PUTS_IN_FLIGHT: usize = 16;
 /// Source label of quarantine files written for stream records that are not envelopes.
-pub const POISON_SOURCE: &str = "stream";
+pub const POISON_SOURCE: &str = pricewire_pipeline::archive::STREAM_QUARANTINE_SOURCE;
 /// The name the consumer checkpoints and reports poison under.
 pub const FUNCTION: &str = "consumer";
 

@@ -7,6 +7,10 @@
 //! Hive-style partitions let Athena or a replay select a source and a time range by prefix.
 
 use chrono::{DateTime, Utc};
+
+/// The `source=` partition the consumer quarantines poison stream records under: no source
+/// may take the name (each writer's IAM grant is its own prefixes).
+pub const STREAM_QUARANTINE_SOURCE: &str = "stream";
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;

@@ -1,10 +1,21 @@
 //! HTTP to an upstream (reqwest, rustls): one attempt per call. Retries, backoff, rate
 //! limiting and circuit breaking wrap the [`Upstream`] port, not the HTTP client.
 //!
-//! The source's secret is added here and only here, as its [`Auth`] says: a header,
-//! `Authorization: Bearer`, or a query parameter. The URL the answer carries (archived,
-//! logged, put in errors) is the one built before the secret was added, and reqwest's own
-//! errors are stripped of their URL, so a secret in a query never leaves this module.
+//! What a hostile or broken upstream cannot do here:
+//!
+//! - **take the secret elsewhere**: the secret is added here and only here, as the
+//!   source's [`Auth`] says (a header marked sensitive, `Authorization: Bearer`, or a query
+//!   parameter). reqwest follows no redirect; this adapter follows at most
+//!   [`MAX_REDIRECTS`], only to the same origin (scheme, host, port) over https (or to
+//!   loopback, where the local twin's simulators listen), and attaches the secret itself
+//!   again. A redirect anywhere else is refused, and the secret is not sent there.
+//! - **show the secret**: the URL the answer carries (archived, logged, put in errors) is
+//!   built without it, and reqwest's own errors are stripped of their URL.
+//! - **exhaust memory**: a `Content-Length` over the source's body cap is refused before
+//!   the body is read, and a body is read chunk by chunk only up to the cap; either is a
+//!   [`TransportError::TooLarge`], which the breaker counts as a failure.
+//! - **stall the run**: the client's timeout covers the whole request, the body included,
+//!   so a body dripped slowly ends as a timeout.
 
 use crate::adapters::ssm::Secret;
 use crate::fetch::{TransportError, Upstream};
@@ -13,23 +24,42 @@ use chrono::Utc;
 use pricewire_pipeline::sources::{Auth, RequestSpec, Response};
 use std::time::Duration;
 
-pub struct HttpUpstream {
-    client: reqwest::Client,
-    base_url: String,
-    auth: Auth,
-    secret: Option<Secret>,
-}
-
 /// Connecting may take at most this long (or the request timeout, if shorter).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Same-origin redirects followed per request.
+pub const MAX_REDIRECTS: usize = 3;
+
+pub struct HttpUpstream {
+    client: reqwest::Client,
+    base: reqwest::Url,
+    auth: Auth,
+    secret: Option<Secret>,
+    max_body: usize,
+}
+
+/// Whether plain http may be used to reach `url`: only on loopback.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// https, or http to loopback.
+fn secure_enough(url: &reqwest::Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
+}
 
 impl HttpUpstream {
-    /// `secret` is required when `auth` needs one.
+    /// `secret` is required when `auth` needs one. `max_body`: the largest body read.
     pub fn new(
         base_url: &str,
         auth: Auth,
         secret: Option<Secret>,
         timeout: Duration,
+        max_body: usize,
     ) -> Result<HttpUpstream, String> {
         if auth.needs_secret() && secret.is_none() {
             return Err(format!(
@@ -37,82 +67,212 @@ impl HttpUpstream {
                 auth.style()
             ));
         }
+        let base = reqwest::Url::parse(base_url.trim_end_matches('/'))
+            .map_err(|e| format!("{base_url}: not a URL: {e}"))?;
+        if !secure_enough(&base) {
+            return Err(format!(
+                "{base_url}: upstreams are reached over https (plain http only on loopback)"
+            ));
+        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pricewire/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpUpstream {
             client,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base,
             auth,
             secret,
+            max_body,
         })
     }
-}
 
-#[async_trait]
-impl Upstream for HttpUpstream {
-    async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
-        let url = format!("{}{}", self.base_url, spec.path);
+    /// The request to `url`, with the secret attached as the source's auth says.
+    fn request(&self, url: &reqwest::Url, shown: &str) -> Result<reqwest::Request, TransportError> {
         let other = |detail: String| TransportError::Other {
-            url: url.clone(),
+            url: shown.to_string(),
             detail,
         };
-        // The URL as shown: the query without the secret.
-        let shown = reqwest::Url::parse_with_params(&url, &spec.query)
-            .map_err(|e| other(e.to_string()))?
-            .to_string();
+        let mut url = url.clone();
+        let secret = self.secret.as_ref().map(Secret::expose).unwrap_or_default();
         let mut request = self
             .client
-            .get(&url)
-            .query(&spec.query)
+            .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
-        let secret = self.secret.as_ref().map(Secret::expose).unwrap_or_default();
-        request = match &self.auth {
-            Auth::None => request,
+        match &self.auth {
+            Auth::None => {}
             Auth::Header { name } => {
                 let mut value = reqwest::header::HeaderValue::from_str(secret)
                     .map_err(|_| other("the secret is not a valid header value".into()))?;
                 value.set_sensitive(true);
-                request.header(name.as_str(), value)
+                request = request.header(name.as_str(), value);
             }
             Auth::Bearer => {
                 let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}"))
                     .map_err(|_| other("the secret is not a valid header value".into()))?;
                 value.set_sensitive(true);
-                request.header(reqwest::header::AUTHORIZATION, value)
+                request = request.header(reqwest::header::AUTHORIZATION, value);
             }
-            Auth::Query { name } => request.query(&[(name.as_str(), secret)]),
-        };
-        let request = request
+            Auth::Query { name } => {
+                // Whatever the URL says of this parameter, the source's own secret goes.
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k != name)
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                url.query_pairs_mut()
+                    .clear()
+                    .extend_pairs(&kept)
+                    .append_pair(name, secret);
+                request = self
+                    .client
+                    .get(url)
+                    .header(reqwest::header::ACCEPT, "application/json");
+            }
+        }
+        request
             .build()
-            .map_err(|e| other(e.without_url().to_string()))?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| classify(&shown, e))?;
-        let fetched_at = Utc::now();
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| classify(&shown, e))?
-            .to_vec();
-        Ok(Response {
-            status,
-            headers,
-            body,
-            url: shown,
-            fetched_at,
-        })
+            .map_err(|e| other(e.without_url().to_string()))
+    }
+
+    /// `url` as shown: without the secret's query parameter.
+    fn shown(&self, url: &reqwest::Url) -> String {
+        match &self.auth {
+            Auth::Query { name } => {
+                let mut u = url.clone();
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k != name)
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                if kept.is_empty() {
+                    u.set_query(None);
+                } else {
+                    u.query_pairs_mut().clear().extend_pairs(&kept);
+                }
+                u.to_string()
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// Reads a body up to the cap.
+    async fn body(
+        &self,
+        mut response: reqwest::Response,
+        shown: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        let too_large = |detail: String| TransportError::TooLarge {
+            url: shown.to_string(),
+            detail,
+        };
+        if let Some(declared) = response.content_length() {
+            if declared > self.max_body as u64 {
+                return Err(too_large(format!(
+                    "Content-Length {declared} is over the {}-byte body cap",
+                    self.max_body
+                )));
+            }
+        }
+        let mut body = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(0, |n| n as usize)
+                .min(self.max_body),
+        );
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(shown, e))? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(too_large(format!(
+                    "the body is over the {}-byte cap (stopped reading at {} bytes)",
+                    self.max_body,
+                    body.len() + chunk.len()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+#[async_trait]
+impl Upstream for HttpUpstream {
+    async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
+        let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), spec.path);
+        let mut url = reqwest::Url::parse_with_params(&joined, &spec.query).map_err(|e| {
+            TransportError::Other {
+                url: joined.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        for hop in 0..=MAX_REDIRECTS {
+            let shown = self.shown(&url);
+            let request = self.request(&url, &shown)?;
+            let response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(|e| classify(&shown, e))?;
+            let fetched_at = Utc::now();
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok());
+                match location {
+                    Some(to) if same_origin(&to, &self.base) && secure_enough(&to) => {
+                        if hop == MAX_REDIRECTS {
+                            return Err(TransportError::Refused {
+                                url: shown,
+                                detail: format!("more than {MAX_REDIRECTS} redirects"),
+                            });
+                        }
+                        url = to;
+                        continue;
+                    }
+                    Some(to) => {
+                        return Err(TransportError::Refused {
+                            url: shown,
+                            detail: format!(
+                                "HTTP {} redirect to {} not followed: only same-origin https redirects are (the secret is not sent elsewhere)",
+                                status.as_u16(),
+                                self.shown(&to)
+                            ),
+                        })
+                    }
+                    None => {
+                        return Err(TransportError::Refused {
+                            url: shown,
+                            detail: format!("HTTP {} without a usable Location", status.as_u16()),
+                        })
+                    }
+                }
+            }
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            let body = self.body(response, &shown).await?;
+            return Ok(Response {
+                status: status.as_u16(),
+                headers,
+                body,
+                url: shown,
+                fetched_at,
+            });
+        }
+        unreachable!("the loop returns on its last hop")
     }
 }
 
@@ -162,6 +322,8 @@ mod tests {
         (format!("http://{addr}"), seen)
     }
 
+    const MIB: usize = 1 << 20;
+
     #[tokio::test]
     async fn the_secret_goes_where_auth_says_and_never_into_the_shown_url() {
         let spec = RequestSpec::new("/v4/sports/nba/odds", vec![("regions".into(), "us".into())]);
@@ -186,6 +348,7 @@ mod tests {
                 auth.clone(),
                 Some(Secret::new("s3cret".into())),
                 Duration::from_secs(5),
+                MIB,
             )
             .unwrap();
             let r = up.send(&spec).await.unwrap();
@@ -203,7 +366,20 @@ mod tests {
                 "{auth:?}: {request}"
             );
         }
-        assert!(HttpUpstream::new("http://x", Auth::Bearer, None, Duration::from_secs(1)).is_err());
+        assert!(
+            HttpUpstream::new("http://x", Auth::Bearer, None, Duration::from_secs(1), MIB).is_err()
+        );
+        let plain = HttpUpstream::new(
+            "http://api.example.com",
+            Auth::None,
+            None,
+            Duration::from_secs(1),
+            MIB,
+        );
+        assert!(
+            plain.err().unwrap().contains("over https"),
+            "plain http only on loopback"
+        );
     }
 
     #[tokio::test]
@@ -219,6 +395,7 @@ mod tests {
             },
             Some(Secret::new("s3cret".into())),
             Duration::from_secs(2),
+            MIB,
         )
         .unwrap();
         let err = up

@@ -448,6 +448,54 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Upstream text kept in a reason, a dropped-value note or an error: at most this many
+/// characters (the upstream decides how long its values are, not us).
+pub const UPSTREAM_TEXT_MAX_CHARS: usize = 300;
+
+/// `s`, cut to `max` characters with an ellipsis.
+pub fn cap_text(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// A link from the upstream, accepted only when it is https and on one of the source's own
+/// sites (`domains` and their subdomains), with no credentials, spaces or control
+/// characters: upstream text goes into SMS and e-mail, and must not carry someone else's
+/// link there.
+pub fn trusted_link(link: &str, domains: &[&str]) -> Result<String, String> {
+    let shown = || cap_text(link, 80);
+    if link.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{:?} has spaces or control characters", shown()));
+    }
+    let rest = link
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{:?} is not an https link", shown()))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!("{:?} carries credentials", shown()));
+    }
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .to_ascii_lowercase();
+    let ours = domains
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    if ours {
+        Ok(link.to_string())
+    } else {
+        Err(format!(
+            "host {:?} is not one of the source's sites ({})",
+            cap_text(&host, 80),
+            domains.join(", ")
+        ))
+    }
+}
+
 /// One entity-key component: `/` separates components, so it (and `%`) is escaped.
 pub fn key_part(s: &str) -> String {
     s.replace('%', "%25").replace('/', "%2F")
@@ -561,6 +609,37 @@ mod tests {
             ]
         );
         assert_eq!(key_part("A/B%C"), "A%2FB%25C");
+    }
+
+    #[test]
+    fn only_links_to_the_sources_own_sites_pass() {
+        let sites = ["aviasales.com", "aviasales.ru"];
+        for ok in [
+            "https://www.aviasales.com/search/LED0512KZN1",
+            "https://aviasales.ru/x?y=1",
+            "https://m.aviasales.com:443/a",
+        ] {
+            assert_eq!(trusted_link(ok, &sites).unwrap(), ok);
+        }
+        for (bad, why) in [
+            (
+                "https://evil.example/aviasales.com",
+                "not one of the source's sites",
+            ),
+            (
+                "https://aviasales.com.evil.example/",
+                "not one of the source's sites",
+            ),
+            ("https://www.aviasales.com@evil.example/", "credentials"),
+            ("http://www.aviasales.com/", "not an https link"),
+            ("https://www.aviasales.com/a b", "spaces"),
+            ("javascript:alert(1)", "not an https link"),
+        ] {
+            let err = trusted_link(bad, &sites).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert_eq!(cap_text(&"x".repeat(500), 10).chars().count(), 10);
+        assert_eq!(cap_text("short", 10), "short");
     }
 
     #[test]

@@ -31,6 +31,15 @@ pub const DEFAULT_BREAKER_THRESHOLD: u32 = 10;
 pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(300);
 /// The longest a spent quota may keep a source away (a month and a day).
 pub const MAX_QUOTA_HOLD: Duration = Duration::from_secs(32 * 86_400);
+/// The largest answer body read, when the entry does not say: a few pages of a few
+/// thousand records; a body over it is an upstream failure, never read whole.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// The largest cap an entry may set (a 256 MB function holds a few pages of it at once).
+pub const MAX_MAX_BODY_BYTES: usize = 64 << 20;
+/// Records one run gathers before it stops and leaves a cursor, when the entry does not
+/// say: what a run holds in memory is bounded by configuration, not by the upstream.
+pub const DEFAULT_MAX_RECORDS_PER_RUN: usize = 20_000;
+pub const MAX_MAX_RECORDS_PER_RUN: usize = 200_000;
 /// Longest source name: it becomes part of S3 keys, state keys and metric dimensions.
 const SOURCE_NAME_MAX: usize = 32;
 
@@ -55,6 +64,8 @@ struct Entry {
     #[serde(default)]
     breaker: BreakerEntry,
     quota_hold_seconds: Option<u64>,
+    max_body_bytes: Option<usize>,
+    max_records_per_run: Option<usize>,
     #[serde(default)]
     options: Map<String, Value>,
 }
@@ -78,6 +89,10 @@ pub struct SourceSettings {
     /// How long a spent quota keeps the source away; `None`: as long as the module's
     /// upstream says (The Odds API: until its monthly reset).
     pub quota_hold: Option<Duration>,
+    /// The largest answer body read.
+    pub max_body_bytes: usize,
+    /// Records one run gathers before it stops and leaves a cursor.
+    pub max_records_per_run: usize,
     pub options: Map<String, Value>,
 }
 
@@ -108,6 +123,8 @@ impl SourceSettings {
             breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
             breaker_open: DEFAULT_BREAKER_OPEN,
             quota_hold: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_records_per_run: DEFAULT_MAX_RECORDS_PER_RUN,
             options: Map::new(),
         }
     }
@@ -167,16 +184,31 @@ pub struct Sources {
     entries: BTreeMap<String, SourceSettings>,
 }
 
+/// Hosts plain http may reach: loopback, where the local twin's simulators listen.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name);
+    matches!(name, "localhost" | "[::1]") || name.starts_with("127.")
+}
+
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} is not an http(s) URL"))?;
+    let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err(format!("{url:?} is not an https URL")),
+    };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!("{url:?} has no host"));
     }
     if url.contains(['?', '#', ' ']) {
         return Err(format!("{url:?} must not have a query, fragment or spaces"));
+    }
+    if !secure && !is_loopback_host(&host_of(url)) {
+        return Err(format!(
+            "{url:?}: upstreams are reached over https (plain http only on loopback)"
+        ));
     }
     Ok(())
 }
@@ -188,6 +220,11 @@ fn check_name(name: &str) -> Result<(), String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if name == crate::archive::STREAM_QUARANTINE_SOURCE {
+        return Err(format!(
+            "{name:?} is reserved (the consumer's quarantine partition)"
+        ));
+    }
     if ok {
         Ok(())
     } else {
@@ -298,6 +335,24 @@ fn settle(name: &str, e: Entry) -> Result<SourceSettings, String> {
             ));
         }
         s.quota_hold = Some(hold);
+    }
+    if let Some(b) = e.max_body_bytes {
+        if !(1024..=MAX_MAX_BODY_BYTES).contains(&b) {
+            return Err(field(
+                "max_body_bytes",
+                format!("{b} is not 1024 to {MAX_MAX_BODY_BYTES}"),
+            ));
+        }
+        s.max_body_bytes = b;
+    }
+    if let Some(r) = e.max_records_per_run {
+        if !(100..=MAX_MAX_RECORDS_PER_RUN).contains(&r) {
+            return Err(field(
+                "max_records_per_run",
+                format!("{r} is not 100 to {MAX_MAX_RECORDS_PER_RUN}"),
+            ));
+        }
+        s.max_records_per_run = r;
     }
     source
         .check_options(&e.options)
@@ -425,6 +480,18 @@ mod tests {
             ),
             (r#"{"Odds": {}}"#, "Odds: \"Odds\" must be"),
             (r#"{"odds": {"base_url": "ftp://x"}}"#, "odds.base_url:"),
+            (
+                r#"{"odds": {"base_url": "http://api.the-odds-api.com"}}"#,
+                "odds.base_url: \"http://api.the-odds-api.com\": upstreams are reached over https",
+            ),
+            (
+                r#"{"odds": {"max_body_bytes": 10}}"#,
+                "odds.max_body_bytes: 10 is not",
+            ),
+            (
+                r#"{"odds": {"max_records_per_run": 0}}"#,
+                "odds.max_records_per_run: 0 is not",
+            ),
             (
                 r#"{"odds": {"base_url": "https://x/?a=1"}}"#,
                 "odds.base_url:",

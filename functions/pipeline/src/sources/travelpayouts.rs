@@ -71,6 +71,20 @@ impl Source for Travelpayouts {
 }
 /// Where relative offer links point.
 const SITE: &str = "https://www.aviasales.com";
+/// The sites an absolute offer link may point at (Aviasales' own); any other is dropped.
+pub const SITE_DOMAINS: &[&str] = &[
+    "aviasales.com",
+    "aviasales.ru",
+    "aviasales.kz",
+    "aviasales.by",
+    "aviasales.uz",
+    "aviasales.kg",
+    "aviasales.tj",
+    "aviasales.am",
+    "aviasales.az",
+    "aviasales.ge",
+    "travelpayouts.com",
+];
 /// Travelpayouts answers in roubles unless asked otherwise.
 const DEFAULT_CURRENCY: &str = "RUB";
 
@@ -369,21 +383,30 @@ pub fn parse(
                 Some(other) => other.to_string(),
                 None => "success=false without an error message".to_string(),
             };
+            let message = super::cap_text(&message, super::UPSTREAM_TEXT_MAX_CHARS);
             return Err(ResponseError::ErrorEnvelope {
                 job: job_name.clone(),
                 message,
             });
         }
     }
-    // `data: null` and `data: {}` both mean "nothing found" for this query.
-    let items: Vec<Value> = match root.get("data") {
-        Some(Value::Array(items)) => items.clone(),
-        Some(Value::Object(map)) => map.values().cloned().collect(),
+    let currency = match fields::text(&root, "currency") {
+        Ok(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
+        _ => query.currency.clone(),
+    };
+    let mut root = root;
+    // `data: null` and `data: {}` both mean "nothing found" for this query. The records
+    // are taken out of the body, not copied.
+    let items: Vec<Value> = match root.remove("data") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(map)) => map.into_iter().map(|(_, v)| v).collect(),
         Some(Value::Null) => Vec::new(),
         Some(other) => {
             return Err(ResponseError::UnexpectedShape {
                 job: job_name.clone(),
-                detail: format!("data is {}, expected an array", describe(other)),
+                detail: format!("data is {}, expected an array", describe(&other)),
             })
         }
         None => {
@@ -392,12 +415,6 @@ pub fn parse(
                 detail: "no data field".into(),
             })
         }
-    };
-    let currency = match fields::text(&root, "currency") {
-        Ok(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            c.to_ascii_uppercase()
-        }
-        _ => query.currency.clone(),
     };
 
     let mut out = Normalised::default();
@@ -521,11 +538,16 @@ fn offer_v3(
     let duration_minutes = dropped.optional("duration", fields::count(obj, "duration"));
     let link = dropped
         .optional("link", fields::text(obj, "link"))
-        .map(|l| {
+        .and_then(|l| {
             if l.starts_with('/') {
-                format!("{SITE}{l}")
-            } else {
-                l
+                return Some(format!("{SITE}{l}"));
+            }
+            match super::trusted_link(&l, SITE_DOMAINS) {
+                Ok(l) => Some(l),
+                Err(why) => {
+                    dropped.0.push(format!("link: {why}"));
+                    None
+                }
             }
         });
     let offer = FlightPrice {
@@ -769,6 +791,43 @@ mod tests {
             "v3 has no upstream time: observed_at is fetched_at"
         );
         assert_eq!(e.kind(), "flight_price");
+    }
+
+    #[test]
+    fn links_to_other_sites_are_dropped_and_upstream_errors_capped() {
+        let (_, q) = v3_job();
+        let body = json!({"success":true,"data":[
+            {"price":100,"departure_at":"2026-12-05","link":"https://www.aviasales.ru/search/LED0512KZN1"},
+            {"price":100,"departure_at":"2026-12-06","link":"https://phish.example/claim-your-prize"},
+            {"price":100,"departure_at":"2026-12-07","link":"https://www.aviasales.com@phish.example/"}]});
+        let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
+        let links: Vec<Option<&str>> = n
+            .records
+            .iter()
+            .map(|e| flight(e).link.as_deref())
+            .collect();
+        assert_eq!(
+            links,
+            vec![
+                Some("https://www.aviasales.ru/search/LED0512KZN1"),
+                None,
+                None
+            ]
+        );
+        assert_eq!(n.dropped_values.len(), 2, "{:?}", n.dropped_values);
+        assert!(
+            n.dropped_values[0]
+                .starts_with("link: host \"phish.example\" is not one of the source's sites"),
+            "{:?}",
+            n.dropped_values
+        );
+        let long = json!({"success": false, "error": "x".repeat(100_000)}).to_string();
+        let err = parse(&q, long.as_bytes(), now()).unwrap_err().to_string();
+        assert!(
+            err.len() < 500,
+            "an upstream's error text is capped: {} bytes",
+            err.len()
+        );
     }
 
     #[test]
