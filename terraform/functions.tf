@@ -2,14 +2,16 @@ locals {
   # Environment variable names are read by the Rust code: do not rename.
   function_environment = {
     collector = {
-      PRICEWIRE_STREAM_NAME       = aws_kinesis_stream.prices.name
-      PRICEWIRE_ARCHIVE_BUCKET    = aws_s3_bucket.archive.id
-      PRICEWIRE_SOURCES           = jsonencode(local.collector_sources)
-      PRICEWIRE_HTTP_TIMEOUT_MS   = tostring(var.http_timeout_ms)
-      PRICEWIRE_HTTP_MAX_ATTEMPTS = tostring(var.http_max_attempts)
-      PRICEWIRE_PUT_MAX_ATTEMPTS  = tostring(var.put_max_attempts)
-      PRICEWIRE_STATE_TABLE       = aws_dynamodb_table.state.name
-      RUST_LOG                    = var.log_level
+      PRICEWIRE_STREAM_NAME     = aws_kinesis_stream.prices.name
+      PRICEWIRE_ARCHIVE_BUCKET  = aws_s3_bucket.archive.id
+      PRICEWIRE_SOURCES         = jsonencode(local.collector_sources)
+      PRICEWIRE_HTTP_TIMEOUT_MS = tostring(var.http_timeout_ms)
+      # Checked at start against the request timeout (Lambda tells no function its timeout).
+      PRICEWIRE_FUNCTION_TIMEOUT_SECONDS = tostring(local.function_settings.collector.timeout_seconds)
+      PRICEWIRE_HTTP_MAX_ATTEMPTS        = tostring(var.http_max_attempts)
+      PRICEWIRE_PUT_MAX_ATTEMPTS         = tostring(var.put_max_attempts)
+      PRICEWIRE_STATE_TABLE              = aws_dynamodb_table.state.name
+      RUST_LOG                           = var.log_level
     }
     consumer = {
       PRICEWIRE_PRICES_TABLE       = aws_dynamodb_table.prices.name
@@ -45,7 +47,7 @@ resource "aws_cloudwatch_log_group" "fn" {
 
   name              = "/aws/lambda/${var.name}-${each.key}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  kms_key_id        = local.secrets_key_arn # kms.tf: the stack's key when kms_key_arn is unset
 }
 
 resource "aws_lambda_function" "fn" {
@@ -91,8 +93,11 @@ resource "aws_lambda_function" "fn" {
       error_message = "The ${each.key} function's environment exceeds Lambda's 4 KB limit (shorten alert_rules or sources)."
     }
     precondition {
-      condition     = each.key != "collector" || var.http_timeout_ms < local.function_settings.collector.timeout_seconds * 1000
-      error_message = "http_timeout_ms must be shorter than the collector's timeout."
+      # Room for two requests one after another, plus the 1.5 s the collector keeps to
+      # archive and put (collector/src/config.rs checks the same at start): otherwise no
+      # request ever starts and every run "succeeds" with nothing.
+      condition     = each.key != "collector" || 2 * var.http_timeout_ms + 1500 <= local.function_settings.collector.timeout_seconds * 1000
+      error_message = "http_timeout_ms leaves no room for requests: 2 x http_timeout_ms + 1500 ms must fit in functions.collector.timeout_seconds."
     }
   }
 

@@ -31,25 +31,6 @@ resource "aws_cloudwatch_metric_alarm" "collector_errors" {
   alarm_actions       = var.alarm_actions
 }
 
-# An upstream the collector's circuit breaker has given up on (BreakerState 2 = open),
-# and runs that end before their walk is complete (deadline, breaker, Retry-After), from
-# the collector's EMF metrics.
-resource "aws_cloudwatch_metric_alarm" "upstream_breaker_open" {
-  for_each            = var.jobs
-  alarm_name          = "${var.name}-${each.key}-breaker-open"
-  alarm_description   = "The circuit breaker for job ${each.key}'s upstream is open: requests are not being made."
-  namespace           = "pricewire"
-  metric_name         = "BreakerState"
-  dimensions          = { source = each.value.source, job = each.key }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 3
-  threshold           = 2
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-}
-
 # Stream readers falling behind (or stuck retrying a batch).
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   for_each = local.stream_readers
@@ -68,20 +49,55 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_actions       = var.alarm_actions
 }
 
-# A source the upstream told to stay away: its quota is spent (The Odds API's
-# OUT_OF_USAGE_CREDITS, or x-requests-remaining: 0) or its host banned us. Runs end with
-# no request until the hold ends; this is not an error, so it is alarmed here.
-resource "aws_cloudwatch_metric_alarm" "source_held" {
-  for_each            = var.jobs
-  alarm_name          = "${var.name}-${each.key}-held"
-  alarm_description   = "Job ${each.key}'s source ${each.value.source} is held (quota spent or banned): no requests until the hold ends."
+# Per job, from the collector's EMF metrics (namespace pricewire, dimensions source and
+# job). None of these is a function error, so none would show in the Errors alarm.
+locals {
+  job_alarms = {
+    # The circuit breaker for the job's upstream is open (BreakerState 2): no requests.
+    breaker-open = {
+      metric = "BreakerState", statistic = "Maximum", period = 300, periods = 3, threshold = 2
+      says   = "the circuit breaker for its upstream is open: requests are not being made"
+    }
+    # The upstream told the source to stay away: quota spent (The Odds API's
+    # OUT_OF_USAGE_CREDITS, x-requests-remaining: 0) or the host banned us.
+    held = {
+      metric = "Held", statistic = "Maximum", period = 300, periods = 1, threshold = 1
+      says   = "its source is held (quota spent or banned): no requests until the hold ends"
+    }
+    # Runs that make no progress and end without an error: a request timeout the deadline
+    # leaves no room for, an upstream that never answers in time, a Retry-After longer
+    # than the invocation (Stalled: incomplete, no page collected, not held). Every run
+    # of the job stalled for two hours in a row.
+    stalled = {
+      metric = "Stalled", statistic = "Minimum", period = 3600, periods = 2, threshold = 1
+      says   = "every run in the last two hours ended without collecting a page (see the log's stopped reason)"
+    }
+    # A walk that never finishes: every run in six hours ended incomplete (a walk cut by
+    # the deadline normally completes within a few runs, resuming from its cursor).
+    incomplete = {
+      metric = "Incomplete", statistic = "Minimum", period = 21600, periods = 1, threshold = 1
+      says   = "no run completed its walk in six hours: it never reaches its last page"
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "job" {
+  for_each = {
+    for pair in setproduct(keys(var.jobs), keys(local.job_alarms)) : "${pair[0]}-${pair[1]}" => {
+      job   = pair[0]
+      alarm = local.job_alarms[pair[1]]
+    }
+  }
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "Job ${each.value.job} (source ${var.jobs[each.value.job].source}): ${each.value.alarm.says}."
   namespace           = "pricewire"
-  metric_name         = "Held"
-  dimensions          = { source = each.value.source, job = each.key }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
+  metric_name         = each.value.alarm.metric
+  dimensions          = { source = var.jobs[each.value.job].source, job = each.value.job }
+  statistic           = each.value.alarm.statistic
+  period              = each.value.alarm.period
+  evaluation_periods  = each.value.alarm.periods
+  datapoints_to_alarm = each.value.alarm.periods
+  threshold           = each.value.alarm.threshold
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions

@@ -88,7 +88,15 @@ impl Upstreams for HttpUpstreams {
         }
         let secret = match (&source.secret_parameter, source.auth.needs_secret()) {
             (_, false) => None,
-            (Some(parameter), true) => Some(self.secrets.secret(parameter).await?),
+            (Some(parameter), true) => {
+                let secret = self.secrets.secret(parameter).await?;
+                // A placeholder or a mangled token would look like an outage or a refusal
+                // from the upstream; say what it is instead.
+                secret.check().map_err(|why| {
+                    format!("source {}: the secret in {parameter} {why}", source.name)
+                })?;
+                Some(secret)
+            }
             (None, true) => {
                 return Err(format!(
                     "source {}: auth {} needs a secret, and the entry names no secret_parameter",
@@ -102,6 +110,7 @@ impl Upstreams for HttpUpstreams {
             source.auth.clone(),
             secret,
             self.timeout,
+            source.max_body_bytes,
         )?);
         built.insert(source.name.clone(), u.clone());
         Ok(u)
@@ -171,6 +180,15 @@ pub struct Summary {
     pub host_pauses: u32,
 }
 
+impl Summary {
+    /// A run that ended incomplete without collecting a page, and not because its source
+    /// is held (alarmed on its own): it made no progress. Every run stalling means the
+    /// deadline leaves no room for a request, or the upstream never answers in time.
+    pub fn stalled(&self) -> bool {
+        !self.complete && self.pages == 0 && self.held.is_none()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     #[error(transparent)]
@@ -218,6 +236,20 @@ impl Collector {
             ),
             http_timeout: config.http_timeout,
         }
+    }
+
+    /// Reads and checks every configured source's secret, at cold start: a placeholder or a
+    /// mangled token is reported then, naming the source and the parameter, not first at
+    /// the job's request (where it would look like the upstream refusing). A source with a
+    /// bad secret does not stop the others; its jobs fail with the same message until the
+    /// parameter is fixed (a failed read is not kept, the next job reads again).
+    pub async fn warm_up(&self) -> Vec<String> {
+        let reads = self.sources.entries().map(|s| self.upstreams.upstream(s));
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect()
     }
 
     /// Runs one job. `deadline` is when the invocation must have finished (from the Lambda
@@ -322,6 +354,7 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
             .count("Skipped", s.skipped.into())
             .count("Pages", s.pages.into())
             .count("Incomplete", u64::from(!s.complete))
+            .count("Stalled", u64::from(s.stalled()))
             .count("Held", u64::from(s.held.is_some()))
             .count("Fetched", s.fetched as u64)
             .count("Quarantined", s.quarantined as u64)
@@ -394,7 +427,8 @@ mod tests {
         (c, parts)
     }
 
-    const ONE_AT_A_TIME: &str = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 1}}"#;
+    const ONE_AT_A_TIME: &str =
+        r#"{"travelpayouts": {"base_url": "https://up", "concurrency": 1}}"#;
 
     fn collector(script: Vec<Result<Response, ()>>, sink: MemorySink) -> (Collector, Parts) {
         build(
@@ -484,13 +518,21 @@ mod tests {
             (summary.requests, summary.skipped, summary.complete),
             (0, 1, false)
         );
-        let stopped = summary.stopped.unwrap();
+        let stopped = summary.stopped.clone().unwrap();
         assert!(
             stopped.starts_with("job led-kzn: stopped after 0 attempts"),
             "{stopped}"
         );
         assert_eq!(summary.resume_page, Some(1));
         assert!(parts.archive.objects().is_empty());
+        // Not a success that says nothing: the run counts as stalled, which is alarmed.
+        assert!(summary.stalled());
+        let line: serde_json::Value = serde_json::from_str(
+            &metrics(&Job::from_value(&job()).unwrap(), Some(&summary)).to_line(0),
+        )
+        .unwrap();
+        assert_eq!(line["Stalled"], 1.0);
+        assert_eq!(line["Incomplete"], 1.0);
     }
 
     /// A paginating upstream: `total` offers, served by the `page` and `limit` asked for,
@@ -549,7 +591,7 @@ mod tests {
         }
     }
 
-    const PAGED: &str = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 3,
+    const PAGED: &str = r#"{"travelpayouts": {"base_url": "https://up", "concurrency": 3,
         "breaker": {"failure_threshold": 3, "open_seconds": 1}}}"#;
 
     fn paged_job() -> Job {
@@ -595,7 +637,7 @@ mod tests {
     async fn a_walk_cut_by_the_deadline_resumes_from_its_cursor_losing_and_doubling_nothing() {
         let up = Arc::new(Paged::new(95, Duration::from_millis(250)));
         // 120 rpm: a request every 500 ms, so a run fits only a few.
-        let sources = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 3,
+        let sources = r#"{"travelpayouts": {"base_url": "https://up", "concurrency": 3,
             "rate_limits": {"/aviasales/v3/prices_for_dates": 120}}}"#;
         let (c, parts) = build(up.clone(), sources, MemorySink::default(), 2);
         let job = paged_job();
@@ -631,12 +673,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_run_holds_at_most_its_record_cap_and_the_next_runs_go_on_from_the_cursor() {
+        let up = Arc::new(Paged::new(450, Duration::from_millis(1)));
+        let sources = r#"{"travelpayouts": {"base_url": "https://up", "concurrency": 2, "max_records_per_run": 100}}"#;
+        let (c, parts) = build(up.clone(), sources, MemorySink::default(), 2);
+        let job = Job::from_value(&json!({"job":"walk","source":"travelpayouts","params":{
+            "origin":"LED","destination":"KZN","departure_at":"2026-12","limit":"50","max_pages":"20"}}))
+        .unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..10 {
+            let s = c.run(&job, None).await.unwrap();
+            runs.push(s.clone());
+            if s.complete {
+                break;
+            }
+            assert!(
+                s.stopped
+                    .as_deref()
+                    .is_some_and(|w| w.contains("cap of 100 records")),
+                "{s:?}"
+            );
+            // The cap, plus what the other page in flight brought.
+            assert!(s.fetched <= 100 + 50, "{s:?}");
+        }
+        assert!(runs.len() >= 4 && runs.last().unwrap().complete, "{runs:?}");
+        assert_eq!(
+            prices(&parts.sink),
+            (1000..1450).collect::<Vec<_>>(),
+            "every record once"
+        );
+    }
+
+    #[tokio::test]
     async fn a_dead_upstream_opens_the_breaker_and_is_left_alone_until_it_may_probe() {
         use breaker::BreakerStore;
         let up = Arc::new(Paged::new(15, Duration::from_millis(1)));
         up.dead.store(true, Ordering::Relaxed);
         // One page at a time and 2 failures to open: page 1's two attempts open it.
-        let sources = r#"{"travelpayouts": {"base_url": "http://up", "concurrency": 1,
+        let sources = r#"{"travelpayouts": {"base_url": "https://up", "concurrency": 1,
             "breaker": {"failure_threshold": 2, "open_seconds": 1}}}"#;
         let (c, parts) = build(up.clone(), sources, MemorySink::default(), 2);
         let job = paged_job();
@@ -678,7 +752,7 @@ mod tests {
             .unwrap()
     }
 
-    const ODDS: &str = r#"{"odds": {"base_url": "http://up", "concurrency": 1, "quota_hold_seconds": 60,
+    const ODDS: &str = r#"{"odds": {"base_url": "https://up", "concurrency": 1, "quota_hold_seconds": 60,
         "breaker": {"failure_threshold": 1}}}"#;
 
     fn quotes(n: usize) -> String {
@@ -781,7 +855,7 @@ mod tests {
             .collect()
     }
 
-    const DINGER: &str = r#"{"dinger": {"module": "odds", "base_url": "http://up", "auth": {"style": "none"},
+    const DINGER: &str = r#"{"dinger": {"module": "odds", "base_url": "https://up", "auth": {"style": "none"},
         "options": {"api": "dingerodds"}, "rate_limits": {"*": 60}}}"#;
 
     #[tokio::test]
@@ -944,7 +1018,7 @@ mod tests {
             }
             fn defaults(&self) -> pricewire_pipeline::sources::Defaults {
                 pricewire_pipeline::sources::Defaults {
-                    base_url: "http://up",
+                    base_url: "https://up",
                     auth: pricewire_pipeline::sources::Auth::None,
                     documented_rpm: &[],
                     unknown_path_rpm: 600,
@@ -1080,6 +1154,58 @@ mod tests {
                 .starts_with("invalid job: source: unknown source \"kayak\""),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_token_is_reported_at_cold_start_and_the_other_sources_still_run() {
+        let secrets = Arc::new(adapters::memory::MemorySecrets(HashMap::from([
+            ("/p/travelpayouts/token".to_string(), "tok-good".to_string()),
+            (
+                "/p/odds/token".to_string(),
+                "PLACEHOLDER-set-with-aws-ssm-put-parameter".to_string(),
+            ),
+            ("/p/dinger/token".to_string(), "tok-bad\n".to_string()),
+        ])));
+        let (mut c, parts) = collector(vec![], MemorySink::default());
+        c.sources = Sources::parse(
+            r#"{"travelpayouts": {"base_url": "https://up", "secret_parameter": "/p/travelpayouts/token"},
+                "odds": {"secret_parameter": "/p/odds/token"},
+                "dinger": {"module": "odds", "secret_parameter": "/p/dinger/token"}}"#,
+        )
+        .unwrap();
+        c.upstreams = Arc::new(HttpUpstreams::new(secrets, Duration::from_secs(1)));
+        let mut problems = c.warm_up().await;
+        problems.sort();
+        assert_eq!(
+            problems,
+            [
+                "source dinger: the secret in /p/dinger/token has whitespace or a character that is not printable ASCII at byte 7 of 8 (a trailing newline?)",
+                "source odds: the secret in /p/odds/token is still the placeholder: set it with aws ssm put-parameter --overwrite",
+            ]
+        );
+        // Its jobs fail saying so, before any request: the breaker never hears of it.
+        let odds = Job::from_value(&json!({"job": "nba", "source": "odds",
+            "params": {"sport": "basketball_nba", "regions": "us", "markets": "h2h"}}))
+        .unwrap();
+        let err = c.run(&odds, None).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "job nba: source odds: the secret in /p/odds/token is still the placeholder"
+            ),
+            "{err}"
+        );
+        assert!(
+            crate::breaker::BreakerStore::load_breaker(&*parts.state, "api.the-odds-api.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The good source's upstream was built at warm-up and is kept (no second read).
+        assert!(c
+            .upstreams
+            .upstream(&c.sources.get("travelpayouts").unwrap())
+            .await
+            .is_ok());
     }
 
     #[tokio::test]

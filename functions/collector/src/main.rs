@@ -12,6 +12,9 @@ async fn main() -> Result<(), Error> {
     let config = CollectorConfig::from_vars(&Vars::process())?;
     let sdk = aws::load().await;
     let collector = Collector::from_config(&config, &sdk);
+    for problem in collector.warm_up().await {
+        tracing::error!(%problem, "a source cannot be reached as configured; its jobs fail until it is fixed");
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handle(&collector, event)
     }))
