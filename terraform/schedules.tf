@@ -42,6 +42,14 @@ resource "aws_scheduler_schedule" "job" {
     }
   }
 
+  # A typo in a job's parameters fails here, not every tick into the DLQ.
+  lifecycle {
+    precondition {
+      condition     = length(local.job_param_problems[each.key]) == 0
+      error_message = "jobs[\"${each.key}\"]: ${join("; ", local.job_param_problems[each.key])}."
+    }
+  }
+
   # The role must be able to invoke the collector before the first run.
   depends_on = [aws_iam_role_policy.scheduler]
 }

@@ -6,17 +6,106 @@
 # their allowed values. The Rust module checks the same things again at start.
 
 locals {
+  # Upstreams are reached over https; plain http only on loopback, where the twin's
+  # simulators listen. The collector checks the same at start (settings.rs check_url).
+  upstream_url_pattern = "^(https://[^\\s/?#]+|http://(localhost|127\\.[0-9]+\\.[0-9]+\\.[0-9]+|\\[::1\\])(:[0-9]+)?)(/[^\\s?#]*)?$"
+
+  # Job parameters, checked at plan: each API's parameter names with a pattern for the
+  # value, and the parameters it requires (each inner list: at least one of them). The
+  # module checks the same again, and more (which month-matrix parameters go together),
+  # when a run starts: travelpayouts.rs query(), odds.rs plan().
+  month_or_date = "^[0-9]{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?$"
+  truth         = "^(true|false)$"
+  one_to_1000   = "^([1-9][0-9]{0,2}|1000)$"
+  key_list      = "^[a-z0-9_]{1,64}(,[a-z0-9_]{1,64})*$"
+  rfc3339       = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+
   source_modules = {
     travelpayouts = {
       auth    = { style = "header", name = "X-Access-Token" }
       kinds   = ["flight_price"]
       options = {}
+      # Which option picks the jobs' API (null: one API), and the API when it is unset.
+      variant_option  = null
+      default_variant = "default"
+      jobs = {
+        default = {
+          required = [["origin"], ["destination"]]
+          params = {
+            endpoint           = "^(prices_for_dates|v3|month-matrix|month_matrix)$"
+            origin             = "^[A-Za-z]{3}$"
+            destination        = "^[A-Za-z]{3}$"
+            departure_at       = local.month_or_date
+            return_at          = local.month_or_date
+            month              = local.month_or_date
+            currency           = "^[A-Za-z]{3}$"
+            market             = "^[a-z]{2,8}$"
+            limit              = local.one_to_1000
+            page               = local.one_to_1000
+            max_pages          = local.one_to_1000
+            sorting            = "^(price|route)$"
+            one_way            = local.truth
+            direct             = local.truth
+            unique             = local.truth
+            show_to_affiliates = local.truth
+            trip_duration      = "^[0-9]{1,3}$"
+          }
+        }
+      }
     }
     odds = {
-      auth    = { style = "query", name = "apiKey" }
-      kinds   = ["odds_quote"]
-      options = { api = ["v4", "dingerodds"] }
+      auth            = { style = "query", name = "apiKey" }
+      kinds           = ["odds_quote"]
+      options         = { api = ["v4", "dingerodds"] }
+      variant_option  = "api"
+      default_variant = "v4"
+      jobs = {
+        v4 = {
+          required = [["sport"], ["regions", "bookmakers"]]
+          params = {
+            sport            = "^[a-z0-9_]{1,64}$"
+            regions          = "^(us|us2|uk|eu|au)(,(us|us2|uk|eu|au))*$"
+            bookmakers       = local.key_list
+            markets          = local.key_list
+            oddsFormat       = "^decimal$"
+            dateFormat       = "^iso$"
+            eventIds         = "^[A-Za-z0-9]+(,[A-Za-z0-9]+)*$"
+            commenceTimeFrom = local.rfc3339
+            commenceTimeTo   = local.rfc3339
+          }
+        }
+        dingerodds = {
+          required = [["sport"]]
+          params = {
+            sport     = "^[a-z0-9_]{1,64}$"
+            market    = "^(moneyline|spread|total)$"
+            limit     = "^([1-9][0-9]?|100)$"
+            max_pages = local.one_to_1000
+          }
+        }
+      }
     }
+  }
+
+  # Each job's parameter problems, named (schedules.tf fails the plan on any).
+  job_param_spec = {
+    for k, j in var.jobs : k => try(
+      local.source_modules[local.source_module[j.source]].jobs[
+        local.source_modules[local.source_module[j.source]].variant_option == null ? "default" : lookup(
+          local.source_entries[j.source].options,
+          local.source_modules[local.source_module[j.source]].variant_option,
+          local.source_modules[local.source_module[j.source]].default_variant
+        )
+      ],
+      null
+    )
+  }
+  job_param_problems = {
+    for k, j in var.jobs : k => local.job_param_spec[k] == null ? [] : concat(
+      [for p in sort(keys(j.params)) : "params.${p} is not a parameter of this source (expected one of ${join(", ", sort(keys(local.job_param_spec[k].params)))})" if !contains(keys(local.job_param_spec[k].params), p)],
+      [for p in sort(keys(j.params)) : "params.${p} = \"${j.params[p]}\" does not match ${local.job_param_spec[k].params[p]}" if contains(keys(local.job_param_spec[k].params), p) && !can(regex(local.job_param_spec[k].params[p], j.params[p]))],
+      [for alts in local.job_param_spec[k].required : "params.${join(" or params.", alts)} is required" if length(setintersection(alts, keys(j.params))) == 0]
+    )
   }
 
   # Every source a job or an entry names: an entry of var.sources, or a module's defaults.
@@ -25,14 +114,16 @@ locals {
   source_entries = {
     for name in local.source_names : name => merge(
       {
-        module             = null
-        base_url           = null
-        auth               = null
-        rate_limits        = {}
-        concurrency        = null
-        breaker            = {}
-        quota_hold_seconds = null
-        options            = {}
+        module              = null
+        base_url            = null
+        auth                = null
+        rate_limits         = {}
+        concurrency         = null
+        breaker             = {}
+        quota_hold_seconds  = null
+        options             = {}
+        max_body_bytes      = null
+        max_records_per_run = null
       },
       try(var.sources[name], {})
     )
@@ -60,8 +151,10 @@ locals {
         breaker = s.breaker == null ? null : (length({ for bk, bv in s.breaker : bk => bv if bv != null }) > 0 ? {
           for bk, bv in s.breaker : bk => bv if bv != null
         } : null)
-        quota_hold_seconds = s.quota_hold_seconds
-        options            = length(s.options) > 0 ? s.options : null
+        quota_hold_seconds  = s.quota_hold_seconds
+        options             = length(s.options) > 0 ? s.options : null
+        max_body_bytes      = s.max_body_bytes
+        max_records_per_run = s.max_records_per_run
       } : k => v if v != null
     }
   }

@@ -310,6 +310,18 @@ variable "alerter_filter_kinds" {
     condition     = length(distinct(var.alerter_filter_kinds)) == length(var.alerter_filter_kinds) && length(var.alerter_filter_kinds) <= 50
     error_message = "alerter_filter_kinds must not contain duplicates and has at most 50 entries."
   }
+
+  # A filter that leaves out a rule's kind means that rule never sees a record: no alerts,
+  # and nothing says why.
+  validation {
+    condition     = length(var.alerter_filter_kinds) == 0 || length(setsubtract([for r in var.alert_rules : r.kind], var.alerter_filter_kinds)) == 0
+    error_message = "alerter_filter_kinds leaves out the kind of some alert_rules (${join(", ", sort(setsubtract([for r in var.alert_rules : r.kind], var.alerter_filter_kinds)))}): those rules would never alert. Add the kinds, or use [] for no filter."
+  }
+
+  validation {
+    condition     = length(setsubtract(var.alerter_filter_kinds, flatten([for m in values(local.source_modules) : m.kinds]))) == 0
+    error_message = "alerter_filter_kinds names kinds no source makes (${join(", ", sort(setsubtract(var.alerter_filter_kinds, flatten([for m in values(local.source_modules) : m.kinds]))))})."
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -535,6 +547,11 @@ variable "alert_rules" {
   }
 
   validation {
+    condition     = alltrue([for r in var.alert_rules : contains(try(local.source_modules[try(coalesce(var.sources[r.source].module, r.source), r.source)].kinds, []), r.kind)])
+    error_message = "alert_rules[*].kind must be a kind its source makes (travelpayouts: flight_price; odds: odds_quote): ${join(", ", [for r in var.alert_rules : "${r.name} (${r.kind} from ${r.source})" if !contains(try(local.source_modules[try(coalesce(var.sources[r.source].module, r.source), r.source)].kinds, []), r.kind)])}."
+  }
+
+  validation {
     condition     = alltrue([for r in var.alert_rules : length(trimspace(r.when)) > 0])
     error_message = "alert_rules[*].when must not be empty."
   }
@@ -707,6 +724,10 @@ variable "sources" {
       quota_hold_seconds how long a spent quota keeps the source away (default: the
                          module's; The Odds API's credits come back at the next month)
       options            module settings; odds: api = "v4" (default) or "dingerodds"
+      max_body_bytes     the largest answer body read (default 4 MiB, at most 64 MiB); a
+                         bigger body is an upstream failure the breaker counts
+      max_records_per_run records one run gathers before it stops and leaves a cursor
+                         (default 20000, 100 to 200000)
     A job may name a module that has no entry here: it gets that module's defaults. Every
     source whose auth needs a secret gets the SSM SecureString /<name>/<source>/token
     (source_tokens). Delivered to the collector as PRICEWIRE_SOURCES (JSON), which checks
@@ -725,8 +746,10 @@ variable "sources" {
       failure_threshold = optional(number)
       open_seconds      = optional(number)
     }), {})
-    quota_hold_seconds = optional(number)
-    options            = optional(map(string), {})
+    quota_hold_seconds  = optional(number)
+    options             = optional(map(string), {})
+    max_body_bytes      = optional(number)
+    max_records_per_run = optional(number)
   }))
   default  = {}
   nullable = false
@@ -734,6 +757,12 @@ variable "sources" {
   validation {
     condition     = alltrue([for k in keys(var.sources) : can(regex("^[a-z][a-z0-9-]{0,31}$", k))])
     error_message = "sources keys must be 1-32 characters of a-z, 0-9 and '-', starting with a letter."
+  }
+
+  validation {
+    # The consumer quarantines poison stream records under quarantine/source=stream/.
+    condition     = !contains(keys(var.sources), "stream")
+    error_message = "sources: \"stream\" is reserved (the consumer's quarantine partition)."
   }
 
   validation {
@@ -750,8 +779,16 @@ variable "sources" {
   }
 
   validation {
-    condition     = alltrue([for s in values(var.sources) : s.base_url == null ? true : can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", s.base_url))])
-    error_message = "sources[*].base_url must be an http:// or https:// URL without query or fragment."
+    condition     = alltrue([for s in values(var.sources) : s.base_url == null ? true : can(regex(local.upstream_url_pattern, s.base_url))])
+    error_message = "sources[*].base_url must be an https:// URL without query or fragment (plain http:// only to localhost or 127.x.x.x, where the local twin listens)."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.sources) : (
+      (s.max_body_bytes == null ? true : s.max_body_bytes >= 1024 && s.max_body_bytes <= 67108864 && floor(s.max_body_bytes) == s.max_body_bytes) &&
+      (s.max_records_per_run == null ? true : s.max_records_per_run >= 100 && s.max_records_per_run <= 200000 && floor(s.max_records_per_run) == s.max_records_per_run)
+    )])
+    error_message = "sources[*]: max_body_bytes must be 1024-67108864 (64 MiB), max_records_per_run 100-200000, both whole numbers."
   }
 
   validation {
@@ -786,8 +823,8 @@ variable "source_base_urls" {
   nullable    = false
 
   validation {
-    condition     = alltrue([for k, u in var.source_base_urls : can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", u))])
-    error_message = "source_base_urls values must be http:// or https:// URLs without query or fragment."
+    condition     = alltrue([for k, u in var.source_base_urls : can(regex(local.upstream_url_pattern, u))])
+    error_message = "source_base_urls values must be https:// URLs without query or fragment (plain http:// only to localhost or 127.x.x.x, where the local twin listens)."
   }
 }
 

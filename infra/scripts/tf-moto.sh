@@ -21,6 +21,11 @@
 #   --validate-only
 #            only terraform fmt -check, init and validate (production config and
 #            with the emulator override): no moto, no apply, no zips needed.
+#   --check-rejects
+#            after the apply, run `terraform plan` with bad settings (a typo in a
+#            job's params, plain http to a public host, a request timeout the
+#            collector's timeout has no room for, ...) and require each to fail
+#            naming the setting.
 #   --keep   keep the scratch directory after success; it is always kept after
 #            a failure.
 #
@@ -42,6 +47,7 @@ KEEP=0
 PORT=""
 SCRATCH_ARG=""
 VALIDATE_ONLY=0
+CHECK_REJECTS=0
 VAR_FILES=()
 VARS=()
 while [ $# -gt 0 ]; do
@@ -65,6 +71,7 @@ while [ $# -gt 0 ]; do
   case "$opt" in
     --keep) KEEP=1 ;;
     --validate-only) VALIDATE_ONLY=1 ;;
+    --check-rejects) CHECK_REJECTS=1 ;;
     --scratch) SCRATCH_ARG="$val" ;;
     --var-file)
       [ -f "$val" ] || die_usage "--var-file: no such file: $val"
@@ -270,5 +277,46 @@ for k in sorted(outs):
         print(f"{k} = {json.dumps(outs[k]['value'])}")
 PY
 
+# --- bad settings fail the plan, naming the setting ------------------------------
+# Each case: the text the error must contain, then the -var overrides. Terraform wraps
+# its messages in a box; the comparison squeezes the box and the line breaks away.
+REJECTED=0
+reject() {
+  local want="$1" out
+  shift
+  local args=()
+  for v in "$@"; do args+=(-var "$v"); done
+  if out="$(terraform plan -no-color -input=false -refresh=false -lock=false "${APPLY_ARGS[@]}" "${args[@]}" 2>&1)"; then
+    echo "tf-moto: terraform plan accepted a bad setting: $*" >&2
+    exit 1
+  fi
+  if ! printf '%s' "$out" | tr '\n│╷╵' '    ' | tr -s ' ' | grep -qF -- "$want"; then
+    printf '%s\n' "$out" >>"$LOG"
+    echo "tf-moto: terraform plan failed for $*, but without naming it: expected \"$want\" (output in $LOG)" >&2
+    exit 1
+  fi
+  echo "rejected as expected: $want" >>"$LOG"
+  REJECTED=$((REJECTED + 1))
+}
+if [ "$CHECK_REJECTS" -eq 1 ]; then
+  step "terraform plan with bad settings (each must fail naming the setting)"
+  reject 'jobs["typo"]: params.destnation is not a parameter of this source' \
+    'jobs={typo={source="travelpayouts",schedule="rate(1 hour)",params={origin="LED",destnation="KZN"}}}'
+  reject 'params.regions or params.bookmakers is required' \
+    'jobs={nba={source="odds",schedule="rate(1 hour)",params={sport="basketball_nba"}}}'
+  reject 'params.departure_at = "2026-13" does not match' \
+    'jobs={led={source="travelpayouts",schedule="rate(1 hour)",params={origin="LED",destination="KZN",departure_at="2026-13"}}}'
+  reject 'source_base_urls values must be https:// URLs' \
+    'source_base_urls={travelpayouts="http://api.travelpayouts.com"}'
+  reject 'sources[*]: max_body_bytes must be 1024-67108864' \
+    'sources={travelpayouts={max_body_bytes=100000000}}'
+  reject 'http_timeout_ms leaves no room for requests' \
+    'http_timeout_ms=60000'
+  reject 'alerter_filter_kinds leaves out the kind of some alert_rules (odds_quote)' \
+    'alerter_filter_kinds=["flight_price"]'
+fi
+
 COUNT="$(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true)"
-echo "tf-moto: OK: $COUNT resources created against moto at $ENDPOINT in $((SECONDS - START)) s (log: $LOG)"
+REJECTS_SAID=""
+[ "$CHECK_REJECTS" -eq 0 ] || REJECTS_SAID=", $REJECTED bad settings rejected by plan"
+echo "tf-moto: OK: $COUNT resources created against moto at $ENDPOINT$REJECTS_SAID in $((SECONDS - START)) s (log: $LOG)"
