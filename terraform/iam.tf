@@ -22,7 +22,10 @@ resource "aws_iam_role" "fn" {
 }
 
 locals {
-  # Read set used by Lambda's Kinesis event source mapping poller.
+  # Read set used by Lambda's Kinesis event source mapping poller: what the Lambda
+  # developer guide lists for a Kinesis event source's execution role (no ListStreams,
+  # which takes no resource and is not needed for a mapping on one stream's ARN;
+  # SubscribeToShard only for enhanced fan-out consumers, which this stack does not use).
   stream_read_actions = [
     "kinesis:DescribeStream",
     "kinesis:DescribeStreamSummary",
@@ -35,6 +38,9 @@ locals {
 # --- collector ---------------------------------------------------------------
 
 data "aws_iam_policy_document" "collector" {
+  # Grants on the customer managed key, when there is one (data.aws_iam_policy_document.kms).
+  source_policy_documents = local.use_cmk ? [data.aws_iam_policy_document.kms["collector"].json] : []
+
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -48,12 +54,14 @@ data "aws_iam_policy_document" "collector" {
   }
 
   statement {
+    # Raw answers and quarantined records, under its own sources' partitions only (the
+    # consumer writes quarantine/source=stream/).
     sid     = "ArchiveWrite"
     actions = ["s3:PutObject"]
-    resources = [
-      "${aws_s3_bucket.archive.arn}/raw/*",
-      "${aws_s3_bucket.archive.arn}/quarantine/*",
-    ]
+    resources = flatten([for name in sort(tolist(local.source_names)) : [
+      "${aws_s3_bucket.archive.arn}/raw/source=${name}/*",
+      "${aws_s3_bucket.archive.arn}/quarantine/source=${name}/*",
+    ]])
   }
 
   dynamic "statement" {
@@ -70,12 +78,24 @@ data "aws_iam_policy_document" "collector" {
     # Circuit breakers, learned rate limits, cursors, holds and last runs; only its own items
     # (the alerter's claims share the table under other keys).
     sid       = "CollectorState"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.state.arn]
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
       values   = ["BREAKER#*", "LIMIT#*", "CURSOR#*", "HOLD#*", "RUN#*"]
+    }
+  }
+
+  statement {
+    # A completed walk deletes its cursor; nothing else is ever deleted.
+    sid       = "ClearCursors"
+    actions   = ["dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.state.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["CURSOR#*"]
     }
   }
 
@@ -88,29 +108,18 @@ data "aws_iam_policy_document" "collector" {
   }
 
   dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
+    for_each = length(aws_ssm_parameter.source_token) > 0 ? [1] : []
     content {
-      # Decrypt: the SecureString tokens. GenerateDataKey: PutRecords to the
-      # KMS-encrypted stream, SSE-KMS PutObject to the archive and sending to
-      # the KMS-encrypted DLQ.
-      sid       = "Kms"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [var.kms_key_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
-    content {
-      # The state table (breaker, limits, cursors) encrypted with a customer managed key.
-      sid       = "KmsViaDynamoDB"
-      actions   = ["kms:Encrypt", "kms:DescribeKey"]
-      resources = [var.kms_key_arn]
+      # The SecureString tokens, decrypted by SSM (kms.tf: the stack's key when
+      # kms_key_arn is unset).
+      sid       = "KmsViaSsm"
+      actions   = ["kms:Decrypt"]
+      resources = [local.secrets_key_arn]
 
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+        values   = ["ssm.${var.aws_region}.amazonaws.com"]
       }
     }
   }
@@ -119,6 +128,9 @@ data "aws_iam_policy_document" "collector" {
 # --- consumer ----------------------------------------------------------------
 
 data "aws_iam_policy_document" "consumer" {
+  # Grants on the customer managed key, when there is one (data.aws_iam_policy_document.kms).
+  source_policy_documents = local.use_cmk ? [data.aws_iam_policy_document.kms["consumer"].json] : []
+
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -132,13 +144,6 @@ data "aws_iam_policy_document" "consumer" {
   }
 
   statement {
-    # ListStreams does not support resource-level permissions: "*" is required.
-    sid       = "ListStreams"
-    actions   = ["kinesis:ListStreams"]
-    resources = ["*"]
-  }
-
-  statement {
     sid       = "WritePrices"
     actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.prices.arn]
@@ -147,7 +152,7 @@ data "aws_iam_policy_document" "consumer" {
   statement {
     sid       = "QuarantineWrite"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.archive.arn}/quarantine/*"]
+    resources = ["${aws_s3_bucket.archive.arn}/quarantine/source=stream/*"]
   }
 
   statement {
@@ -168,38 +173,14 @@ data "aws_iam_policy_document" "consumer" {
       values   = ["CHECKPOINT#consumer#*"]
     }
   }
-
-  dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
-    content {
-      # Decrypt: reading the stream. GenerateDataKey: SSE-KMS PutObject and
-      # sending to the KMS-encrypted DLQ.
-      sid       = "Kms"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [var.kms_key_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
-    content {
-      # Writes to a table encrypted with a customer managed key.
-      sid       = "KmsViaDynamoDB"
-      actions   = ["kms:Encrypt", "kms:DescribeKey"]
-      resources = [var.kms_key_arn]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
-      }
-    }
-  }
 }
 
 # --- alerter -----------------------------------------------------------------
 
 data "aws_iam_policy_document" "alerter" {
+  # Grants on the customer managed key, when there is one (data.aws_iam_policy_document.kms).
+  source_policy_documents = local.use_cmk ? [data.aws_iam_policy_document.kms["alerter"].json] : []
+
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -210,13 +191,6 @@ data "aws_iam_policy_document" "alerter" {
     sid       = "ReadStream"
     actions   = local.stream_read_actions
     resources = [aws_kinesis_stream.prices.arn]
-  }
-
-  statement {
-    # ListStreams does not support resource-level permissions: "*" is required.
-    sid       = "ListStreams"
-    actions   = ["kinesis:ListStreams"]
-    resources = ["*"]
   }
 
   statement {
@@ -242,30 +216,48 @@ data "aws_iam_policy_document" "alerter" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dlq["alerter"].arn]
   }
+}
 
-  dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
-    content {
-      # Decrypt: reading the stream. GenerateDataKey: publishing to the
-      # KMS-encrypted topic and sending to the KMS-encrypted DLQ.
-      sid       = "Kms"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [var.kms_key_arn]
+# --- the customer managed key (kms_key_arn) -----------------------------------
+
+locals {
+  # The services that use the key on each function's behalf (kms:ViaService): the
+  # collector's PutRecords, archive PutObject and on-failure DLQ; the stream readers'
+  # GetRecords, the consumer's quarantine PutObject, the alerter's Publish, and their DLQs
+  # (SQS producers need Decrypt as well as GenerateDataKey). The collector's token reads
+  # through SSM are KmsViaSsm above.
+  kms_services = {
+    collector = ["kinesis", "s3", "sqs"]
+    consumer  = ["kinesis", "s3", "sqs"]
+    alerter   = ["kinesis", "sns", "sqs"]
+  }
+}
+
+data "aws_iam_policy_document" "kms" {
+  for_each = local.use_cmk ? local.function_keys : toset([])
+
+  statement {
+    sid       = "KmsViaServices"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [for svc in local.kms_services[each.key] : "${svc}.${var.aws_region}.amazonaws.com"]
     }
   }
 
-  dynamic "statement" {
-    for_each = local.use_cmk ? [1] : []
-    content {
-      sid       = "KmsViaDynamoDB"
-      actions   = ["kms:Encrypt", "kms:DescribeKey"]
-      resources = [var.kms_key_arn]
+  statement {
+    # The tables (state; prices for the consumer) encrypted with the key.
+    sid       = "KmsViaDynamoDB"
+    actions   = ["kms:Encrypt", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
 
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
-      }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
     }
   }
 }

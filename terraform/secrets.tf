@@ -19,7 +19,7 @@ resource "aws_ssm_parameter" "source_token" {
   description = "API token of the ${each.key} source (${local.source_module[each.key]} module) for the ${var.name} collector"
   type        = "SecureString"
   tier        = "Standard"
-  key_id      = var.kms_key_arn # null = alias/aws/ssm
+  key_id      = local.secrets_key_arn # kms.tf: the stack's key when kms_key_arn is unset
 
   value_wo         = try(var.source_tokens[each.key], null) != null ? var.source_tokens[each.key] : "PLACEHOLDER-set-with-aws-ssm-put-parameter"
   value_wo_version = lookup(var.source_token_versions, each.key, 1)
