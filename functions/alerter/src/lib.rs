@@ -9,6 +9,10 @@ pub mod message;
 pub mod ports;
 pub mod rules;
 
+/// How far ahead of this function's clock a record's fetched_at may be (the collector's
+/// clock, NTP-synced like this one) before its age is taken as unknowable.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 use adapters::dynamodb::DynamoDedup;
 use adapters::sns::SnsTopic;
 use aws_lambda_events::kinesis::KinesisEvent;
@@ -114,10 +118,14 @@ impl Alerter {
                     continue;
                 }
             };
-            if (now - envelope.fetched_at)
-                .to_std()
-                .is_ok_and(|age| age > self.max_age)
-            {
+            // A record from the future (beyond clock skew) is as untrustworthy as an old
+            // one: its age cannot be known, so it does not alert.
+            let age = now - envelope.fetched_at;
+            let future = age < -chrono::Duration::from_std(MAX_CLOCK_SKEW).unwrap_or_default();
+            if future || age.to_std().is_ok_and(|age| age > self.max_age) {
+                if future {
+                    tracing::warn!(key = %envelope.key, fetched_at = %envelope.fetched_at, "fetched_at is in the future; no alert");
+                }
                 summary.stale += 1;
                 continue;
             }
@@ -406,6 +414,19 @@ mod tests {
         let (response, summary) = a.process(event(&[old, deal(9, 1000, "Aeroflot")])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!((summary.stale, summary.published), (1, 1));
+        assert_eq!(phone.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_from_the_future_does_not_bypass_the_age_check() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (a, _) = alerter(phone.clone());
+        let mut future = deal(8, 1000, "Aeroflot");
+        future.fetched_at = Utc::now() + chrono::Duration::days(30);
+        let mut skewed = deal(9, 1000, "Aeroflot");
+        skewed.fetched_at = Utc::now() + chrono::Duration::seconds(20);
+        let (_, summary) = a.process(event(&[future, skewed])).await;
+        assert_eq!((summary.stale, summary.published), (1, 1), "{summary:?}");
         assert_eq!(phone.sent().len(), 1);
     }
 

@@ -458,3 +458,58 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
         ]
     );
 }
+
+/// The alerter's claims against DynamoDB's real condition semantics: marking sent needs a
+/// live pending claim, so a claim that expired (and was deleted) is never recreated as
+/// "sent", which would hold back a deal nobody was told about.
+#[tokio::test]
+async fn a_claim_is_marked_sent_only_while_it_is_pending_on_moto() {
+    use alerter::adapters::dynamodb::DynamoDedup;
+    use alerter::ports::{Claim, DedupStore};
+    use pricewire_pipeline::backoff::RetryPolicy;
+    let moto = Moto::start();
+    let db = aws::dynamodb(&sdk(&moto).await);
+    create_table(&db, "state").await;
+    let dedup = DynamoDedup::new(
+        db.clone(),
+        "state",
+        RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(2)),
+    );
+    let window = Duration::from_secs(3600);
+
+    // No claim (its lease ran out and TTL deleted it): not marked, and nothing created.
+    let err = dedup.mark_sent("ALERT#gone", "msg-1").await.unwrap_err();
+    assert!(err.to_string().contains("no longer pending"), "{err}");
+    assert!(
+        scan(&db, "state").await.is_empty(),
+        "mark_sent recreated the claim"
+    );
+
+    // A live claim: marked; the deal is then sent for the window.
+    let now = chrono::Utc::now();
+    assert_eq!(
+        dedup.claim("ALERT#a", "r1", now, window).await.unwrap(),
+        Claim::Acquired
+    );
+    dedup.mark_sent("ALERT#a", "msg-2").await.unwrap();
+    assert_eq!(
+        dedup.claim("ALERT#a", "r2", now, window).await.unwrap(),
+        Claim::AlreadySent
+    );
+    let items = scan(&db, "state").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"].as_s().unwrap(), "sent");
+    assert_eq!(items[0]["message_id"].as_s().unwrap(), "msg-2");
+
+    // Released after a failed publish: a late mark_sent does not turn it into "sent".
+    assert_eq!(
+        dedup.claim("ALERT#b", "r1", now, window).await.unwrap(),
+        Claim::Acquired
+    );
+    dedup.release("ALERT#b").await.unwrap();
+    assert!(dedup.mark_sent("ALERT#b", "msg-3").await.is_err());
+    assert_eq!(
+        dedup.claim("ALERT#b", "r1", now, window).await.unwrap(),
+        Claim::Acquired
+    );
+}

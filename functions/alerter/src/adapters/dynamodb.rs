@@ -23,6 +23,8 @@ pub const CLAIM_SK: &str = "CLAIM";
 /// invocation can run (the claimant died between claiming and marking sent).
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(pk) OR expires_at < :now OR #status = :released OR (#status = :pending AND claimed_epoch < :stale)";
+/// Marking sent needs the claim still there and still pending.
+const MARK_CONDITION: &str = "attribute_exists(pk) AND #status = :pending";
 /// How long a pending claim is held: Lambda's maximum timeout (15 minutes), so a claim is
 /// never taken over from an invocation that may still publish.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
@@ -136,16 +138,28 @@ impl DedupStore for DynamoDedup {
                 .key("pk", AttributeValue::S(key.to_string()))
                 .key("sk", AttributeValue::S(CLAIM_SK.to_string()))
                 .update_expression("SET #status = :sent, message_id = :m")
+                // Only our live claim: an update creates a missing item, and a claim whose
+                // lease ran out may be gone (TTL) or taken; recreating it would hold a
+                // deal nobody sent, or mark another claimant's publish as ours.
+                .condition_expression(MARK_CONDITION)
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
+                .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
                 .expression_attribute_values(":m", AttributeValue::S(message_id.to_string()))
                 .send()
                 .await
         };
-        attempt
-            .retried(self.policy)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError(describe(&e)))
+        match attempt.retried(self.policy).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError(format!(
+                    "claim {key} is no longer pending (expired or taken): not marked sent"
+                )))
+            }
+            Err(e) => Err(StoreError(describe(&e))),
+        }
     }
 }
