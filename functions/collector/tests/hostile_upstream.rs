@@ -1,8 +1,9 @@
 //! A hostile upstream, through the collector's real HTTP adapter and walk: a redirect to
-//! another listener (the token must not arrive there), a same-host redirect (followed, the
-//! token attached again), a 1 GB body served fast (a counted failure the breaker sees, and
-//! memory stays bounded), a `Content-Length` larger than any cap, a `Content-Length` lie,
-//! and a body dripped slowly past the timeout.
+//! another listener (the token must not arrive there), one to the same host under another
+//! scheme, a redirect loop, a slow one, a same-host redirect (followed, the token attached
+//! again, for header and query auth), a 1 GB body served fast (a counted failure the
+//! breaker sees, and memory stays bounded), a `Content-Length` larger than any cap, a
+//! `Content-Length` lie, and a body dripped slowly past the timeout.
 //!
 //! One test in its own binary, so the process's peak memory is this test's.
 
@@ -44,9 +45,11 @@ async fn hostile(other: String) -> (String, Seen) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
     let log = seen.clone();
+    let own = base.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let other = other.clone();
+            let own = own.clone();
             let log = log.clone();
             tokio::spawn(async move {
                 let head = head(&mut socket).await;
@@ -65,6 +68,27 @@ async fn hostile(other: String) -> (String, Seen) {
                     "away" => {
                         let _ = socket
                             .write_all(format!("HTTP/1.1 302 Found\r\nlocation: {other}/steal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                            .await;
+                    }
+                    "scheme" => {
+                        // Same host and port, another scheme.
+                        let to = own.replace("http://", "https://");
+                        let _ = socket
+                            .write_all(format!("HTTP/1.1 302 Found\r\nlocation: {to}/steal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                            .await;
+                    }
+                    "loop" | "slowloop" => {
+                        if segment == "slowloop" {
+                            tokio::time::sleep(Duration::from_millis(600)).await;
+                        }
+                        let _ = socket
+                            .write_all(format!("HTTP/1.1 302 Found\r\nlocation: {path}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                            .await;
+                    }
+                    "qsame" if !path.contains("/moved/") => {
+                        // The redirect names its own value for the secret's parameter.
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 301 Moved\r\nlocation: /qsame/moved/?token=evil&x=1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                             .await;
                     }
                     "same" if !path.contains("/moved/") => {
@@ -120,6 +144,16 @@ async fn hostile(other: String) -> (String, Seen) {
     (base, seen)
 }
 
+/// The requests a listener received under `prefix`: (path, head).
+fn requests_to(seen: &Seen, prefix: &str) -> Vec<(String, String)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -139,8 +173,12 @@ struct Parts {
 }
 
 fn collector(base: &str) -> Parts {
+    collector_with(base, json!({"style": "header", "name": "X-Access-Token"}))
+}
+
+fn collector_with(base: &str, auth: serde_json::Value) -> Parts {
     let sources = json!({
-        "travelpayouts": {"base_url": base, "secret_parameter": "/t", "concurrency": 1,
+        "travelpayouts": {"base_url": base, "secret_parameter": "/t", "concurrency": 1, "auth": auth,
             "max_body_bytes": 1 << 20, "breaker": {"failure_threshold": 100}}
     });
     let secrets = MemorySecrets(HashMap::from([("/t".to_string(), TOKEN.to_string())]));
@@ -191,15 +229,55 @@ async fn nothing_leaks_nothing_dies_nothing_hangs() {
     );
     assert!(!err.contains(TOKEN));
 
+    // The same host and port under another scheme: not the same origin, not followed.
+    let p = collector(&format!("{upstream}/scheme"));
+    let err = p.collector.run(&job(), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("redirect to https://") && err.contains("not followed"),
+        "{err}"
+    );
+
+    // A redirect loop ends after 3 hops; a slow one ends at the request's one timeout, not
+    // at 4 of them (the walk reserved one timeout before the deadline).
+    let p = collector(&format!("{upstream}/loop"));
+    let err = p.collector.run(&job(), None).await.unwrap_err().to_string();
+    assert!(err.contains("more than 3 redirects"), "{err}");
+    let p = collector(&format!("{upstream}/slowloop"));
+    let t0 = Instant::now();
+    let err = p.collector.run(&job(), None).await.unwrap_err().to_string();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(2600),
+        "2 attempts of 1 s: {:?}",
+        t0.elapsed()
+    );
+
+    // Query auth through a redirect that names its own token: the source's secret goes,
+    // once, and never the upstream's value.
+    let p = collector_with(
+        &format!("{upstream}/qsame"),
+        json!({"style": "query", "name": "token"}),
+    );
+    let s = p.collector.run(&job(), None).await.unwrap();
+    assert_eq!(s.put, 1, "{s:?}");
+    let moved: Vec<String> = requests_to(&seen, "/qsame/moved/")
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].matches("token=").count(), 1, "{}", moved[0]);
+    assert!(
+        moved[0].contains(&format!("token={TOKEN}")) && moved[0].contains("x=1"),
+        "{}",
+        moved[0]
+    );
+
     // A same-host redirect: followed, the token attached again by the adapter.
     let p = collector(&format!("{upstream}/same"));
     let s = p.collector.run(&job(), None).await.unwrap();
     assert_eq!(s.put, 1, "{s:?}");
-    let moved: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(path, _)| path.starts_with("/same/moved/"))
+    let moved: Vec<String> = requests_to(&seen, "/same/moved/")
+        .into_iter()
         .map(|(_, head)| head.to_ascii_lowercase())
         .collect();
     assert_eq!(moved.len(), 1);
@@ -246,8 +324,11 @@ async fn nothing_leaks_nothing_dies_nothing_hangs() {
     assert!(err.contains("timed out"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 
-    // And nothing anywhere carried the token but the upstream's own requests.
+    // And no URL carried the token but those of query auth, which puts it there.
     for (path, _) in seen.lock().unwrap().iter() {
-        assert!(!path.contains(TOKEN), "the token went into a URL: {path}");
+        assert!(
+            path.starts_with("/qsame/") || !path.contains(TOKEN),
+            "the token went into a URL: {path}"
+        );
     }
 }

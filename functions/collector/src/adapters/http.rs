@@ -14,8 +14,9 @@
 //! - **exhaust memory**: a `Content-Length` over the source's body cap is refused before
 //!   the body is read, and a body is read chunk by chunk only up to the cap; either is a
 //!   [`TransportError::TooLarge`], which the breaker counts as a failure.
-//! - **stall the run**: the client's timeout covers the whole request, the body included,
-//!   so a body dripped slowly ends as a timeout.
+//! - **stall the run**: the timeout covers the whole request, its redirects and the body
+//!   included, so a body dripped slowly or a chain of slow redirects ends as one timeout
+//!   (the walk reserves one timeout per request before the deadline).
 
 use crate::adapters::ssm::Secret;
 use crate::fetch::{TransportError, Upstream};
@@ -35,7 +36,11 @@ pub struct HttpUpstream {
     auth: Auth,
     secret: Option<Secret>,
     max_body: usize,
+    timeout: Duration,
 }
+
+/// Upstream text (a `Location`) is kept to this many characters in errors.
+const LOCATION_MAX_CHARS: usize = 200;
 
 /// Whether plain http may be used to reach `url`: only on loopback.
 pub fn is_loopback(url: &reqwest::Url) -> bool {
@@ -87,6 +92,7 @@ impl HttpUpstream {
             auth,
             secret,
             max_body,
+            timeout,
         })
     }
 
@@ -207,12 +213,24 @@ fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
 impl Upstream for HttpUpstream {
     async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
         let joined = format!("{}{}", self.base.as_str().trim_end_matches('/'), spec.path);
-        let mut url = reqwest::Url::parse_with_params(&joined, &spec.query).map_err(|e| {
+        let url = reqwest::Url::parse_with_params(&joined, &spec.query).map_err(|e| {
             TransportError::Other {
                 url: joined.clone(),
                 detail: e.to_string(),
             }
         })?;
+        // One timeout for the whole request: each hop's own (the client's) would let a
+        // chain of slow redirects run past the deadline the walk reserved one timeout for.
+        let shown = self.shown(&url);
+        tokio::time::timeout(self.timeout, self.follow(url))
+            .await
+            .unwrap_or(Err(TransportError::Timeout { url: shown }))
+    }
+}
+
+impl HttpUpstream {
+    /// The request, and the same-origin redirects it meets, up to [`MAX_REDIRECTS`].
+    async fn follow(&self, mut url: reqwest::Url) -> Result<Response, TransportError> {
         for hop in 0..=MAX_REDIRECTS {
             let shown = self.shown(&url);
             let request = self.request(&url, &shown)?;
@@ -246,7 +264,10 @@ impl Upstream for HttpUpstream {
                             detail: format!(
                                 "HTTP {} redirect to {} not followed: only same-origin https redirects are (the secret is not sent elsewhere)",
                                 status.as_u16(),
-                                self.shown(&to)
+                                pricewire_pipeline::sources::cap_text(
+                                    &self.shown(&to),
+                                    LOCATION_MAX_CHARS
+                                )
                             ),
                         })
                     }

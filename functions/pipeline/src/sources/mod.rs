@@ -462,31 +462,39 @@ pub fn cap_text(s: &str, max: usize) -> String {
     cut
 }
 
+/// The longest link kept (browsers and SMS handle far less; a longer one is not a link).
+const LINK_MAX_CHARS: usize = 2048;
+
 /// A link from the upstream, accepted only when it is https and on one of the source's own
 /// sites (`domains` and their subdomains), with no credentials, spaces or control
 /// characters: upstream text goes into SMS and e-mail, and must not carry someone else's
-/// link there.
+/// link there. The host is the one a browser would open (the `url` crate's WHATWG parser:
+/// `https://evil.example\.aviasales.com/` is `evil.example`), and the link returned is
+/// that parse, not the upstream's text.
 pub fn trusted_link(link: &str, domains: &[&str]) -> Result<String, String> {
     let shown = || cap_text(link, 80);
     if link.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("{:?} has spaces or control characters", shown()));
     }
-    let rest = link
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("{:?} is not an https link", shown()))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
+    if link.chars().count() > LINK_MAX_CHARS {
+        return Err(format!("{:?} is over {LINK_MAX_CHARS} characters", shown()));
+    }
+    let url = url::Url::parse(link).map_err(|e| format!("{:?} is not a link: {e}", shown()))?;
+    if url.scheme() != "https" {
+        return Err(format!("{:?} is not an https link", shown()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("{:?} carries credentials", shown()));
     }
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(h, _)| h)
-        .to_ascii_lowercase();
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        _ => return Err(format!("{:?} has no site name", shown())),
+    };
     let ours = domains
         .iter()
         .any(|d| host == *d || host.ends_with(&format!(".{d}")));
     if ours {
-        Ok(link.to_string())
+        Ok(url.to_string())
     } else {
         Err(format!(
             "host {:?} is not one of the source's sites ({})",
@@ -614,12 +622,15 @@ mod tests {
     #[test]
     fn only_links_to_the_sources_own_sites_pass() {
         let sites = ["aviasales.com", "aviasales.ru"];
-        for ok in [
-            "https://www.aviasales.com/search/LED0512KZN1",
-            "https://aviasales.ru/x?y=1",
-            "https://m.aviasales.com:443/a",
+        for (ok, kept) in [
+            (
+                "https://www.aviasales.com/search/LED0512KZN1",
+                "https://www.aviasales.com/search/LED0512KZN1",
+            ),
+            ("https://aviasales.ru/x?y=1", "https://aviasales.ru/x?y=1"),
+            ("https://m.AVIASALES.com:443/a", "https://m.aviasales.com/a"),
         ] {
-            assert_eq!(trusted_link(ok, &sites).unwrap(), ok);
+            assert_eq!(trusted_link(ok, &sites).unwrap(), kept);
         }
         for (bad, why) in [
             (
@@ -634,6 +645,13 @@ mod tests {
             ("http://www.aviasales.com/", "not an https link"),
             ("https://www.aviasales.com/a b", "spaces"),
             ("javascript:alert(1)", "not an https link"),
+            // A browser opens evil.example: the backslash is a path separator to it.
+            (
+                "https://evil.example\\.aviasales.com/",
+                "not one of the source's sites",
+            ),
+            ("https://127.0.0.1/x", "no site name"),
+            ("/search/relative", "not a link"),
         ] {
             let err = trusted_link(bad, &sites).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

@@ -190,7 +190,11 @@ pub fn is_loopback_host(host: &str) -> bool {
         .rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host, |(name, _)| name);
-    matches!(name, "localhost" | "[::1]") || name.starts_with("127.")
+    let ip = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -483,6 +487,14 @@ mod tests {
             (
                 r#"{"odds": {"base_url": "http://api.the-odds-api.com"}}"#,
                 "odds.base_url: \"http://api.the-odds-api.com\": upstreams are reached over https",
+            ),
+            (
+                r#"{"odds": {"base_url": "http://127.evil.example"}}"#,
+                "odds.base_url: \"http://127.evil.example\": upstreams are reached over https",
+            ),
+            (
+                r#"{"odds": {"base_url": "http://[::2]:80"}}"#,
+                "odds.base_url: \"http://[::2]:80\": upstreams are reached over https",
             ),
             (
                 r#"{"odds": {"max_body_bytes": 10}}"#,

@@ -539,9 +539,12 @@ fn offer_v3(
     let link = dropped
         .optional("link", fields::text(obj, "link"))
         .and_then(|l| {
-            if l.starts_with('/') {
-                return Some(format!("{SITE}{l}"));
-            }
+            // A relative link is joined to the site, then checked like any other.
+            let l = if l.starts_with('/') {
+                format!("{SITE}{l}")
+            } else {
+                l
+            };
             match super::trusted_link(&l, SITE_DOMAINS) {
                 Ok(l) => Some(l),
                 Err(why) => {
@@ -799,7 +802,8 @@ mod tests {
         let body = json!({"success":true,"data":[
             {"price":100,"departure_at":"2026-12-05","link":"https://www.aviasales.ru/search/LED0512KZN1"},
             {"price":100,"departure_at":"2026-12-06","link":"https://phish.example/claim-your-prize"},
-            {"price":100,"departure_at":"2026-12-07","link":"https://www.aviasales.com@phish.example/"}]});
+            {"price":100,"departure_at":"2026-12-07","link":"https://www.aviasales.com@phish.example/"},
+            {"price":100,"departure_at":"2026-12-08","link":"/search/x\n\nWIN: https://phish.example"}]});
         let n = parse(&q, body.to_string().as_bytes(), now()).unwrap();
         let links: Vec<Option<&str>> = n
             .records
@@ -811,10 +815,16 @@ mod tests {
             vec![
                 Some("https://www.aviasales.ru/search/LED0512KZN1"),
                 None,
+                None,
                 None
             ]
         );
-        assert_eq!(n.dropped_values.len(), 2, "{:?}", n.dropped_values);
+        assert_eq!(n.dropped_values.len(), 3, "{:?}", n.dropped_values);
+        assert!(
+            n.dropped_values[2].contains("spaces or control characters"),
+            "a relative link is checked too: {:?}",
+            n.dropped_values
+        );
         assert!(
             n.dropped_values[0]
                 .starts_with("link: host \"phish.example\" is not one of the source's sites"),
