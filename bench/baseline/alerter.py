@@ -94,10 +94,17 @@ def alert_once(key, rule, e, now):
         Subject=alert["subject"],
         MessageAttributes={k: {"DataType": "String", "StringValue": alert[k]}
                            for k in ("source", "kind", "rule")})
-    state.update_item(Key={"pk": key, "sk": "CLAIM"},
-                      UpdateExpression="SET #status = :sent, message_id = :m",
-                      ExpressionAttributeNames={"#status": "status"},
-                      ExpressionAttributeValues={":sent": "sent", ":m": published["MessageId"]})
+    try:
+        state.update_item(Key={"pk": key, "sk": "CLAIM"},
+                          UpdateExpression="SET #status = :sent, message_id = :m",
+                          ConditionExpression="attribute_exists(pk) AND #status = :pending AND record_id = :r",
+                          ExpressionAttributeNames={"#status": "status"},
+                          ExpressionAttributeValues={":sent": "sent", ":pending": "pending",
+                                                     ":r": e["id"], ":m": published["MessageId"]})
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        # Published; the claim expired or was taken: reported as sent, as the Rust alerter does.
     return True
 
 

@@ -186,7 +186,7 @@ impl Alerter {
                     }
                 };
                 tracing::info!(rule, key = %e.key, message_id = %message_id, sms = %alert.sms, "alert published");
-                if let Err(err) = self.dedup.mark_sent(key, &message_id).await {
+                if let Err(err) = self.dedup.mark_sent(key, &e.id, &message_id).await {
                     // Published: report success. The claim stays pending for its lease, so a
                     // retry within 15 minutes does not send it again; reporting a failure would.
                     tracing::warn!(rule, key = %e.key, error = %err, "alert sent but not marked sent");

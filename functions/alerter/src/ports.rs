@@ -26,7 +26,14 @@ pub trait DedupStore: Send + Sync {
         now: DateTime<Utc>,
         window: Duration,
     ) -> Result<Claim, StoreError>;
-    async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError>;
+    /// Marks this record's claim sent; fails when the claim is no longer this record's and
+    /// pending (it expired, was released, or was taken over).
+    async fn mark_sent(
+        &self,
+        key: &str,
+        record_id: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError>;
     /// Gives a claim back after a failed publish, so the retried record can take it at once.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }

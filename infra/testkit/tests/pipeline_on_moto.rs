@@ -478,8 +478,15 @@ async fn a_claim_is_marked_sent_only_while_it_is_pending_on_moto() {
     let window = Duration::from_secs(3600);
 
     // No claim (its lease ran out and TTL deleted it): not marked, and nothing created.
-    let err = dedup.mark_sent("ALERT#gone", "msg-1").await.unwrap_err();
-    assert!(err.to_string().contains("no longer pending"), "{err}");
+    let err = dedup
+        .mark_sent("ALERT#gone", "r0", "msg-1")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no longer this record's pending claim"),
+        "{err}"
+    );
     assert!(
         scan(&db, "state").await.is_empty(),
         "mark_sent recreated the claim"
@@ -491,7 +498,9 @@ async fn a_claim_is_marked_sent_only_while_it_is_pending_on_moto() {
         dedup.claim("ALERT#a", "r1", now, window).await.unwrap(),
         Claim::Acquired
     );
-    dedup.mark_sent("ALERT#a", "msg-2").await.unwrap();
+    // Another record's claim is not marked by this one.
+    assert!(dedup.mark_sent("ALERT#a", "r9", "msg-x").await.is_err());
+    dedup.mark_sent("ALERT#a", "r1", "msg-2").await.unwrap();
     assert_eq!(
         dedup.claim("ALERT#a", "r2", now, window).await.unwrap(),
         Claim::AlreadySent
@@ -507,7 +516,7 @@ async fn a_claim_is_marked_sent_only_while_it_is_pending_on_moto() {
         Claim::Acquired
     );
     dedup.release("ALERT#b").await.unwrap();
-    assert!(dedup.mark_sent("ALERT#b", "msg-3").await.is_err());
+    assert!(dedup.mark_sent("ALERT#b", "r1", "msg-3").await.is_err());
     assert_eq!(
         dedup.claim("ALERT#b", "r1", now, window).await.unwrap(),
         Claim::Acquired

@@ -23,8 +23,8 @@ pub const CLAIM_SK: &str = "CLAIM";
 /// invocation can run (the claimant died between claiming and marking sent).
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(pk) OR expires_at < :now OR #status = :released OR (#status = :pending AND claimed_epoch < :stale)";
-/// Marking sent needs the claim still there and still pending.
-const MARK_CONDITION: &str = "attribute_exists(pk) AND #status = :pending";
+/// Marking sent needs the claim still there, still pending, and still this record's.
+const MARK_CONDITION: &str = "attribute_exists(pk) AND #status = :pending AND record_id = :r";
 /// How long a pending claim is held: Lambda's maximum timeout (15 minutes), so a claim is
 /// never taken over from an invocation that may still publish.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
@@ -130,7 +130,12 @@ impl DedupStore for DynamoDedup {
         }
     }
 
-    async fn mark_sent(&self, key: &str, message_id: &str) -> Result<(), StoreError> {
+    async fn mark_sent(
+        &self,
+        key: &str,
+        record_id: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
         let attempt = || async {
             self.client
                 .update_item()
@@ -145,6 +150,7 @@ impl DedupStore for DynamoDedup {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":sent", AttributeValue::S("sent".into()))
                 .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+                .expression_attribute_values(":r", AttributeValue::S(record_id.to_string()))
                 .expression_attribute_values(":m", AttributeValue::S(message_id.to_string()))
                 .send()
                 .await
@@ -156,7 +162,7 @@ impl DedupStore for DynamoDedup {
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
                 Err(StoreError(format!(
-                    "claim {key} is no longer pending (expired or taken): not marked sent"
+                    "claim {key} is no longer this record's pending claim (expired, released or taken): not marked sent"
                 )))
             }
             Err(e) => Err(StoreError(describe(&e))),
