@@ -2,11 +2,12 @@
 # the functions' logs and the sources' tokens. Made only when kms_key_arn is unset (with
 # it set, that key encrypts everything). One key costs about 1 USD a month plus requests.
 #
-# Why: without a customer managed key, CloudWatch Logs uses its service key (anyone with
-# logs:GetLogEvents reads them) and SSM uses alias/aws/ssm (anyone with ssm:GetParameter
-# and kms:Decrypt via SSM on the account's managed key reads the token). With this key,
-# reading either also needs a grant on this key, which only the collector role has (for
-# the tokens, through SSM).
+# Why: a token under alias/aws/ssm can be decrypted by any principal of the account that
+# may call ssm:GetParameter on it (the AWS managed key's policy allows every caller via
+# SSM); under this key it also takes a kms:Decrypt grant, which only the collector role
+# has (through SSM). The log groups' data is encrypted under a key whose policy names
+# only this stack's log groups, which the operator can audit, disable or delete (reading
+# the logs is still governed by the logs: permissions).
 
 resource "aws_kms_key" "stack" {
   count = local.use_cmk ? 0 : 1

@@ -67,10 +67,10 @@ locals {
     # Runs that make no progress and end without an error: a request timeout the deadline
     # leaves no room for, an upstream that never answers in time, a Retry-After longer
     # than the invocation (Stalled: incomplete, no page collected, not held). Every run
-    # of the job stalled for two hours in a row.
+    # of the job in an hour stalled (for a job scheduled hourly or less often: its run).
     stalled = {
-      metric = "Stalled", statistic = "Minimum", period = 3600, periods = 2, threshold = 1
-      says   = "every run in the last two hours ended without collecting a page (see the log's stopped reason)"
+      metric = "Stalled", statistic = "Minimum", period = 3600, periods = 1, threshold = 1
+      says   = "every run in the last hour ended without collecting a page (see the log's stopped reason)"
     }
     # A walk that never finishes: every run in six hours ended incomplete (a walk cut by
     # the deadline normally completes within a few runs, resuming from its cursor).
@@ -83,11 +83,13 @@ locals {
 
 resource "aws_cloudwatch_metric_alarm" "job" {
   for_each = {
-    for pair in setproduct(keys(var.jobs), keys(local.job_alarms)) : "${pair[0]}-${pair[1]}" => {
+    for pair in setproduct(keys(var.jobs), keys(local.job_alarms)) : "${pair[1]}-${pair[0]}" => {
       job   = pair[0]
       alarm = local.job_alarms[pair[1]]
     }
   }
+  # <name>-<alarm>-<job>: grouped by what is wrong; not the <name>-<job>-<alarm> of the
+  # separate resources these replaced, so an upgrade's create and delete cannot collide.
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = "Job ${each.value.job} (source ${var.jobs[each.value.job].source}): ${each.value.alarm.says}."
   namespace           = "pricewire"

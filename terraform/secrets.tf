@@ -23,6 +23,14 @@ resource "aws_ssm_parameter" "source_token" {
 
   value_wo         = try(var.source_tokens[each.key], null) != null ? var.source_tokens[each.key] : "PLACEHOLDER-set-with-aws-ssm-put-parameter"
   value_wo_version = lookup(var.source_token_versions, each.key, 1)
+
+  lifecycle {
+    # A parameter made before the stack had its own key keeps alias/aws/ssm: changing
+    # key_id makes the provider rewrite the value it holds in state, which for a
+    # write-only value is empty, and would blank a token set out of band. To move one to
+    # the stack's key, delete the parameter and apply with its token in source_tokens.
+    ignore_changes = [key_id]
+  }
 }
 
 # The Travelpayouts token had its own resource before sources were configurable; its

@@ -14,11 +14,11 @@ locals {
   # value, and the parameters it requires (each inner list: at least one of them). The
   # module checks the same again, and more (which month-matrix parameters go together),
   # when a run starts: travelpayouts.rs query(), odds.rs plan().
-  month_or_date = "^[0-9]{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?$"
+  month_or_date = "^[0-9]{4}-(0?[1-9]|1[0-2])(-(0?[1-9]|[12][0-9]|3[01]))?$"
   truth         = "^(true|false)$"
   one_to_1000   = "^([1-9][0-9]{0,2}|1000)$"
-  key_list      = "^[a-z0-9_]{1,64}(,[a-z0-9_]{1,64})*$"
-  rfc3339       = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+  key_list      = "^\\s*[a-z0-9_]{1,64}\\s*(,\\s*[a-z0-9_]{1,64}\\s*)*$"
+  rfc3339       = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 
   source_modules = {
     travelpayouts = {
@@ -64,12 +64,12 @@ locals {
           required = [["sport"], ["regions", "bookmakers"]]
           params = {
             sport            = "^[a-z0-9_]{1,64}$"
-            regions          = "^(us|us2|uk|eu|au)(,(us|us2|uk|eu|au))*$"
+            regions          = "^\\s*(us|us2|uk|eu|au)\\s*(,\\s*(us|us2|uk|eu|au)\\s*)*$"
             bookmakers       = local.key_list
             markets          = local.key_list
             oddsFormat       = "^decimal$"
             dateFormat       = "^iso$"
-            eventIds         = "^[A-Za-z0-9]+(,[A-Za-z0-9]+)*$"
+            eventIds         = "^\\s*[A-Za-z0-9]+\\s*(,\\s*[A-Za-z0-9]+\\s*)*$"
             commenceTimeFrom = local.rfc3339
             commenceTimeTo   = local.rfc3339
           }
