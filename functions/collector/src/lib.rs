@@ -61,12 +61,18 @@ pub trait Upstreams: Send + Sync {
     async fn upstream(&self, source: &SourceSettings) -> Result<Arc<dyn Upstream>, String>;
 }
 
-/// HTTP upstreams, one per source, built the first time a job of the source runs (its
-/// secret read then) and kept for the life of the process.
+/// HTTP upstreams, one per source, built at warm-up (or the first time a job of the source
+/// runs) with its secret, and kept for the life of the process; all share one client.
 pub struct HttpUpstreams {
     secrets: Arc<dyn SecretStore>,
     timeout: Duration,
-    built: tokio::sync::Mutex<HashMap<String, Arc<dyn Upstream>>>,
+    built: tokio::sync::Mutex<Built>,
+}
+
+#[derive(Default)]
+struct Built {
+    client: Option<reqwest::Client>,
+    upstreams: HashMap<String, Arc<dyn Upstream>>,
 }
 
 impl HttpUpstreams {
@@ -82,10 +88,10 @@ impl HttpUpstreams {
 #[async_trait]
 impl Upstreams for HttpUpstreams {
     async fn upstream(&self, source: &SourceSettings) -> Result<Arc<dyn Upstream>, String> {
-        let mut built = self.built.lock().await;
-        if let Some(u) = built.get(&source.name) {
+        if let Some(u) = self.built.lock().await.upstreams.get(&source.name) {
             return Ok(u.clone());
         }
+        // The secret is read without the lock, so warm-up reads every source's at once.
         let secret = match (&source.secret_parameter, source.auth.needs_secret()) {
             (_, false) => None,
             (Some(parameter), true) => {
@@ -105,14 +111,27 @@ impl Upstreams for HttpUpstreams {
                 ))
             }
         };
+        let mut built = self.built.lock().await;
+        if let Some(u) = built.upstreams.get(&source.name) {
+            return Ok(u.clone());
+        }
+        let client = match &built.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = adapters::http::client(self.timeout)?;
+                built.client = Some(c.clone());
+                c
+            }
+        };
         let u: Arc<dyn Upstream> = Arc::new(HttpUpstream::new(
+            client,
             &source.base_url,
             source.auth.clone(),
             secret,
             self.timeout,
             source.max_body_bytes,
         )?);
-        built.insert(source.name.clone(), u.clone());
+        built.upstreams.insert(source.name.clone(), u.clone());
         Ok(u)
     }
 }

@@ -31,12 +31,15 @@ impl<S: SecretStore> CachedSecrets<S> {
 #[async_trait]
 impl<S: SecretStore> SecretStore for CachedSecrets<S> {
     async fn secret(&self, parameter: &str) -> Result<Secret, String> {
-        let mut cache = self.cache.lock().await;
-        if let Some(s) = cache.get(parameter) {
+        if let Some(s) = self.cache.lock().await.get(parameter) {
             return Ok(s.clone());
         }
+        // Read without the lock: different parameters are read at once (cold start).
         let s = self.inner.secret(parameter).await?;
-        cache.insert(parameter.to_string(), s.clone());
+        self.cache
+            .lock()
+            .await
+            .insert(parameter.to_string(), s.clone());
         Ok(s)
     }
 }

@@ -57,9 +57,23 @@ fn secure_enough(url: &reqwest::Url) -> bool {
     url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
 }
 
+/// The process's HTTP client, shared by every upstream: one TLS configuration (the system
+/// certificates are loaded once) and one connection pool. Redirects are this adapter's.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pricewire/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
 impl HttpUpstream {
-    /// `secret` is required when `auth` needs one. `max_body`: the largest body read.
+    /// `client` from [`client`]; `secret` is required when `auth` needs one. `max_body`:
+    /// the largest body read; `timeout`: the whole request's, redirects and body included.
     pub fn new(
+        client: reqwest::Client,
         base_url: &str,
         auth: Auth,
         secret: Option<Secret>,
@@ -79,13 +93,6 @@ impl HttpUpstream {
                 "{base_url}: upstreams are reached over https (plain http only on loopback)"
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pricewire/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpUpstream {
             client,
             base,
@@ -365,6 +372,7 @@ mod tests {
         ] {
             let (base, seen) = recorder().await;
             let up = HttpUpstream::new(
+                client(Duration::from_secs(5)).unwrap(),
                 &base,
                 auth.clone(),
                 Some(Secret::new("s3cret".into())),
@@ -387,10 +395,17 @@ mod tests {
                 "{auth:?}: {request}"
             );
         }
-        assert!(
-            HttpUpstream::new("http://x", Auth::Bearer, None, Duration::from_secs(1), MIB).is_err()
-        );
+        assert!(HttpUpstream::new(
+            client(Duration::from_secs(1)).unwrap(),
+            "http://x",
+            Auth::Bearer,
+            None,
+            Duration::from_secs(1),
+            MIB
+        )
+        .is_err());
         let plain = HttpUpstream::new(
+            client(Duration::from_secs(1)).unwrap(),
             "http://api.example.com",
             Auth::None,
             None,
@@ -410,6 +425,7 @@ mod tests {
         let base = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let up = HttpUpstream::new(
+            client(Duration::from_secs(2)).unwrap(),
             &base,
             Auth::Query {
                 name: "apiKey".into(),
