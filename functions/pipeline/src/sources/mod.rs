@@ -395,17 +395,24 @@ pub trait Source: Send + Sync {
         context: Context<'_>,
         request: &RequestSpec,
     ) -> Result<Box<dyn Plan>, JobError> {
-        let params: Map<String, Value> = request
-            .query
-            .iter()
-            .filter(|(k, _)| k != "page" && k != "cursor")
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let job = Job::from_value(
-            &serde_json::json!({"job": job, "source": context.source, "params": params}),
-        )?;
-        self.plan(&job, context)
+        let params = params_of_request(request, &["page", "cursor"]);
+        self.plan(&job_of(job, context.source, params)?, context)
     }
+}
+
+/// An archived request's query as a job's parameters, less the walk's own `step_params`.
+pub fn params_of_request(request: &RequestSpec, step_params: &[&str]) -> Map<String, Value> {
+    request
+        .query
+        .iter()
+        .filter(|(k, _)| !step_params.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
+}
+
+/// The job `job` of `source` with these parameters, checked as a scheduled one is.
+pub fn job_of(job: &str, source: &str, params: Map<String, Value>) -> Result<Job, JobError> {
+    Job::from_value(&serde_json::json!({"job": job, "source": source, "params": params}))
 }
 
 /// The path and query of an archived URL, without the scheme and host.

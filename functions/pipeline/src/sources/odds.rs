@@ -122,12 +122,7 @@ impl Source for Odds {
         request: &RequestSpec,
     ) -> Result<Box<dyn Plan>, JobError> {
         let api = api_of(context.options).map_err(|p| JobError::new("source", p))?;
-        let mut params: Map<String, Value> = request
-            .query
-            .iter()
-            .filter(|(k, _)| k != "cursor")
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+        let mut params = super::params_of_request(request, &["cursor"]);
         if api == Api::V4 {
             let sport = request
                 .path
@@ -141,9 +136,7 @@ impl Source for Odds {
                 })?;
             params.insert("sport".into(), Value::String(sport.into()));
         }
-        let job = Job::from_value(
-            &serde_json::json!({"job": job, "source": context.source, "params": params}),
-        )?;
+        let job = super::job_of(job, context.source, params)?;
         Ok(Box::new(plan(&job, context.source, api)?))
     }
 }
