@@ -623,13 +623,19 @@ async fn main() -> ExitCode {
             out,
         } => {
             let base = SoakConfig::acceptance(seed);
+            // The limit applies to each simulated upstream, as the line below says.
+            let faults = soak::FaultMix {
+                limit_rpm,
+                ..base.faults.clone()
+            };
             let cfg = SoakConfig {
                 records,
-                limit_rpm,
+                faults: faults.clone(),
                 invocation: Duration::from_secs(invocation_seconds),
                 breaker_phase: !no_breaker,
                 odds: (!no_odds).then(|| soak::OddsSoakConfig {
                     events: odds_events,
+                    faults,
                     ..soak::OddsSoakConfig::acceptance(seed)
                 }),
                 ..base

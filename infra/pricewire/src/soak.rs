@@ -39,36 +39,28 @@ const REGION: &str = "us-east-1";
 const V3_PATH: &str = "/aviasales/v3/prices_for_dates";
 const TOKEN: &str = "soak-token";
 
+/// What a simulated upstream does wrong, the same knobs for every source.
 #[derive(Debug, Clone, Serialize)]
-pub struct OddsSoakConfig {
-    pub seed: u64,
-    /// Events behind the dingerodds listing (one quote each: a moneyline of two outcomes).
-    pub events: usize,
-    pub page_size: u32,
-    /// The undocumented limit, requests per rolling minute.
+pub struct FaultMix {
+    /// The simulator's undocumented limit, requests per rolling minute.
     pub limit_rpm: u32,
+    /// Share of requests answered 502 or 504.
     pub error_rate: f64,
-    /// Share of odds missing (`null`/`{}`) at each level.
+    /// Share of optional values (odds: bookmakers, markets, outcomes) sent null or `{}`.
     pub null_rate: f64,
-    /// Share of malformed events.
+    /// Share of malformed records (odds: events).
     pub malformed_rate: f64,
+    /// Share of requests that take a latency spike, and its range.
     pub spike_rate: f64,
     pub spike_ms: (u64, u64),
     pub latency_ms: (u64, u64),
-    /// Credits of the v4 key in the quota phase (each call costs 2: two markets, one
-    /// region); `None` skips the phase.
-    pub quota_credits: Option<u64>,
 }
 
-impl OddsSoakConfig {
-    /// The odds fault mix of the acceptance test: an undocumented 60 rpm, 30 % 502/504,
-    /// 10 % null/{} odds, 5 % malformed events, 1–3 s spikes; then a 7-credit quota (three
-    /// calls of two credits, and a fourth that finds one).
-    pub fn acceptance(seed: u64) -> OddsSoakConfig {
-        OddsSoakConfig {
-            seed,
-            events: 1600,
-            page_size: 20,
+impl FaultMix {
+    /// The acceptance mix: an undocumented 60 rpm, 30 % 502/504, 10 % null/{} values, 5 %
+    /// malformed records, 10 % of requests with a 1–3 s spike.
+    pub fn acceptance() -> FaultMix {
+        FaultMix {
             limit_rpm: 60,
             error_rate: 0.3,
             null_rate: 0.1,
@@ -76,6 +68,61 @@ impl OddsSoakConfig {
             spike_rate: 0.1,
             spike_ms: (1000, 3000),
             latency_ms: (20, 120),
+        }
+    }
+
+    /// The simulator's configuration for this mix (it asks for the soak's token).
+    fn sim(&self, seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            rate_limit_rpm: Some(self.limit_rpm),
+            retry_after: true,
+            error_rate: self.error_rate,
+            latency_ms: self.latency_ms,
+            spike_rate: self.spike_rate,
+            spike_ms: self.spike_ms,
+            null_rate: self.null_rate,
+            malformed_rate: self.malformed_rate,
+            token: Some(TOKEN.into()),
+            ..SimConfig::default()
+        }
+    }
+
+    /// `30% 502/504, 10% null/{} <what>, 5% malformed <records>, 10% spikes of 1000-3000 ms`.
+    fn describe(&self, nulls: &str, records: &str) -> String {
+        format!(
+            "{:.0}% 502/504, {:.0}% null/{{}} {nulls}, {:.0}% malformed {records}, {:.0}% spikes of {}-{} ms",
+            self.error_rate * 100.0,
+            self.null_rate * 100.0,
+            self.malformed_rate * 100.0,
+            self.spike_rate * 100.0,
+            self.spike_ms.0,
+            self.spike_ms.1
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OddsSoakConfig {
+    pub seed: u64,
+    /// Events behind the dingerodds listing (one quote each: a moneyline of two outcomes).
+    pub events: usize,
+    pub page_size: u32,
+    pub faults: FaultMix,
+    /// Credits of the v4 key in the quota phase (each call costs 2: two markets, one
+    /// region); `None` skips the phase.
+    pub quota_credits: Option<u64>,
+}
+
+impl OddsSoakConfig {
+    /// The acceptance fault mix over odds (null/{} odds, malformed events); then a
+    /// 7-credit quota (three calls of two credits, and a fourth that finds one).
+    pub fn acceptance(seed: u64) -> OddsSoakConfig {
+        OddsSoakConfig {
+            seed,
+            events: 1600,
+            page_size: 20,
+            faults: FaultMix::acceptance(),
             quota_credits: Some(7),
         }
     }
@@ -87,14 +134,7 @@ pub struct SoakConfig {
     /// v3 offers behind the flights job's query (paged).
     pub records: usize,
     pub page_size: u32,
-    /// The simulator's undocumented limit, requests per rolling minute.
-    pub limit_rpm: u32,
-    pub error_rate: f64,
-    pub null_rate: f64,
-    pub malformed_rate: f64,
-    pub spike_rate: f64,
-    pub spike_ms: (u64, u64),
-    pub latency_ms: (u64, u64),
+    pub faults: FaultMix,
     /// The Lambda timeout each invocation gets.
     pub invocation: Duration,
     /// Invocations before giving up on completing a walk.
@@ -107,21 +147,14 @@ pub struct SoakConfig {
 }
 
 impl SoakConfig {
-    /// The fault mix of the acceptance test: 2,000 flight records behind an undocumented
-    /// 60 rpm limit, 30 % 502/504, 10 % null/{} fields, 5 % malformed records, 1–3 s
-    /// spikes; and the odds scenario beside it.
+    /// The acceptance test: 2,000 flight records behind the acceptance fault mix; and the
+    /// odds scenario beside it.
     pub fn acceptance(seed: u64) -> SoakConfig {
         SoakConfig {
             seed,
             records: 2000,
             page_size: 25,
-            limit_rpm: 60,
-            error_rate: 0.3,
-            null_rate: 0.1,
-            malformed_rate: 0.05,
-            spike_rate: 0.1,
-            spike_ms: (1000, 3000),
-            latency_ms: (20, 120),
+            faults: FaultMix::acceptance(),
             invocation: Duration::from_secs(60),
             max_invocations: 20,
             breaker_phase: true,
@@ -527,30 +560,6 @@ async fn measure(
     })
 }
 
-fn faults(
-    seed: u64,
-    limit_rpm: u32,
-    error_rate: f64,
-    null_rate: f64,
-    malformed_rate: f64,
-    spikes: (f64, (u64, u64)),
-    latency_ms: (u64, u64),
-) -> SimConfig {
-    SimConfig {
-        seed,
-        rate_limit_rpm: Some(limit_rpm),
-        retry_after: true,
-        error_rate,
-        latency_ms,
-        spike_rate: spikes.0,
-        spike_ms: spikes.1,
-        null_rate,
-        malformed_rate,
-        token: Some(TOKEN.into()),
-        ..SimConfig::default()
-    }
-}
-
 async fn flights(
     cfg: &SoakConfig,
     sdk: &aws_config::SdkConfig,
@@ -558,15 +567,7 @@ async fn flights(
 ) -> Result<SoakReport, String> {
     let healthy = SimConfig {
         offers_per_query: Some(cfg.records),
-        ..faults(
-            cfg.seed,
-            cfg.limit_rpm,
-            cfg.error_rate,
-            cfg.null_rate,
-            cfg.malformed_rate,
-            (cfg.spike_rate, cfg.spike_ms),
-            cfg.latency_ms,
-        )
+        ..cfg.faults.sim(cfg.seed)
     };
     let sim = Simulator::new(healthy.clone());
     let (addr, sim_task) = sim
@@ -610,7 +611,7 @@ async fn flights(
         &lane,
         "travelpayouts",
         &sim.served(),
-        cfg.limit_rpm,
+        cfg.faults.limit_rpm,
         |s| s.query.get("page").cloned().unwrap_or_default(),
         &format!("{host}{V3_PATH}"),
         walked,
@@ -704,15 +705,7 @@ async fn odds(
         "dinger",
         SimConfig {
             odds_events: o.events,
-            ..faults(
-                o.seed,
-                o.limit_rpm,
-                o.error_rate,
-                o.null_rate,
-                o.malformed_rate,
-                (o.spike_rate, o.spike_ms),
-                o.latency_ms,
-            )
+            ..o.faults.sim(o.seed)
         },
     );
     let v4 = Simulator::playing(
@@ -766,7 +759,7 @@ async fn odds(
         &lane,
         "dinger",
         &dinger.served(),
-        o.limit_rpm,
+        o.faults.limit_rpm,
         |s| {
             s.query
                 .get("cursor")
@@ -946,24 +939,22 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
             "flights soak (Travelpayouts v3, {} records / pages of {}, seed {})",
             cfg.records, cfg.page_size, cfg.seed
         ),
-        cfg.limit_rpm,
-        format!(
-            "{:.0}% 502/504, {:.0}% null/{{}} fields, {:.0}% malformed, {:.0}% spikes of {}-{} ms",
-            cfg.error_rate * 100.0,
-            cfg.null_rate * 100.0,
-            cfg.malformed_rate * 100.0,
-            cfg.spike_rate * 100.0,
-            cfg.spike_ms.0,
-            cfg.spike_ms.1
-        ),
+        cfg.faults.limit_rpm,
+        cfg.faults.describe("fields", "records"),
         &r.flights,
     );
     if let (Some(o), Some(w)) = (&cfg.odds, &r.odds) {
         table(
-            format!("odds soak (dingerodds, {} events / pages of {}, seed {})", o.events, o.page_size, o.seed),
-            o.limit_rpm,
-            format!("{:.0}% 502/504 (twice that on pages over 50), {:.0}% null/{{}} odds, {:.0}% malformed events, {:.0}% spikes of {}-{} ms",
-                o.error_rate * 100.0, o.null_rate * 100.0, o.malformed_rate * 100.0, o.spike_rate * 100.0, o.spike_ms.0, o.spike_ms.1),
+            format!(
+                "odds soak (dingerodds, {} events / pages of {}, seed {})",
+                o.events, o.page_size, o.seed
+            ),
+            o.faults.limit_rpm,
+            o.faults.describe("odds", "events").replacen(
+                "502/504",
+                "502/504 (twice that on pages over 50)",
+                1,
+            ),
             w,
         );
     }

@@ -21,6 +21,15 @@
 pub mod odds;
 pub mod travelpayouts;
 
+/// A request's query from pairs, for the personalities' tests.
+#[cfg(test)]
+fn query_of(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

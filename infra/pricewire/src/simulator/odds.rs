@@ -691,12 +691,7 @@ pub fn dinger_answer(
 mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::super::query_of as q;
 
     #[test]
     fn odds_move_between_generations_and_last_update_says_when() {

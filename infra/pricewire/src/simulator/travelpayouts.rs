@@ -325,7 +325,8 @@ fn forget(o: &mut Offer, field: &str, month_matrix: bool) {
     }
 }
 
-/// The v3 entity key, by its documented grammar.
+/// The v3 entity key, by its documented grammar. Written here again on purpose: what the
+/// simulator expects is the check on the parser, so it must not call the parser's code.
 fn entity_key(f: &FlightPrice) -> String {
     let mut key = format!(
         "{}-{}/{}/{}",
@@ -447,12 +448,7 @@ pub fn unauthorised() -> (u16, String) {
 mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::super::query_of as q;
 
     #[test]
     fn data_is_deterministic_realistic_and_changes_between_generations() {
