@@ -65,7 +65,8 @@ pub struct BatchSummary {
     pub failed: usize,
 }
 
-/// The de-duplication key of a deal: rule, entity and exact price (and line, for odds).
+/// The de-duplication key of a deal: rule, entity and exact price (and line, for odds; and
+/// time, for market data).
 pub fn dedup_key(rule: &str, e: &Envelope) -> String {
     let price = match &e.payload {
         Payload::FlightPrice(f) => format!("{}{}", f.price.amount.normalize(), f.price.currency),
@@ -73,6 +74,13 @@ pub fn dedup_key(rule: &str, e: &Envelope) -> String {
             Some(p) => format!("{}@{}", q.price.normalize(), p.normalize()),
             None => q.price.normalize().to_string(),
         },
+        // Every candle, funding time and open-interest reading is its own observation:
+        // the same value at another time is another deal.
+        other => format!(
+            "{}@{}",
+            other.amount().normalize(),
+            e.observed_at.timestamp_millis()
+        ),
     };
     let key = format!("ALERT#{rule}#{}#{}#{}#{price}", e.source, e.kind(), e.key);
     table::bounded_key(key, DEDUP_KEY_MAX_BYTES)

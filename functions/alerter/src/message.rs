@@ -3,7 +3,10 @@
 
 use crate::gsm;
 use chrono::{DateTime, NaiveDate};
-use pricewire_pipeline::envelope::{Envelope, FlightPrice, OddsQuote, Payload};
+use pricewire_pipeline::envelope::{
+    Candle, Envelope, FlightPrice, FundingRate, Instrument, OddsQuote, OpenInterest, Payload,
+};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 /// SNS e-mail subjects: at most 100 printable ASCII characters.
@@ -225,6 +228,130 @@ fn odds_full_text(rule: &str, e: &Envelope, q: &OddsQuote) -> String {
     lines.join("\n")
 }
 
+/// "Binance BTCUSDT perp", "Bybit ETHUSDT spot".
+fn instrument_name(i: &Instrument) -> String {
+    let exchange = match i.exchange.as_str() {
+        "binance" => "Binance",
+        "bybit" => "Bybit",
+        other => other,
+    };
+    let market = match i.market.as_str() {
+        "linear" => "perp",
+        other => other,
+    };
+    format!("{exchange} {} {market}", i.symbol)
+}
+
+/// `+5.20%`, `-0.0125%`: a signed percentage with no trailing zeros beyond two places.
+fn signed_percent(part: Decimal, whole: Decimal) -> String {
+    if whole.is_zero() {
+        return "n/a".into();
+    }
+    let p = (part * Decimal::ONE_HUNDRED / whole)
+        .round_dp(2)
+        .normalize();
+    if p.is_sign_negative() {
+        format!("{p}%")
+    } else {
+        format!("+{p}%")
+    }
+}
+
+fn utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%d %b %H:%M UTC").to_string()
+}
+
+/// "Binance BTCUSDT perp 1h 01 Dec 09:00 UTC: close 67321.5 (+1.2%), H 67500 L 66100";
+/// dropping, in order, the high and low, the time, the exchange's market.
+pub fn candle_sms_text(c: &Candle) -> String {
+    let name = instrument_name(&c.instrument);
+    let interval = match &c.derived_from {
+        Some(from) => format!("{} (from {from})", c.interval),
+        None => c.interval.clone(),
+    };
+    let change = signed_percent(c.close - c.open, c.open);
+    let close = format!("close {} ({change})", c.close.normalize());
+    first_fitting(&[
+        format!(
+            "{name} {interval} {}: {close}, H {} L {}",
+            utc(c.open_time),
+            c.high.normalize(),
+            c.low.normalize()
+        ),
+        format!("{name} {interval} {}: {close}", utc(c.open_time)),
+        format!("{name} {interval}: {close}"),
+        format!("{} {}: {close}", c.instrument.symbol, c.interval),
+    ])
+}
+
+/// "Binance BTCUSDT perp funding -0.012% at 01 Dec 08:00 UTC (mark 67000.1)".
+pub fn funding_sms_text(f: &FundingRate) -> String {
+    let name = instrument_name(&f.instrument);
+    let rate = format!("{}%", (f.rate * Decimal::ONE_HUNDRED).normalize());
+    let mark = f
+        .mark_price
+        .map(|m| format!(" (mark {})", m.normalize()))
+        .unwrap_or_default();
+    first_fitting(&[
+        format!("{name} funding {rate} at {}{mark}", utc(f.funding_time)),
+        format!("{name} funding {rate} at {}", utc(f.funding_time)),
+        format!("{} funding {rate}", f.instrument.symbol),
+    ])
+}
+
+/// "Bybit BTCUSDT perp open interest 81234.5 (value 5.4e9) at 01 Dec 09:00 UTC, 1h".
+pub fn open_interest_sms_text(o: &OpenInterest) -> String {
+    let name = instrument_name(&o.instrument);
+    let value = o
+        .value
+        .map(|v| format!(", value {}", v.round_dp(0).normalize()))
+        .unwrap_or_default();
+    first_fitting(&[
+        format!(
+            "{name} open interest {}{value} at {} ({})",
+            o.open_interest.normalize(),
+            utc(o.timestamp),
+            o.period
+        ),
+        format!(
+            "{name} open interest {} at {}",
+            o.open_interest.normalize(),
+            utc(o.timestamp)
+        ),
+        format!("{} OI {}", o.instrument.symbol, o.open_interest.normalize()),
+    ])
+}
+
+/// SMS, full text and subject of a market record.
+fn market_texts(rule: &str, e: &Envelope, sms: String) -> (String, String, String) {
+    let text = market_full_text(rule, e, &sms);
+    let subject = ascii_subject(format!("pricewire: {sms}"));
+    (sms, text, subject)
+}
+
+fn market_full_text(rule: &str, e: &Envelope, sms: &str) -> String {
+    let fields = serde_json::to_value(&e.payload)
+        .ok()
+        .and_then(|v| v.get("fields").cloned())
+        .and_then(|f| f.as_object().cloned())
+        .unwrap_or_default();
+    let mut lines = vec![sms.to_string(), String::new()];
+    for (k, v) in fields {
+        let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        lines.push(format!("{k}: {shown}"));
+    }
+    lines.push(String::new());
+    lines.push(format!("Rule: {rule}"));
+    lines.push(format!(
+        "Observed: {} (record {}, job {})",
+        e.observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        e.id,
+        e.job
+    ));
+    lines.join("\n")
+}
+
 pub fn alert(rule: &str, e: &Envelope) -> Alert {
     let (sms, text, subject) = match &e.payload {
         Payload::FlightPrice(f) => (sms_text(f), full_text(rule, e, f), subject(f)),
@@ -233,6 +360,9 @@ pub fn alert(rule: &str, e: &Envelope) -> Alert {
             odds_full_text(rule, e, q),
             ascii_subject(format!("pricewire: {}: {}", event_name(q), quote_line(q))),
         ),
+        Payload::Candle(c) => market_texts(rule, e, candle_sms_text(c)),
+        Payload::FundingRate(f) => market_texts(rule, e, funding_sms_text(f)),
+        Payload::OpenInterest(o) => market_texts(rule, e, open_interest_sms_text(o)),
     };
     Alert {
         rule: rule.to_string(),
@@ -386,5 +516,68 @@ mod tests {
             a.subject
         );
         assert_eq!(a.record_id, e.id);
+    }
+
+    #[test]
+    fn market_texts_fit_one_segment_and_say_what_moved() {
+        use pricewire_pipeline::envelope::{Candle, FundingRate, Instrument, OpenInterest};
+        let i = Instrument {
+            exchange: "binance".into(),
+            market: "linear".into(),
+            symbol: "BTCUSDT".into(),
+        };
+        let t = chrono::DateTime::from_timestamp_millis(1_796_115_600_000).unwrap();
+        let c = Candle {
+            instrument: i.clone(),
+            interval: "8h".into(),
+            open_time: t,
+            open: "66000".parse().unwrap(),
+            high: "67500.25".parse().unwrap(),
+            low: "65900".parse().unwrap(),
+            close: "67321.50".parse().unwrap(),
+            volume: "10".parse().unwrap(),
+            quote_volume: None,
+            trades: None,
+            derived_from: Some("4h".into()),
+        };
+        let sms = candle_sms_text(&c);
+        assert_eq!(sms, "Binance BTCUSDT perp 8h (from 4h) 01 Dec 09:00 UTC: close 67321.5 (+2%), H 67500.25 L 65900");
+        let f = FundingRate {
+            instrument: i.clone(),
+            rate: "-0.00012".parse().unwrap(),
+            funding_time: t,
+            mark_price: Some("67000.10".parse().unwrap()),
+        };
+        assert_eq!(
+            funding_sms_text(&f),
+            "Binance BTCUSDT perp funding -0.012% at 01 Dec 09:00 UTC (mark 67000.1)"
+        );
+        let o = OpenInterest {
+            instrument: i,
+            period: "1h".into(),
+            open_interest: "81234.500".parse().unwrap(),
+            value: Some("5400000000.25".parse().unwrap()),
+            timestamp: t,
+        };
+        assert_eq!(
+            open_interest_sms_text(&o),
+            "Binance BTCUSDT perp open interest 81234.5, value 5400000000 at 01 Dec 09:00 UTC (1h)"
+        );
+        let e = Envelope::new(
+            "binance",
+            "btc",
+            "binance/linear/BTCUSDT/8h".into(),
+            Some(t),
+            t,
+            Payload::Candle(c),
+        );
+        let a = alert("pump", &e);
+        assert!(crate::gsm::fits_one_segment(&a.sms));
+        assert!(
+            a.text.contains("close: 67321.50") && a.text.contains("Rule: pump"),
+            "{}",
+            a.text
+        );
+        assert!(a.subject.starts_with("pricewire: Binance BTCUSDT"));
     }
 }

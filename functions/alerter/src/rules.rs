@@ -6,7 +6,10 @@
 //! field, or does not yield a boolean fails at start, naming the rule.
 
 use cel::{Context, Program, Value};
-use pricewire_pipeline::envelope::{Envelope, FlightPrice, Money, OddsQuote, Payload, KINDS};
+use pricewire_pipeline::envelope::{
+    Candle, Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, OpenInterest,
+    Payload, KINDS,
+};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -89,11 +92,81 @@ pub const ODDS_QUOTE_VARIABLES: &[&str] = &[
     "job",
 ];
 
+/// Variables a `candle` rule may use. `price` is the close; `change_percent` is the move
+/// over the candle (close against open), `range_percent` its high-low range against the
+/// open, both in percent.
+pub const CANDLE_VARIABLES: &[&str] = &[
+    "price",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "change_percent",
+    "range_percent",
+    "interval",
+    "derived",
+    "open_time",
+    "exchange",
+    "market",
+    "symbol",
+    "key",
+    "source",
+    "kind",
+    "job",
+];
+
+/// Variables a `funding_rate` rule may use. `rate` is a fraction per funding interval
+/// (`0.0001`), `rate_percent` the same in percent (`0.01`); `price` is `rate`.
+pub const FUNDING_RATE_VARIABLES: &[&str] = &[
+    "price",
+    "rate",
+    "rate_percent",
+    "mark_price",
+    "funding_time",
+    "exchange",
+    "market",
+    "symbol",
+    "key",
+    "source",
+    "kind",
+    "job",
+];
+
+/// Variables an `open_interest` rule may use; `price` is `open_interest`.
+pub const OPEN_INTEREST_VARIABLES: &[&str] = &[
+    "price",
+    "open_interest",
+    "value",
+    "period",
+    "timestamp",
+    "exchange",
+    "market",
+    "symbol",
+    "key",
+    "source",
+    "kind",
+    "job",
+];
+
 fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "flight_price" => Some(FLIGHT_PRICE_VARIABLES),
         "odds_quote" => Some(ODDS_QUOTE_VARIABLES),
+        "candle" => Some(CANDLE_VARIABLES),
+        "funding_rate" => Some(FUNDING_RATE_VARIABLES),
+        "open_interest" => Some(OPEN_INTEREST_VARIABLES),
         _ => None,
+    }
+}
+
+fn sample_instrument() -> Instrument {
+    Instrument {
+        exchange: "binance".into(),
+        market: "linear".into(),
+        symbol: "BTCUSDT".into(),
     }
 }
 
@@ -145,6 +218,53 @@ fn sample(kind: &str) -> Option<Envelope> {
                 outcome: "A".into(),
                 price: Decimal::new(191, 2),
                 point: Some(Decimal::new(-35, 1)),
+            }),
+        )),
+        "candle" => Some(Envelope::new(
+            "sample",
+            "sample",
+            "binance/linear/BTCUSDT/1h".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::Candle(Candle {
+                instrument: sample_instrument(),
+                interval: "1h".into(),
+                open_time: chrono::Utc::now(),
+                open: Decimal::new(100, 0),
+                high: Decimal::new(110, 0),
+                low: Decimal::new(90, 0),
+                close: Decimal::new(105, 0),
+                volume: Decimal::new(1, 0),
+                quote_volume: Some(Decimal::new(100, 0)),
+                trades: Some(1),
+                derived_from: Some("30m".into()),
+            }),
+        )),
+        "funding_rate" => Some(Envelope::new(
+            "sample",
+            "sample",
+            "binance/linear/BTCUSDT/funding".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::FundingRate(FundingRate {
+                instrument: sample_instrument(),
+                rate: Decimal::new(1, 4),
+                funding_time: chrono::Utc::now(),
+                mark_price: Some(Decimal::new(100, 0)),
+            }),
+        )),
+        "open_interest" => Some(Envelope::new(
+            "sample",
+            "sample",
+            "binance/linear/BTCUSDT/oi/1h".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::OpenInterest(OpenInterest {
+                instrument: sample_instrument(),
+                period: "1h".into(),
+                open_interest: Decimal::new(1000, 0),
+                value: Some(Decimal::new(100_000, 0)),
+                timestamp: chrono::Utc::now(),
             }),
         )),
         _ => None,
@@ -220,8 +340,74 @@ pub fn bind(e: &Envelope) -> Context<'static, 'static> {
             ctx.add_variable_from_value("market", q.market.as_str());
             ctx.add_variable_from_value("outcome", q.outcome.as_str());
         }
+        Payload::Candle(c) => {
+            add_instrument(&mut ctx, &c.instrument);
+            ctx.add_variable_from_value("price", money_value(c.close));
+            for (name, v) in [
+                ("open", c.open),
+                ("high", c.high),
+                ("low", c.low),
+                ("close", c.close),
+                ("volume", c.volume),
+            ] {
+                ctx.add_variable_from_value(name, money_value(v));
+            }
+            ctx.add_variable_from_value(
+                "quote_volume",
+                c.quote_volume.map_or(Value::Null, money_value),
+            );
+            ctx.add_variable_from_value(
+                "trades",
+                c.trades
+                    .and_then(|t| i64::try_from(t).ok())
+                    .map_or(Value::Null, Value::Int),
+            );
+            ctx.add_variable_from_value("change_percent", percent_of(c.close - c.open, c.open));
+            ctx.add_variable_from_value("range_percent", percent_of(c.high - c.low, c.open));
+            ctx.add_variable_from_value("interval", c.interval.as_str());
+            ctx.add_variable_from_value("derived", Value::Bool(c.derived_from.is_some()));
+            ctx.add_variable_from_value("open_time", rfc3339(c.open_time));
+        }
+        Payload::FundingRate(f) => {
+            add_instrument(&mut ctx, &f.instrument);
+            ctx.add_variable_from_value("price", money_value(f.rate));
+            ctx.add_variable_from_value("rate", money_value(f.rate));
+            ctx.add_variable_from_value("rate_percent", money_value(f.rate * Decimal::ONE_HUNDRED));
+            ctx.add_variable_from_value(
+                "mark_price",
+                f.mark_price.map_or(Value::Null, money_value),
+            );
+            ctx.add_variable_from_value("funding_time", rfc3339(f.funding_time));
+        }
+        Payload::OpenInterest(o) => {
+            add_instrument(&mut ctx, &o.instrument);
+            ctx.add_variable_from_value("price", money_value(o.open_interest));
+            ctx.add_variable_from_value("open_interest", money_value(o.open_interest));
+            ctx.add_variable_from_value("value", o.value.map_or(Value::Null, money_value));
+            ctx.add_variable_from_value("period", o.period.as_str());
+            ctx.add_variable_from_value("timestamp", rfc3339(o.timestamp));
+        }
     }
     ctx
+}
+
+fn add_instrument(ctx: &mut Context<'static, 'static>, i: &Instrument) {
+    ctx.add_variable_from_value("exchange", i.exchange.as_str());
+    ctx.add_variable_from_value("market", i.market.as_str());
+    ctx.add_variable_from_value("symbol", i.symbol.as_str());
+}
+
+/// `part` as a percentage of `whole` (a CEL double; NaN when `whole` is zero, which
+/// compares false with everything, so no rule fires on it).
+fn percent_of(part: Decimal, whole: Decimal) -> Value {
+    if whole.is_zero() {
+        return Value::Float(f64::NAN);
+    }
+    money_value(part * Decimal::ONE_HUNDRED / whole)
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Rule {
@@ -525,5 +711,79 @@ mod tests {
         }
         assert!(matches!(rules("{}"), Err(RuleError::NotAList(_))));
         assert!(rules("[]").unwrap().rules.is_empty());
+    }
+
+    fn candle(open: &str, close: &str) -> Envelope {
+        let d = |v: &str| v.parse::<Decimal>().unwrap();
+        Envelope::new(
+            "binance",
+            "btc-1h",
+            "binance/linear/BTCUSDT/1h".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::Candle(Candle {
+                instrument: sample_instrument(),
+                interval: "1h".into(),
+                open_time: chrono::Utc::now(),
+                open: d(open),
+                high: d(open).max(d(close)),
+                low: d(open).min(d(close)),
+                close: d(close),
+                volume: d("3"),
+                quote_volume: None,
+                trades: Some(7),
+                derived_from: None,
+            }),
+        )
+    }
+
+    fn funding(rate: &str) -> Envelope {
+        Envelope::new(
+            "bybit",
+            "btc-funding",
+            "bybit/linear/BTCUSDT/funding".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::FundingRate(FundingRate {
+                instrument: Instrument {
+                    exchange: "bybit".into(),
+                    market: "linear".into(),
+                    symbol: "BTCUSDT".into(),
+                },
+                rate: rate.parse().unwrap(),
+                funding_time: chrono::Utc::now(),
+                mark_price: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn market_rules_see_the_change_over_the_candle_and_the_funding_rate() {
+        let set = rules(r#"[
+            {"name":"pump","source":"binance","kind":"candle","when":"change_percent >= 5.0 && symbol == \"BTCUSDT\" && !derived"},
+            {"name":"dump","source":"binance","kind":"candle","when":"change_percent <= -5.0"},
+            {"name":"negative-funding","source":"bybit","kind":"funding_rate","when":"rate < 0.0 || rate_percent > 0.1"},
+            {"name":"busy","source":"binance","kind":"candle","when":"trades > 5 && interval == \"1h\" && exchange == \"binance\""}]"#).unwrap();
+        let names = |e: &Envelope| -> Vec<String> {
+            let mut n: Vec<String> = set
+                .evaluate(e)
+                .matched
+                .iter()
+                .map(|r| r.spec.name.clone())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&candle("100", "105")), vec!["busy", "pump"]);
+        assert_eq!(names(&candle("100", "104.99")), vec!["busy"]);
+        assert_eq!(names(&candle("100", "95")), vec!["busy", "dump"]);
+        assert_eq!(names(&funding("-0.0001")), vec!["negative-funding"]);
+        assert_eq!(names(&funding("0.0011")), vec!["negative-funding"]);
+        assert!(names(&funding("0.0001")).is_empty());
+        // Unknown variables of a kind fail at start, naming the rule.
+        let err =
+            rules(r#"[{"name":"x","source":"binance","kind":"open_interest","when":"close > 1"}]"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("\"x\""), "{err}");
     }
 }

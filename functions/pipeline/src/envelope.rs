@@ -131,38 +131,122 @@ pub struct OddsQuote {
     pub point: Option<Decimal>,
 }
 
+/// Which instrument of which exchange a market record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instrument {
+    /// `binance`, `bybit`.
+    pub exchange: String,
+    /// `spot`, `linear` (USDⓈ-margined perpetuals and futures) or `inverse`.
+    pub market: String,
+    /// The exchange's symbol, upper case (`BTCUSDT`).
+    pub symbol: String,
+}
+
+/// One closed candle (kline): exact decimals as the exchange gave them. A candle still
+/// open when it was fetched is never a record; it is collected once it has closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candle {
+    #[serde(flatten)]
+    pub instrument: Instrument,
+    /// `1m` … `1w`, the same spelling for every exchange.
+    pub interval: String,
+    #[serde(with = "rfc3339_millis")]
+    pub open_time: DateTime<Utc>,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    /// Base-asset volume.
+    pub volume: Decimal,
+    /// Quote-asset volume (Binance `quote volume`, Bybit `turnover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_volume: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trades: Option<u64>,
+    /// Built by pricewire from finer candles of this interval (a complete set of them),
+    /// not reported by the exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+}
+
+/// One funding rate of a perpetual contract, at its funding time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundingRate {
+    #[serde(flatten)]
+    pub instrument: Instrument,
+    /// The rate per funding interval, as a fraction (`0.0001` is 0.01 %); may be negative.
+    pub rate: Decimal,
+    #[serde(with = "rfc3339_millis")]
+    pub funding_time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<Decimal>,
+}
+
+/// Open interest of a contract at a time, over the exchange's statistics period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenInterest {
+    #[serde(flatten)]
+    pub instrument: Instrument,
+    /// The statistics period (`5m`, `1h`, …).
+    pub period: String,
+    /// Contracts (or base-asset units) open.
+    pub open_interest: Decimal,
+    /// Their value in the quote asset, where the exchange reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Decimal>,
+    #[serde(with = "rfc3339_millis")]
+    pub timestamp: DateTime<Utc>,
+}
+
 /// What a record holds, tagged by `kind`. New kinds are new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "fields", rename_all = "snake_case")]
 pub enum Payload {
     FlightPrice(FlightPrice),
     OddsQuote(OddsQuote),
+    Candle(Candle),
+    FundingRate(FundingRate),
+    OpenInterest(OpenInterest),
 }
 
 /// Every record kind, by name.
-pub const KINDS: &[&str] = &["flight_price", "odds_quote"];
+pub const KINDS: &[&str] = &[
+    "flight_price",
+    "odds_quote",
+    "candle",
+    "funding_rate",
+    "open_interest",
+];
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::FlightPrice(_) => "flight_price",
             Payload::OddsQuote(_) => "odds_quote",
+            Payload::Candle(_) => "candle",
+            Payload::FundingRate(_) => "funding_rate",
+            Payload::OpenInterest(_) => "open_interest",
         }
     }
 
-    /// The number a record is about: a fare, decimal odds.
+    /// The number a record is about: a fare, decimal odds, a candle's close, a funding
+    /// rate, the open interest.
     pub fn amount(&self) -> Decimal {
         match self {
             Payload::FlightPrice(f) => f.price.amount,
             Payload::OddsQuote(q) => q.price,
+            Payload::Candle(c) => c.close,
+            Payload::FundingRate(f) => f.rate,
+            Payload::OpenInterest(o) => o.open_interest,
         }
     }
 
-    /// The currency of `amount`, when it is money.
+    /// The currency of `amount`, when it is money. A market symbol's quote asset is not a
+    /// currency code (`USDT`, `BTC`), so market records have none.
     pub fn currency(&self) -> Option<&str> {
         match self {
             Payload::FlightPrice(f) => Some(&f.price.currency),
-            Payload::OddsQuote(_) => None,
+            _ => None,
         }
     }
 }

@@ -11,6 +11,9 @@
 //! (`infra/pricewire/src/simulator/`), and its entry in Terraform's `source_modules`
 //! (`terraform/locals.tf`).
 
+pub mod binance;
+pub mod bybit;
+pub mod market;
 pub mod odds;
 pub mod settings;
 pub mod travelpayouts;
@@ -24,7 +27,12 @@ use std::time::Duration;
 
 /// Every source module, by name. A source entry in the configuration names one of these
 /// (`module`), defaulting to the entry's own name.
-pub static REGISTRY: &[&dyn Source] = &[&travelpayouts::Travelpayouts, &odds::Odds];
+pub static REGISTRY: &[&dyn Source] = &[
+    &travelpayouts::Travelpayouts,
+    &odds::Odds,
+    &binance::Binance,
+    &bybit::Bybit,
+];
 
 /// The module called `name`, if there is one.
 pub fn module(name: &str) -> Option<&'static dyn Source> {
