@@ -200,7 +200,20 @@ pub async fn fetch(
                     }
                 }
                 match g.gate.acquire(deadline).await {
-                    Ok(permit) => Some(permit),
+                    Ok(permit) => {
+                        // Another walk through this gate was told to stay away (a ban,
+                        // a spent quota) while this one waited: it stays away too.
+                        if let Some(hold) = g.gate.held() {
+                            drop(permit);
+                            record(Outcome::Neutral).await;
+                            stats.skipped += 1;
+                            return Err(FetchError::Held {
+                                job: job.into(),
+                                hold,
+                            });
+                        }
+                        Some(permit)
+                    }
                     Err(_) => {
                         // If this request held the half-open probe, it gives the claim up.
                         record(Outcome::Neutral).await;
@@ -245,6 +258,10 @@ pub async fn fetch(
                     match &inspection.verdict {
                         Verdict::Throttled { wait, .. } => {
                             g.gate.on_throttled(*wait, inspection.rate)
+                        }
+                        Verdict::Hold(hold) => {
+                            g.gate.hold(hold.clone());
+                            g.gate.on_accepted(inspection.rate)
                         }
                         _ => g.gate.on_accepted(inspection.rate),
                     }

@@ -197,9 +197,44 @@ pub struct Summary {
     /// Times a rate limit lowered the rate, and times the host was paused.
     pub rate_decreases: u32,
     pub host_pauses: u32,
+    /// A job naming many instruments: how many parts it has (0: the job is one walk),
+    /// how many failed, and why (the first few).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub parts: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed_part_count: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_parts: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Summary {
+    /// Adds a part's walk to the job's totals.
+    pub fn absorb(&mut self, part: Summary) {
+        self.fetched += part.fetched;
+        self.normalised += part.normalised;
+        self.quarantined += part.quarantined;
+        self.put += part.put;
+        self.archived += part.archived;
+        self.requests += part.requests;
+        self.retries += part.retries;
+        self.throttled += part.throttled;
+        self.skipped += part.skipped;
+        self.dropped_values += part.dropped_values;
+        self.duplicates += part.duplicates;
+        self.pages += part.pages;
+        self.complete &= part.complete;
+        if self.stopped.is_none() {
+            self.stopped = part.stopped;
+        }
+        if self.held.is_none() {
+            self.held = part.held;
+        }
+    }
+
     /// A run that ended incomplete without collecting a page, and not because its source
     /// is held (alarmed on its own): it made no progress. Every run stalling means the
     /// deadline leaves no room for a request, or the upstream never answers in time.
@@ -223,6 +258,14 @@ pub enum CollectError {
     Put { job: String, source: sink::PutError },
     #[error("job {job}: archive failed: {detail}")]
     Archive { job: String, detail: String },
+    /// Parts of a many-instrument job failed; the others were collected.
+    #[error("job {job}: {failed} of {of} parts failed; first: {first}")]
+    Parts {
+        job: String,
+        failed: u32,
+        of: u32,
+        first: String,
+    },
 }
 
 impl Collector {
@@ -279,7 +322,15 @@ impl Collector {
         deadline: Option<std::time::Instant>,
     ) -> Result<Summary, CollectError> {
         let source = self.sources.get(&job.source)?;
-        let plan = source.module.plan(job, source.context())?;
+        let parts = source.module.parts(job)?;
+        let plans = parts
+            .iter()
+            .map(|(name, part)| Ok((name.clone(), source.module.plan(part, source.context())?)))
+            .collect::<Result<Vec<_>, JobError>>()?;
+        let plan = match plans.is_empty() {
+            true => Some(source.module.plan(job, source.context())?),
+            false => None,
+        };
         let upstream =
             self.upstreams
                 .upstream(&source)
@@ -288,19 +339,50 @@ impl Collector {
                     job: job.name.clone(),
                     detail,
                 })?;
-        walk::Run {
-            collector: self,
-            job,
-            source: &source,
-            plan: plan.as_ref(),
-            upstream: upstream.as_ref(),
-            deadline: deadline.map(|at| deadline::Deadline {
-                at,
-                request_timeout: self.http_timeout,
-            }),
+        let deadline = deadline.map(|at| deadline::Deadline {
+            at,
+            request_timeout: self.http_timeout,
+        });
+        match plan {
+            Some(plan) => {
+                walk::Run {
+                    collector: self,
+                    job,
+                    source: &source,
+                    plan: plan.as_ref(),
+                    upstream: upstream.as_ref(),
+                    deadline,
+                    part: None,
+                }
+                .go()
+                .await
+            }
+            None => {
+                walk::Parts {
+                    collector: self,
+                    job,
+                    source: &source,
+                    plans: &plans,
+                    upstream: upstream.as_ref(),
+                    deadline,
+                }
+                .go()
+                .await
+            }
         }
-        .go()
-        .await
+    }
+
+    /// Records a successful run of a job (what `pricewire status` shows).
+    async fn record_run(&self, summary: &Summary) {
+        let run = state::RunRecord {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            records_out: summary.put as u64,
+            pages: summary.pages as u64,
+            complete: summary.complete,
+        };
+        if let Err(e) = self.state.save_run(&summary.job, &run).await {
+            tracing::warn!(job = %summary.job, error = %e, "last run not recorded");
+        }
     }
 
     /// Stores what this run learned about the host (rate, pause, breaker counts) and
@@ -350,6 +432,17 @@ pub async fn handle(
                 breaker = %summary.breaker, rate_rpm = summary.rate_rpm,
                 dropped_values = summary.dropped_values, "collected");
             metrics(&job, Some(&summary)).emit();
+            if let Some(first) = summary.failed_parts.first() {
+                // The other parts were collected and delivered; the invocation still
+                // fails, so the error is seen (and the schedule's retry resumes them).
+                return Err(CollectError::Parts {
+                    job: job.name.clone(),
+                    failed: summary.failed_part_count,
+                    of: summary.parts,
+                    first: first.clone(),
+                }
+                .into());
+            }
             Ok(summary)
         }
         Err(e) => {
@@ -366,7 +459,7 @@ pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
     match summary {
         Some(s) => emf
             .count("Runs", 1)
-            .count("Failures", 0)
+            .count("Failures", u64::from(s.failed_part_count > 0))
             .count("Requests", s.requests.into())
             .count("Retries", s.retries.into())
             .count("Throttled", s.throttled.into())
@@ -1070,6 +1163,7 @@ mod tests {
             source: &settings,
             plan: plan.as_ref(),
             upstream: up.as_ref(),
+            part: None,
             deadline: deadline.map(|at| deadline::Deadline {
                 at,
                 request_timeout: Duration::from_millis(400),
@@ -1302,5 +1396,204 @@ mod tests {
             err.starts_with("job led-kzn: PutRecords: 1 of 1 records not accepted"),
             "{err}"
         );
+    }
+
+    /// Serves Binance-style hourly klines for the symbols it knows, from `startTime` up to
+    /// now (the open candle last), 400 -1121 for any other; counts the closed candles it
+    /// served per symbol and the requests in flight at once.
+    #[derive(Default)]
+    struct Klines {
+        closed_served: Mutex<BTreeMap<String, BTreeSet<i64>>>,
+        starts: Mutex<Vec<(String, i64)>>,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    use crate::state::CursorStore;
+    use std::collections::BTreeSet;
+
+    #[async_trait]
+    impl Upstream for Klines {
+        async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let q = |k: &str| {
+                spec.query
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let symbol = q("symbol").unwrap_or_default();
+            let start: i64 = q("startTime").and_then(|v| v.parse().ok()).unwrap_or(0);
+            self.starts.lock().unwrap().push((symbol.clone(), start));
+            let mut r = if ["BTCUSDT", "ETHUSDT", "SOLUSDT"].contains(&symbol.as_str()) {
+                let hour = 3_600_000;
+                let now = Utc::now().timestamp_millis();
+                let first =
+                    start.div_euclid(hour) * hour + if start % hour == 0 { 0 } else { hour };
+                let rows: Vec<serde_json::Value> = (0..)
+                    .map(|i| first + i * hour)
+                    .take_while(|t| *t <= now)
+                    .map(|t| {
+                        if t + hour + 2_000 <= now {
+                            self.closed_served
+                                .lock()
+                                .unwrap()
+                                .entry(symbol.clone())
+                                .or_default()
+                                .insert(t);
+                        }
+                        json!([
+                            t,
+                            "10",
+                            "12",
+                            "9",
+                            "11",
+                            "1",
+                            t + hour - 1,
+                            "11",
+                            3,
+                            "0",
+                            "0",
+                            "0"
+                        ])
+                    })
+                    .collect();
+                reply(
+                    200,
+                    &serde_json::to_string(&rows).unwrap(),
+                    &[("X-MBX-USED-WEIGHT-1M", "12")],
+                )
+            } else if symbol == "BANUSDT" {
+                reply(
+                    418,
+                    r#"{"code":-1003,"msg":"Way too many requests; IP banned"}"#,
+                    &[("Retry-After", "120")],
+                )
+            } else {
+                reply(400, r#"{"code":-1121,"msg":"Invalid symbol."}"#, &[])
+            };
+            r.url = shown_url(spec);
+            Ok(r)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_of_many_symbols_walks_each_within_the_hosts_concurrency_and_resumes_each() {
+        let up = Arc::new(Klines::default());
+        let (c, parts) = build(
+            up.clone(),
+            r#"{"binance": {"base_url": "https://up", "concurrency": 2}}"#,
+            MemorySink::default(),
+            1,
+        );
+        let job = Job::from_value(&json!({"job": "majors", "source": "binance",
+            "params": {"symbols": "BTCUSDT, ETHUSDT,SOLUSDT,NOPEUSDT", "interval": "1h", "lookback": "5h"}}))
+        .unwrap();
+        let first = c.run(&job, None).await.unwrap();
+        assert_eq!((first.parts, first.failed_part_count), (4, 1));
+        assert!(
+            first.failed_parts[0].starts_with("NOPEUSDT: ")
+                && first.failed_parts[0].contains("symbol NOPEUSDT"),
+            "{:?}",
+            first.failed_parts
+        );
+        assert!(
+            up.most_in_flight.load(Ordering::SeqCst) <= 2,
+            "the host's concurrency bounds all parts together"
+        );
+        // Every closed candle served reaches the stream once; no open one does.
+        let stored = |sink: &MemorySink| -> BTreeMap<String, BTreeSet<i64>> {
+            let mut by: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+            for r in sink.records() {
+                let e = Envelope::from_slice(&r.data).unwrap();
+                let symbol = e.key.split('/').nth(2).unwrap().to_string();
+                assert!(
+                    by.entry(symbol)
+                        .or_default()
+                        .insert(e.observed_at.timestamp_millis()),
+                    "{} twice",
+                    e.key
+                );
+            }
+            by
+        };
+        assert_eq!(stored(&parts.sink), *up.closed_served.lock().unwrap());
+        assert_eq!(first.put, parts.sink.records().len());
+        // Each symbol keeps its own mark; the failed one has none.
+        for symbol in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+            let cursor = parts
+                .state
+                .load_cursor(&format!("majors#{symbol}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(cursor.mark, "{symbol}: {cursor:?}");
+        }
+        assert!(parts
+            .state
+            .load_cursor("majors#NOPEUSDT")
+            .await
+            .unwrap()
+            .is_none());
+        // The next run starts each symbol at its own mark: nothing is sent twice.
+        up.starts.lock().unwrap().clear();
+        let second = c.run(&job, None).await.unwrap();
+        let marks: BTreeMap<String, i64> = up.starts.lock().unwrap().iter().cloned().collect();
+        let open_hour = Utc::now().timestamp_millis().div_euclid(3_600_000) * 3_600_000;
+        for symbol in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+            assert!(
+                marks[symbol] >= open_hour - 3_600_000,
+                "{symbol} resumed at {}",
+                marks[symbol]
+            );
+        }
+        assert_eq!(stored(&parts.sink), *up.closed_served.lock().unwrap());
+        assert_eq!(second.parts, 4);
+        // The handler reports the failed part as a failed invocation, after the others.
+        let err = handle(
+            &c,
+            event(
+                serde_json::to_value(json!({"job": "majors", "source": "binance",
+            "params": {"symbols": "BTCUSDT,NOPEUSDT", "interval": "1h"}}))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("1 of 2 parts failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_ban_met_by_one_part_keeps_every_part_away() {
+        let up = Arc::new(Klines::default());
+        let (c, parts) = build(
+            up.clone(),
+            r#"{"binance": {"base_url": "https://up", "concurrency": 1}}"#,
+            MemorySink::default(),
+            1,
+        );
+        let job = Job::from_value(&json!({"job": "majors", "source": "binance",
+            "params": {"symbols": "BTCUSDT,BANUSDT,ETHUSDT,SOLUSDT", "interval": "1h"}}))
+        .unwrap();
+        let s = c.run(&job, None).await.unwrap();
+        // BANUSDT sorts first: its 418 is the only request of the run.
+        assert_eq!(
+            up.starts.lock().unwrap().len(),
+            1,
+            "{:?}",
+            up.starts.lock().unwrap()
+        );
+        assert!(
+            s.held.as_deref().unwrap_or_default().contains("banned"),
+            "{s:?}"
+        );
+        assert_eq!(parts.sink.records().len(), 0);
+        // And the next invocation keeps away without asking.
+        let again = c.run(&job, None).await.unwrap();
+        assert_eq!(up.starts.lock().unwrap().len(), 1);
+        assert!(again.held.is_some());
     }
 }

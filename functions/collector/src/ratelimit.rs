@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pricewire_pipeline::adapters::dynamodb::StoreError;
+use pricewire_pipeline::sources::Hold;
 pub use pricewire_pipeline::sources::RateWindow as QuotaHeaders;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -201,6 +202,10 @@ pub struct HostGate {
     slots: Semaphore,
     stats: Mutex<GateStats>,
     changed: std::sync::atomic::AtomicBool,
+    /// Set when an answer said "stay away" (a ban, a spent quota): no request starts
+    /// through this gate for the rest of the invocation (the hold itself is stored by the
+    /// walk, for later invocations).
+    held: Mutex<Option<Hold>>,
 }
 
 impl HostGate {
@@ -231,6 +236,7 @@ impl HostGate {
             slots: Semaphore::new(concurrency.max(1)),
             stats: Mutex::default(),
             changed: false.into(),
+            held: Mutex::default(),
         }
     }
 
@@ -380,6 +386,18 @@ impl HostGate {
         if let (Some(0), Some(reset)) = (q.remaining, q.reset) {
             self.pause(reset);
         }
+    }
+
+    /// No request starts through this gate again in this invocation.
+    pub fn hold(&self, hold: Hold) {
+        if let Ok(mut h) = self.held.lock() {
+            h.get_or_insert(hold);
+        }
+    }
+
+    /// The hold an answer imposed, if one did.
+    pub fn held(&self) -> Option<Hold> {
+        self.held.lock().ok().and_then(|h| h.clone())
     }
 
     /// No request starts on this host for `wait`.

@@ -17,7 +17,7 @@ use crate::deadline::Deadline;
 use crate::fetch::{fetch, FetchError, FetchStats, Guards, Upstream};
 use crate::ratelimit::HostGate;
 use crate::sink::StreamRecord;
-use crate::state::{hold_key, Cursor, HoldState, RunRecord};
+use crate::state::{hold_key, Cursor, HoldState};
 use crate::{CollectError, Collector, Summary};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -82,6 +82,23 @@ pub(crate) struct Run<'a> {
     pub plan: &'a dyn Plan,
     pub upstream: &'a dyn Upstream,
     pub deadline: Option<Deadline>,
+    /// One instrument of a job that names many: its cursor is its own
+    /// (`CURSOR#<job>#<part>`); the host's gate and breaker, the hold check and the run
+    /// record are the job's ([`Parts`]).
+    pub part: Option<&'a str>,
+}
+
+/// What opening a walk found: a hold in force, or the host's gate and breaker (and the
+/// cursor, read in the same round trip).
+// One value per walk, moved once: boxing either variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Opened<'a> {
+    Held(Summary),
+    Ready {
+        gate: HostGate,
+        breaker: Breaker<'a>,
+        prior: Option<Cursor>,
+    },
 }
 
 /// What the steps of a walk came to, before the flush.
@@ -250,7 +267,7 @@ impl Run<'_> {
         let fingerprint = self.plan.fingerprint();
         self.collector
             .state
-            .load_cursor(&self.job.name)
+            .load_cursor(&self.cursor_key())
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(job = %self.job.name, error = %e, "cursor not readable; starting over");
@@ -310,12 +327,25 @@ impl Run<'_> {
         }
     }
 
-    pub async fn go(&self) -> Result<Summary, CollectError> {
-        let mut summary = Summary {
+    fn cursor_key(&self) -> String {
+        match self.part {
+            Some(part) => format!("{}#{part}", self.job.name),
+            None => self.job.name.clone(),
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
             job: self.job.name.clone(),
             source: self.source.name.clone(),
             ..Summary::default()
-        };
+        }
+    }
+
+    /// Reads what earlier runs left: holds, the learned limit, the breaker and (with
+    /// `cursor`) the cursor, at once: independent reads, one round trip.
+    async fn open(&self, cursor: bool) -> Opened<'_> {
+        let mut summary = self.summary();
         let host = self.source.host();
         let path = self.plan.request(&Step::Start).path;
         let limit_key = format!("{host}{}", self.source.rate_key(&path));
@@ -326,12 +356,18 @@ impl Run<'_> {
             // A probe holds its claim for as long as a request and its retries take.
             probe_lease: self.collector.http_timeout * 2,
         };
-        // What earlier runs left, read at once: five independent reads, one round trip.
+        let prior = async {
+            if cursor {
+                self.prior_cursor().await
+            } else {
+                None
+            }
+        };
         let (hold, learned, breaker, prior) = tokio::join!(
             self.hold_in_force(),
             state.load_limit(&limit_key),
             Breaker::load(state, &host, policy),
-            self.prior_cursor(),
+            prior,
         );
         if let Some((key, h)) = hold {
             let until = chrono::DateTime::from_timestamp_millis(h.until_ms)
@@ -341,7 +377,7 @@ impl Run<'_> {
             summary.held = Some(format!("{} (held until {until})", h.reason));
             summary.stopped = summary.held.clone();
             summary.skipped = 1;
-            return Ok(summary);
+            return Opened::Held(summary);
         }
         let learned = learned.unwrap_or_else(|e| {
             tracing::error!(key = %limit_key, error = %e, "learned rate limit not readable; starting from the ceiling");
@@ -353,12 +389,35 @@ impl Run<'_> {
             learned.as_ref(),
             self.source.concurrency,
         );
-        let guards = Guards {
-            gate: &gate,
-            breaker: &breaker,
-        };
+        Opened::Ready {
+            gate,
+            breaker,
+            prior,
+        }
+    }
+
+    pub async fn go(&self) -> Result<Summary, CollectError> {
+        match self.open(true).await {
+            Opened::Held(summary) => Ok(summary),
+            Opened::Ready {
+                gate,
+                breaker,
+                prior,
+            } => self.walk(&gate, &breaker, prior).await,
+        }
+    }
+
+    /// The walk itself, through the host's `gate` and `breaker`, from `prior`.
+    async fn walk(
+        &self,
+        gate: &HostGate,
+        breaker: &Breaker<'_>,
+        prior: Option<Cursor>,
+    ) -> Result<Summary, CollectError> {
+        let mut summary = self.summary();
+        let guards = Guards { gate, breaker };
         if let Some(c) = &prior {
-            tracing::info!(job = %self.job.name, next = ?c.next, done = ?c.done, "resuming from cursor");
+            tracing::info!(job = %self.job.name, part = ?self.part, next = ?c.next, done = ?c.done, "resuming from cursor");
         }
         let started_ms = prior
             .as_ref()
@@ -408,7 +467,7 @@ impl Run<'_> {
                 summary.stopped = Some(said);
             }
         }
-        self.finish(g, cursor, prior.is_some(), &gate, &breaker, summary)
+        self.finish(g, cursor, prior.is_some(), gate, breaker, summary)
             .await
     }
 
@@ -660,7 +719,9 @@ impl Run<'_> {
             }
         }
         let put = self.collector.sink.put_records(out).await;
-        self.collector.remember(gate, breaker, &mut summary).await;
+        if self.part.is_none() {
+            self.collector.remember(gate, breaker, &mut summary).await;
+        }
         match put {
             Ok(report) => summary.put = report.put,
             Err(e) => {
@@ -675,8 +736,8 @@ impl Run<'_> {
         }
         let state = self.collector.state.as_ref();
         let saved = match &cursor {
-            Some(c) => state.save_cursor(&self.job.name, c).await,
-            None if had_cursor => state.clear_cursor(&self.job.name).await,
+            Some(c) => state.save_cursor(&self.cursor_key(), c).await,
+            None if had_cursor => state.clear_cursor(&self.cursor_key()).await,
             None => Ok(()),
         };
         if let Err(e) = saved {
@@ -697,15 +758,93 @@ impl Run<'_> {
                 detail: archive_errors.join("; "),
             });
         }
-        let run = RunRecord {
-            at_ms: Utc::now().timestamp_millis(),
-            records_out: summary.put as u64,
-            pages: summary.pages as u64,
-            complete: summary.complete,
-        };
-        if let Err(e) = state.save_run(&self.job.name, &run).await {
-            tracing::warn!(job = %self.job.name, error = %e, "last run not recorded");
+        if self.part.is_none() {
+            self.collector.record_run(&summary).await;
         }
+        Ok(summary)
+    }
+}
+
+/// The most part failures kept in a summary (the rest are counted in the log).
+const FAILED_PARTS_KEPT: usize = 20;
+
+/// A job that names many instruments (`symbols = BTCUSDT,ETHUSDT,…`): one walk per
+/// instrument, each with its own cursor, run concurrently up to the source's
+/// `concurrency`, all through one gate and one breaker for the host, so together they
+/// keep the host's limit as one walk would. A part that fails does not stop the others.
+pub(crate) struct Parts<'a> {
+    pub collector: &'a Collector,
+    pub job: &'a Job,
+    pub source: &'a SourceSettings,
+    /// Each part's name (its symbol) and plan.
+    pub plans: &'a [(String, Box<dyn Plan>)],
+    pub upstream: &'a dyn Upstream,
+    pub deadline: Option<Deadline>,
+}
+
+impl Parts<'_> {
+    fn run<'p>(&'p self, name: &'p str, plan: &'p dyn Plan) -> Run<'p> {
+        Run {
+            collector: self.collector,
+            job: self.job,
+            source: self.source,
+            plan,
+            upstream: self.upstream,
+            deadline: self.deadline,
+            part: Some(name),
+        }
+    }
+
+    pub async fn go(&self) -> Result<Summary, CollectError> {
+        let Some((first_name, first_plan)) = self.plans.first() else {
+            return Ok(Summary {
+                job: self.job.name.clone(),
+                source: self.source.name.clone(),
+                complete: true,
+                ..Summary::default()
+            });
+        };
+        let opener = self.run(first_name, first_plan.as_ref());
+        let (gate, breaker) = match opener.open(false).await {
+            Opened::Held(mut summary) => {
+                summary.skipped = self.plans.len() as u32;
+                return Ok(summary);
+            }
+            Opened::Ready { gate, breaker, .. } => (gate, breaker),
+        };
+        let (gate, breaker) = (&gate, &breaker);
+        let results: Vec<(String, Result<Summary, CollectError>)> =
+            futures_util::stream::iter(self.plans.iter())
+                .map(|(name, plan)| async move {
+                    let run = self.run(name, plan.as_ref());
+                    let prior = run.prior_cursor().await;
+                    (name.clone(), run.walk(gate, breaker, prior).await)
+                })
+                .buffer_unordered(self.source.concurrency.max(1))
+                .collect()
+                .await;
+        let mut summary = Summary {
+            complete: true,
+            ..opener.summary()
+        };
+        let mut failed = 0usize;
+        for (name, result) in results {
+            match result {
+                Ok(part) => summary.absorb(part),
+                Err(e) => {
+                    failed += 1;
+                    summary.complete = false;
+                    tracing::error!(job = %self.job.name, part = %name, error = %e, "part failed; the other parts went on");
+                    if summary.failed_parts.len() < FAILED_PARTS_KEPT {
+                        summary.failed_parts.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+        }
+        summary.parts = self.plans.len() as u32;
+        summary.failed_part_count = failed as u32;
+        self.collector.remember(gate, breaker, &mut summary).await;
+        self.collector.record_run(&summary).await;
         Ok(summary)
     }
 }

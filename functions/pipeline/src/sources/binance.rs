@@ -163,6 +163,10 @@ impl Source for Binance {
         Ok(Box::new(plan(job, context, Utc::now())?))
     }
 
+    fn parts(&self, job: &Job) -> Result<Vec<(String, Job)>, JobError> {
+        market::symbol_parts(job)
+    }
+
     fn plan_of_request(
         &self,
         job: &str,
@@ -225,7 +229,14 @@ pub fn plan(job: &Job, context: Context<'_>, now: DateTime<Utc>) -> Result<Binan
             periods: OI_PERIODS,
             contracts_only: (options.market == Market::Spot)
                 .then_some("exists for futures only (options.market = \"linear\")"),
-            common: &["data", "symbol", "limit", "lookback", "max_steps"],
+            common: &[
+                "data",
+                "symbol",
+                "symbols",
+                "limit",
+                "lookback",
+                "max_steps",
+            ],
         },
     )?;
     let max_lookback = match data {

@@ -102,6 +102,10 @@ impl Source for Bybit {
         Ok(Box::new(plan(job, context.source, Utc::now())?))
     }
 
+    fn parts(&self, job: &Job) -> Result<Vec<(String, Job)>, JobError> {
+        market::symbol_parts(job)
+    }
+
     fn plan_of_request(
         &self,
         job: &str,
@@ -189,6 +193,7 @@ pub fn plan(job: &Job, source: &str, now: DateTime<Utc>) -> Result<BybitPlan, Jo
                 "data",
                 "category",
                 "symbol",
+                "symbols",
                 "limit",
                 "lookback",
                 "max_steps",

@@ -303,6 +303,55 @@ pub fn series_param(job: &Job, offer: &Offer<'_>) -> Result<(Series, u32), JobEr
     }
 }
 
+/// Symbols one job may name: each is a walk of its own, and a run must have time for a
+/// request of each.
+pub const MAX_SYMBOLS_PER_JOB: usize = 200;
+
+/// `params.symbols = "BTCUSDT, ETHUSDT"` → one part per symbol, each the job with
+/// `symbol` set; no `symbols`, no parts.
+pub fn symbol_parts(job: &Job) -> Result<Vec<(String, Job)>, JobError> {
+    let Some(list) = job.param("symbols") else {
+        return Ok(vec![]);
+    };
+    let field = "params.symbols";
+    if job.param("symbol").is_some() {
+        return Err(JobError::new(
+            field,
+            "a job names one symbol or a list of symbols, not both",
+        ));
+    }
+    let mut symbols: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let named = symbols.len();
+    symbols.sort_unstable();
+    symbols.dedup();
+    if symbols.len() != named {
+        return Err(JobError::new(field, "a symbol is listed twice"));
+    }
+    if symbols.is_empty() || symbols.len() > MAX_SYMBOLS_PER_JOB {
+        return Err(JobError::new(
+            field,
+            format!(
+                "{} symbols; a job lists 1 to {MAX_SYMBOLS_PER_JOB}",
+                symbols.len()
+            ),
+        ));
+    }
+    symbols
+        .into_iter()
+        .map(|symbol| {
+            let mut part = job.clone();
+            part.params.remove("symbols");
+            part.params.insert("symbol".into(), symbol.to_string());
+            symbol_param(&part).map_err(|e| JobError::new(field, e.problem))?;
+            Ok((symbol.to_string(), part))
+        })
+        .collect()
+}
+
 /// A whole-number parameter within `range`, or `default`.
 pub fn number_param(
     job: &Job,
@@ -802,5 +851,48 @@ mod tests {
         assert!(check_candle(&candle(0, 10, 15, 11, 12))
             .unwrap_err()
             .contains("low"));
+    }
+
+    #[test]
+    fn a_list_of_symbols_is_one_part_each() {
+        let job = |params: Value| {
+            Job::from_value(&json!({"job": "majors", "source": "binance", "params": params}))
+                .unwrap()
+        };
+        let parts = symbol_parts(&job(
+            json!({"symbols": "ETHUSDT, BTCUSDT", "interval": "1h"}),
+        ))
+        .unwrap();
+        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["BTCUSDT", "ETHUSDT"]);
+        let (_, btc) = &parts[0];
+        assert_eq!(
+            (
+                btc.name.as_str(),
+                btc.param("symbol"),
+                btc.param("symbols"),
+                btc.param("interval")
+            ),
+            ("majors", Some("BTCUSDT"), None, Some("1h"))
+        );
+        assert!(symbol_parts(&job(json!({"symbol": "BTCUSDT"})))
+            .unwrap()
+            .is_empty());
+        for (params, why) in [
+            (
+                json!({"symbols": "BTCUSDT", "symbol": "ETHUSDT"}),
+                "not both",
+            ),
+            (json!({"symbols": "BTCUSDT,BTCUSDT"}), "twice"),
+            (json!({"symbols": " , "}), "0 symbols"),
+            (
+                json!({"symbols": "BTCUSDT,eth usdt"}),
+                "not an exchange symbol",
+            ),
+        ] {
+            let err = symbol_parts(&job(params.clone())).unwrap_err();
+            assert_eq!(err.field, "params.symbols", "{params}");
+            assert!(err.problem.contains(why), "{params}: {err}");
+        }
     }
 }

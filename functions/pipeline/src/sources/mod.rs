@@ -394,6 +394,13 @@ pub trait Source: Send + Sync {
     }
     /// A job → its plan, or an error naming the parameter.
     fn plan(&self, job: &Job, context: Context<'_>) -> Result<Box<dyn Plan>, JobError>;
+    /// A job that names many instruments (`symbols = "BTCUSDT,ETHUSDT"`) is walked as one
+    /// part per instrument, each with its own cursor: the parts' names and jobs. Empty
+    /// (the default): the job is one walk.
+    fn parts(&self, job: &Job) -> Result<Vec<(String, Job)>, JobError> {
+        let _ = job;
+        Ok(vec![])
+    }
     /// The plan that made an archived request (for `replay` and `normalise --archive-key`):
     /// by default the request's query is the job's parameters, less the walk's own step
     /// (`page`, `cursor`).
