@@ -19,6 +19,24 @@ locals {
   one_to_1000   = "^([1-9][0-9]{0,2}|1000)$"
   key_list      = "^\\s*[a-z0-9_]{1,64}\\s*(,\\s*[a-z0-9_]{1,64}\\s*)*$"
   rfc3339       = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+  # Market jobs (binance.rs, bybit.rs, market.rs): one symbol or a list of them, a
+  # series (klines by default), its interval or period, and how far the first run looks.
+  symbol       = "^[A-Z0-9]{2,32}$"
+  symbol_list  = "^\\s*[A-Z0-9]{2,32}\\s*(,\\s*[A-Z0-9]{2,32}\\s*)*$"
+  series       = "^(klines|funding|open_interest)$"
+  lookback     = "^[1-9][0-9]{0,5}[mhd]$"
+  market_limit = "^[1-9][0-9]{0,3}$"
+  market_job = {
+    required = [["symbol", "symbols"]]
+    params = {
+      data      = local.series
+      symbol    = local.symbol
+      symbols   = local.symbol_list
+      limit     = local.market_limit
+      lookback  = local.lookback
+      max_steps = local.one_to_1000
+    }
+  }
 
   source_modules = {
     travelpayouts = {
@@ -83,6 +101,40 @@ locals {
             max_pages = local.one_to_1000
           }
         }
+      }
+    }
+    # Option values: a list of the allowed ones, or "/<pattern>/" for a free value.
+    binance = {
+      auth            = { style = "none" }
+      kinds           = ["candle", "funding_rate", "open_interest"]
+      options         = { market = ["linear", "spot"], weight_budget = ["/^[1-9][0-9]{1,6}$/"] }
+      variant_option  = null
+      default_variant = "default"
+      jobs = {
+        default = merge(local.market_job, {
+          params = merge(local.market_job.params, {
+            interval = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$"
+            derive   = "^(3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$"
+            period   = "^(5m|15m|30m|1h|2h|4h|6h|12h|1d)$"
+          })
+        })
+      }
+    }
+    bybit = {
+      auth            = { style = "none" }
+      kinds           = ["candle", "funding_rate", "open_interest"]
+      options         = {}
+      variant_option  = null
+      default_variant = "default"
+      jobs = {
+        default = merge(local.market_job, {
+          params = merge(local.market_job.params, {
+            category = "^(spot|linear|inverse)$"
+            interval = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|12h|1d|1w)$"
+            derive   = "^(3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$"
+            period   = "^(5m|15m|30m|1h|4h|1d)$"
+          })
+        })
       }
     }
   }

@@ -548,7 +548,7 @@ variable "alert_rules" {
 
   validation {
     condition     = alltrue([for r in var.alert_rules : contains(try(local.source_modules[try(coalesce(var.sources[r.source].module, r.source), r.source)].kinds, []), r.kind)])
-    error_message = "alert_rules[*].kind must be a kind its source makes (travelpayouts: flight_price; odds: odds_quote): ${join(", ", [for r in var.alert_rules : "${r.name} (${r.kind} from ${r.source})" if !contains(try(local.source_modules[try(coalesce(var.sources[r.source].module, r.source), r.source)].kinds, []), r.kind)])}."
+    error_message = "alert_rules[*].kind must be a kind its source makes (travelpayouts: flight_price; odds: odds_quote; binance and bybit: candle, funding_rate, open_interest): ${join(", ", [for r in var.alert_rules : "${r.name} (${r.kind} from ${r.source})" if !contains(try(local.source_modules[try(coalesce(var.sources[r.source].module, r.source), r.source)].kinds, []), r.kind)])}."
   }
 
   validation {
@@ -712,7 +712,7 @@ variable "iterator_age_alarm_threshold_ms" {
 variable "sources" {
   description = <<-EOT
     Upstream sources by name; jobs name one in their `source`. Each entry names its
-    module (see local.source_modules in sources.tf: travelpayouts, odds), defaulting to
+    module (see local.source_modules in sources.tf: travelpayouts, odds, binance, bybit), defaulting to
     the entry's own name, and may override the module's defaults:
       base_url           the upstream's base URL
       auth               { style = "none" | "header" | "bearer" | "query", name = header or
@@ -723,7 +723,9 @@ variable "sources" {
       breaker            { failure_threshold (default 10), open_seconds (default 300) }
       quota_hold_seconds how long a spent quota keeps the source away (default: the
                          module's; The Odds API's credits come back at the next month)
-      options            module settings; odds: api = "v4" (default) or "dingerodds"
+      options            module settings; odds: api = "v4" (default) or "dingerodds";
+                         binance: market = "linear" (default, fapi) or "spot",
+                         weight_budget = request weight per minute (default 2400/6000)
       max_body_bytes     the largest answer body read (default 4 MiB, at most 64 MiB); a
                          bigger body is an upstream failure the breaker counts
       max_records_per_run records one run gathers before it stops and leaves a cursor
@@ -810,9 +812,12 @@ variable "sources" {
 
   validation {
     condition = alltrue(flatten([for k, s in var.sources : [
-      for option, value in s.options : contains(keys(try(local.source_modules[coalesce(s.module, k)].options, {})), option) && contains(try(local.source_modules[coalesce(s.module, k)].options[option], []), value)
+      for option, value in s.options : contains(keys(try(local.source_modules[coalesce(s.module, k)].options, {})), option) && anytrue([
+        for allowed in try(local.source_modules[coalesce(s.module, k)].options[option], []) :
+        startswith(allowed, "/") ? can(regex(trimsuffix(trimprefix(allowed, "/"), "/"), value)) : allowed == value
+      ])
     ]]))
-    error_message = "sources[*].options must be options of the entry's module with an allowed value (odds: api = \"v4\" or \"dingerodds\"; travelpayouts takes none)."
+    error_message = "sources[*].options must be options of the entry's module with an allowed value (odds: api = \"v4\" or \"dingerodds\"; binance: market = \"linear\" or \"spot\", weight_budget = a whole number; travelpayouts and bybit take none)."
   }
 }
 

@@ -361,8 +361,9 @@ fn source_spec(s: &str) -> Result<(String, Personality), String> {
     let (name, personality) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not NAME=PERSONALITY"))?;
-    let p = Personality::from_str(personality, true)
-        .map_err(|_| format!("{personality:?} is not travelpayouts, odds or dingerodds"))?;
+    let p = Personality::from_str(personality, true).map_err(|_| {
+        format!("{personality:?} is not travelpayouts, odds, dingerodds, binance or bybit")
+    })?;
     Ok((name.to_string(), p))
 }
 
@@ -445,6 +446,15 @@ struct Faults {
     /// Odds v4: credits of the key's quota (a call costs markets × regions).
     #[arg(long)]
     quota: Option<u64>,
+    /// Binance: request weight per calendar minute (429 beyond, then a 418 ban).
+    #[arg(long)]
+    weight_budget: Option<u32>,
+    /// Bybit: requests per 5-second window (retCode 10006 beyond, then 403).
+    #[arg(long)]
+    window_limit: Option<u32>,
+    /// Exchanges: how long a ban lasts, seconds.
+    #[arg(long, default_value_t = 120)]
+    ban_seconds: u64,
 }
 
 impl Faults {
@@ -464,6 +474,9 @@ impl Faults {
             token: self.token.clone(),
             odds_events: self.odds_events,
             quota: self.quota,
+            weight_budget: self.weight_budget,
+            window_limit: self.window_limit,
+            ban_seconds: self.ban_seconds,
         }
     }
 }

@@ -128,6 +128,68 @@ impl OddsSoakConfig {
     }
 }
 
+/// The exchanges' scenario: many-symbol jobs against each exchange's own limit model.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketSoakConfig {
+    pub seed: u64,
+    /// Binance klines: one job over these symbols, 1-minute candles.
+    pub binance_symbols: Vec<String>,
+    /// The simulated request-weight budget per minute (the source is configured with it,
+    /// as an operator copies it from `exchangeInfo`).
+    pub weight_budget: u32,
+    /// Bybit: open interest (5-minute, cursor pages) and klines over these symbols.
+    pub bybit_symbols: Vec<String>,
+    /// The simulated Bybit requests per 5-second window.
+    pub window_limit: u32,
+    /// How far the first run looks back (`5h`).
+    pub lookback: String,
+    /// Candles per request (Binance: 100-499 weigh 2).
+    pub page_size: u32,
+    /// 502/504, malformed rows, spikes (`limit_rpm` and `null_rate` are not used: the
+    /// exchanges' limits are their own, and a null in a row is a malformed row).
+    pub faults: FaultMix,
+}
+
+impl MarketSoakConfig {
+    /// Eight Binance symbols under a 60-weight budget; four Bybit symbols under 4
+    /// requests per 5 s; five hours of 1-minute candles; the acceptance mix's 502/504,
+    /// malformed rows and spikes.
+    pub fn acceptance(seed: u64) -> MarketSoakConfig {
+        let symbols = |n: usize| {
+            crate::simulator::market::SYMBOLS[..n]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        MarketSoakConfig {
+            seed,
+            binance_symbols: symbols(8),
+            weight_budget: 60,
+            bybit_symbols: symbols(4),
+            window_limit: 4,
+            lookback: "5h".into(),
+            page_size: 100,
+            faults: FaultMix::acceptance(),
+        }
+    }
+}
+
+/// What the exchanges' limit models saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MarketFigures {
+    pub symbols: usize,
+    /// Bans earned (418, 403) and requests refused for the limit (429, retCode 10006).
+    pub bans: usize,
+    pub refused: usize,
+    /// Binance: weight spent over the walk against the budget it had, and symbols
+    /// collected per minute.
+    pub weight_used: u64,
+    pub weight_utilisation: f64,
+    pub symbols_per_minute: f64,
+    /// Rows served on two pages of a cursor chain (they must arrive once).
+    pub rows_repeated_across_pages: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakConfig {
     pub seed: u64,
@@ -144,6 +206,8 @@ pub struct SoakConfig {
     pub breaker_open: Duration,
     /// The odds scenario, run at the same time; `None` skips it.
     pub odds: Option<OddsSoakConfig>,
+    /// The exchanges' scenario, run at the same time; `None` skips it.
+    pub markets: Option<MarketSoakConfig>,
 }
 
 impl SoakConfig {
@@ -160,6 +224,7 @@ impl SoakConfig {
             breaker_phase: true,
             breaker_open: Duration::from_secs(10),
             odds: Some(OddsSoakConfig::acceptance(seed)),
+            markets: Some(MarketSoakConfig::acceptance(seed)),
         }
     }
 }
@@ -232,6 +297,7 @@ pub struct SoakReport {
     pub runs: Vec<Summary>,
     pub breaker: Option<BreakerReport>,
     pub quota: Option<QuotaReport>,
+    pub market: Option<MarketFigures>,
 }
 
 impl SoakReport {
@@ -245,6 +311,8 @@ impl SoakReport {
 pub struct SoakReports {
     pub flights: SoakReport,
     pub odds: Option<SoakReport>,
+    /// Binance and Bybit, when the scenario ran.
+    pub markets: Vec<SoakReport>,
 }
 
 async fn create_table(db: &aws_sdk_dynamodb::Client) -> Result<(), String> {
@@ -557,6 +625,7 @@ async fn measure(
         runs,
         breaker: None,
         quota: None,
+        market: None,
     })
 }
 
@@ -837,30 +906,220 @@ async fn odds(
     Ok(report)
 }
 
-/// Both scenarios at once, on one moto server.
+/// Binance and Bybit at once, each behind its own simulated host and limit model: the
+/// jobs walk every symbol's window invocation after invocation until complete.
+async fn markets(
+    cfg: &SoakConfig,
+    m: &MarketSoakConfig,
+    sdk: &aws_config::SdkConfig,
+    say: &(impl Fn(String) + Sync),
+) -> Result<Vec<SoakReport>, String> {
+    let sim_config = SimConfig {
+        rate_limit_rpm: None,
+        null_rate: 0.0,
+        weight_budget: Some(m.weight_budget),
+        window_limit: Some(m.window_limit),
+        ban_seconds: 600,
+        token: None,
+        ..m.faults.sim(m.seed)
+    };
+    let binance = Simulator::playing(Personality::Binance, "binance", sim_config.clone());
+    let bybit = Simulator::playing(Personality::Bybit, "bybit", sim_config);
+    let (binance_addr, binance_task) = binance
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    let (bybit_addr, bybit_task) = bybit
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    let job = |name: &str, source: &str, params: serde_json::Value| {
+        Job::from_value(&serde_json::json!({"job": name, "source": source, "params": params}))
+            .map_err(|e| e.to_string())
+    };
+    let binance_run = async {
+        let lane = lane(
+            sdk,
+            "binance",
+            serde_json::json!({"binance": {"base_url": format!("http://{binance_addr}"),
+                "concurrency": 2, "options": {"weight_budget": m.weight_budget}}}),
+        )
+        .await?;
+        let klines = job(
+            "soak-binance",
+            "binance",
+            serde_json::json!({"symbols": m.binance_symbols.join(","), "interval": "1m",
+                "lookback": m.lookback, "limit": m.page_size.to_string(), "max_steps": "100"}),
+        )?;
+        let walked = walk(
+            &lane.collector,
+            &klines,
+            cfg.invocation,
+            cfg.max_invocations,
+            say,
+        )
+        .await?;
+        let walk_s = walked.2;
+        let served = binance.served();
+        // Weight 2 a call at this page size: the budget in requests a minute.
+        let weight = crate::simulator::market::binance_weight(
+            "/fapi/v1/klines",
+            &BTreeMap::from([("limit".to_string(), m.page_size.to_string())]),
+        );
+        let mut report = measure(
+            sdk,
+            &lane,
+            "binance",
+            &served,
+            m.weight_budget / weight,
+            |s| format!("{:?}", s.query),
+            &format!("127.0.0.1:{}*", binance_addr.port()),
+            walked,
+        )
+        .await?;
+        let weight_used: u64 = served
+            .iter()
+            .filter(|s| s.status == 200 || s.status == 400)
+            .map(|s| u64::from(crate::simulator::market::binance_weight(&s.path, &s.query)))
+            .sum();
+        report.market = Some(MarketFigures {
+            symbols: m.binance_symbols.len(),
+            bans: served
+                .iter()
+                .filter(|s| s.status == 418 || s.status == 403)
+                .count(),
+            refused: served.iter().filter(|s| s.status == 429).count(),
+            weight_used,
+            weight_utilisation: weight_used as f64
+                / (f64::from(m.weight_budget) * (walk_s / 60.0).max(1.0 / 60.0)),
+            symbols_per_minute: m.binance_symbols.len() as f64 / (walk_s / 60.0),
+            rows_repeated_across_pages: repeated(&served),
+        });
+        Ok::<_, String>(report)
+    };
+    let bybit_run = async {
+        let lane = lane(
+            sdk,
+            "bybit",
+            serde_json::json!({"bybit": {"base_url": format!("http://{bybit_addr}"), "concurrency": 2}}),
+        )
+        .await?;
+        let symbols = m.bybit_symbols.join(",");
+        let oi = job(
+            "soak-bybit-oi",
+            "bybit",
+            serde_json::json!({"symbols": symbols, "data": "open_interest", "period": "5m",
+                "lookback": "1d", "limit": "50", "max_steps": "100"}),
+        )?;
+        let klines = job(
+            "soak-bybit",
+            "bybit",
+            serde_json::json!({"symbols": symbols, "interval": "1m", "lookback": m.lookback,
+                "limit": m.page_size.to_string(), "max_steps": "100"}),
+        )?;
+        let (mut runs, mut complete, mut walk_s) = walk(
+            &lane.collector,
+            &oi,
+            cfg.invocation,
+            cfg.max_invocations,
+            say,
+        )
+        .await?;
+        let (more, done, s) = walk(
+            &lane.collector,
+            &klines,
+            cfg.invocation,
+            cfg.max_invocations,
+            say,
+        )
+        .await?;
+        runs.extend(more);
+        complete &= done;
+        walk_s += s;
+        let served = bybit.served();
+        let mut report = measure(
+            sdk,
+            &lane,
+            "bybit",
+            &served,
+            m.window_limit * 12,
+            |s| format!("{:?}", s.query),
+            &format!("127.0.0.1:{}*", bybit_addr.port()),
+            (runs, complete, walk_s),
+        )
+        .await?;
+        report.market = Some(MarketFigures {
+            symbols: m.bybit_symbols.len(),
+            bans: served
+                .iter()
+                .filter(|s| s.status == 403 || s.status == 418)
+                .count(),
+            refused: served
+                .iter()
+                .filter(|s| {
+                    s.status == 429
+                        || s.body
+                            .as_deref()
+                            .is_some_and(|b| b.contains("\"retCode\":10006"))
+                })
+                .count(),
+            symbols_per_minute: m.bybit_symbols.len() as f64 * 2.0 / (walk_s / 60.0),
+            rows_repeated_across_pages: repeated(&served),
+            ..MarketFigures::default()
+        });
+        Ok::<_, String>(report)
+    };
+    let (binance_report, bybit_report) = tokio::join!(binance_run, bybit_run);
+    binance_task.abort();
+    bybit_task.abort();
+    Ok(vec![binance_report?, bybit_report?])
+}
+
+/// Valid rows served in more than one answer (a row repeated across a page boundary).
+fn repeated(served: &[Served]) -> usize {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for s in served.iter().filter(|s| s.status == 200) {
+        for x in &s.expected {
+            *seen.entry(x.envelope(&s.source).id).or_default() += 1;
+        }
+    }
+    seen.values().filter(|n| **n > 1).count()
+}
+
+/// Every scenario at once, on one moto server.
 pub async fn run(cfg: &SoakConfig, say: impl Fn(String) + Sync) -> Result<SoakReports, String> {
     let moto = testkit::Moto::start();
     let sdk = pricewire_pipeline::aws::emulator(&moto.endpoint(), REGION).await;
     create_table(&pricewire_pipeline::aws::dynamodb(&sdk)).await?;
-    let (flights, odds) = tokio::join!(flights(cfg, &sdk, &say), async {
-        match &cfg.odds {
-            Some(o) => Some(odds(cfg, o, &sdk, &say).await),
-            None => None,
+    let (flights, odds, markets) = tokio::join!(
+        flights(cfg, &sdk, &say),
+        async {
+            match &cfg.odds {
+                Some(o) => Some(odds(cfg, o, &sdk, &say).await),
+                None => None,
+            }
+        },
+        async {
+            match &cfg.markets {
+                Some(m) => markets(cfg, m, &sdk, &say).await,
+                None => Ok(vec![]),
+            }
         }
-    });
+    );
     Ok(SoakReports {
         flights: flights?,
         odds: odds.transpose()?,
+        markets: markets?,
     })
 }
 
 /// The reports as the Markdown `make bench` prints.
 pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
     let mut out = String::new();
-    let mut table = |title: String, limit: u32, mix: String, w: &SoakReport| {
+    let mut table = |title: String, limit: String, mix: String, w: &SoakReport| {
         out.push_str(&format!("| {title} | value |\n|---|---|\n"));
         let rows: Vec<(&str, String)> = vec![
-            ("undocumented limit", format!("{limit} rpm")),
+            ("limit", limit),
             ("fault mix", mix),
             (
                 "invocations to complete the walk",
@@ -920,6 +1179,26 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
                 b.runs_to_open, b.requests_while_open, b.runs_while_open, b.recovery_transitions
             ));
         }
+        if let Some(m) = &w.market {
+            out.push_str(&format!(
+                "| exchange limits | {} ban(s) earned; {} request(s) refused for the limit; {} row(s) repeated across cursor pages, each on the stream once |\n",
+                m.bans, m.refused, m.rows_repeated_across_pages
+            ));
+            out.push_str(&format!(
+                "| symbols | {} ({:.1} symbols per minute){} |\n",
+                m.symbols,
+                m.symbols_per_minute,
+                if m.weight_used > 0 {
+                    format!(
+                        "; weight {} used, {:.0} % of the budget over the walk",
+                        m.weight_used,
+                        m.weight_utilisation * 100.0
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
         if let Some(q) = &w.quota {
             out.push_str(&format!(
                 "| quota (v4, credits spent) | {} run(s) collected, then held ({}); {} request(s) in {} held run(s); breaker {} with {} failures; {} records after the reset |\n",
@@ -939,7 +1218,7 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
             "flights soak (Travelpayouts v3, {} records / pages of {}, seed {})",
             cfg.records, cfg.page_size, cfg.seed
         ),
-        cfg.faults.limit_rpm,
+        format!("{} rpm, undocumented", cfg.faults.limit_rpm),
         cfg.faults.describe("fields", "records"),
         &r.flights,
     );
@@ -949,7 +1228,7 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
                 "odds soak (dingerodds, {} events / pages of {}, seed {})",
                 o.events, o.page_size, o.seed
             ),
-            o.faults.limit_rpm,
+            format!("{} rpm, undocumented", o.faults.limit_rpm),
             o.faults.describe("odds", "events").replacen(
                 "502/504",
                 "502/504 (twice that on pages over 50)",
@@ -957,6 +1236,49 @@ pub fn markdown(cfg: &SoakConfig, r: &SoakReports) -> String {
             ),
             w,
         );
+    }
+    if let Some(m) = &cfg.markets {
+        let mix = format!(
+            "{:.0}% 502/504, {:.0}% malformed rows, {:.0}% spikes of {}-{} ms",
+            m.faults.error_rate * 100.0,
+            m.faults.malformed_rate * 100.0,
+            m.faults.spike_rate * 100.0,
+            m.faults.spike_ms.0,
+            m.faults.spike_ms.1
+        );
+        for w in &r.markets {
+            let (title, limit) = match w.source.as_str() {
+                "binance" => (
+                    format!(
+                        "binance soak ({} symbols, 1m klines over {}, weight budget {}/min, seed {})",
+                        m.binance_symbols.len(),
+                        m.lookback,
+                        m.weight_budget,
+                        m.seed
+                    ),
+                    format!(
+                        "{} request weight a minute (weight 2 a call: {} requests), from the weight header",
+                        m.weight_budget,
+                        m.weight_budget / 2
+                    ),
+                ),
+                _ => (
+                    format!(
+                        "bybit soak ({} symbols, 5m open interest by cursor and 1m klines over {}, {} requests / 5 s, seed {})",
+                        m.bybit_symbols.len(),
+                        m.lookback,
+                        m.window_limit,
+                        m.seed
+                    ),
+                    format!(
+                        "{} requests per 5 s ({} a minute), from X-Bapi-Limit-Status",
+                        m.window_limit,
+                        m.window_limit * 12
+                    ),
+                ),
+            };
+            table(title, limit, mix.clone(), w);
+        }
     }
     out
 }

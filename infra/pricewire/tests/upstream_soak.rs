@@ -8,6 +8,10 @@
 //!   30 % 502/504, 10 % null/{} odds, 5 % malformed events, the same spikes; then The Odds
 //!   API v4 with seven credits (three calls of two, then a spent quota).
 //!
+//! - markets: Binance klines of eight symbols under a 60-weight budget a minute, Bybit
+//!   open interest (cursor pages that repeat rows) and klines of four symbols under four
+//!   requests per 5 s, 30 % 502/504, 5 % malformed rows, the same spikes.
+//!
 //! What must arrive is what the simulators counted as valid (their model), not what the
 //! collector's parser makes of the bodies.
 
@@ -69,6 +73,42 @@ fn every_record_once_malformed_quarantined_429s_adapted(r: &SoakReport, min_vali
     );
 }
 
+/// What every exchange walk must show: every closed candle (and open-interest row) once,
+/// malformed rows quarantined, and never a ban.
+fn every_row_once_and_never_banned(r: &SoakReport) {
+    let who = &r.source;
+    assert!(
+        r.complete,
+        "{who}: complete in {} invocations",
+        r.invocations
+    );
+    assert!(r.invocations > 1, "{who}: resumed across invocations");
+    assert!(
+        r.expected_valid > 500,
+        "{who}: {} valid rows served",
+        r.expected_valid
+    );
+    assert_eq!(
+        (r.missing, r.doubled, r.unexpected),
+        (0, 0, 0),
+        "{who}: {r:?}"
+    );
+    assert_eq!(r.on_stream, r.expected_valid, "{who}");
+    assert!(
+        r.expected_malformed > 10,
+        "{who}: {} malformed",
+        r.expected_malformed
+    );
+    assert_eq!(
+        r.quarantined, r.expected_malformed,
+        "{who}: {:?}",
+        r.quarantine_reasons
+    );
+    let m = r.market.as_ref().unwrap();
+    assert_eq!(m.bans, 0, "{who}: no ban is ever earned: {m:?}");
+    assert!(r.server_errors > 0, "{who}: the 502/504s were met");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sources_every_record_once_malformed_quarantined_limits_learned_breaker_and_quota() {
     let cfg = SoakConfig::acceptance(4);
@@ -118,4 +158,19 @@ async fn both_sources_every_record_once_malformed_quarantined_limits_learned_bre
         "{q:?}"
     );
     assert!(q.records_after_reset > 0, "{q:?}");
+
+    let [binance, bybit] = &r.markets[..] else {
+        panic!("both exchanges ran: {:?}", r.markets.len());
+    };
+    every_row_once_and_never_banned(binance);
+    every_row_once_and_never_banned(bybit);
+    let b = binance.market.as_ref().unwrap();
+    // The weight header paces the walk: the budget is never exceeded, not even once.
+    assert_eq!(b.refused, 0, "{b:?}");
+    assert!(b.weight_utilisation > 0.3, "the budget was used: {b:?}");
+    let y = bybit.market.as_ref().unwrap();
+    assert!(
+        y.rows_repeated_across_pages > 0,
+        "the chain repeated rows: {y:?}"
+    );
 }

@@ -115,8 +115,10 @@ fn options_of(options: &Map<String, Value>) -> Result<Options, String> {
             Market::Linear => FUTURES_WEIGHT_BUDGET,
             Market::Spot => SPOT_WEIGHT_BUDGET,
         },
+        // A number, or its digits as a string (Terraform's options are strings).
         Some(v) => v
             .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| (10..=1_000_000).contains(n))
             .ok_or_else(|| {
@@ -909,6 +911,9 @@ mod tests {
             let err = plan_at(params.clone(), options, T0).unwrap_err();
             assert_eq!(err.field, field, "{params}: {err}");
         }
+        assert!(Binance
+            .check_options(json!({"weight_budget": "1200"}).as_object().unwrap())
+            .is_ok());
         assert!(Binance
             .check_options(json!({"weight_budget": 5}).as_object().unwrap())
             .unwrap_err()

@@ -7,7 +7,9 @@
 //! - `travelpayouts`: `/aviasales/v3/prices_for_dates` and `/v2/prices/month-matrix`
 //!   (`travelpayouts.rs`);
 //! - `odds`: The Odds API v4 `/v4/sports/{sport}/odds`, with credits and quota headers;
-//! - `dingerodds`: `/api/v1/events/upcoming`, Bearer token, cursor pages (`odds.rs`).
+//! - `dingerodds`: `/api/v1/events/upcoming`, Bearer token, cursor pages (`odds.rs`);
+//! - `binance` and `bybit`: klines, funding and open interest, with each exchange's limit
+//!   model (weight budget and 418 bans; 10006 on a 200 and 403) (`market.rs`).
 //!
 //! Faults, each drawn from one seeded RNG per request: rate limit (requests per rolling
 //! minute → 429, with or without `Retry-After`), 502/504 rate, latency range and spikes,
@@ -18,6 +20,7 @@
 //! not by parsing what was served), so the end-to-end checks do not grade the collector's
 //! parser with itself.
 
+pub mod market;
 pub mod odds;
 pub mod travelpayouts;
 
@@ -53,6 +56,8 @@ pub enum Personality {
     Travelpayouts,
     Odds,
     Dingerodds,
+    Binance,
+    Bybit,
 }
 
 impl Personality {
@@ -61,6 +66,16 @@ impl Personality {
             Personality::Travelpayouts => "travelpayouts",
             Personality::Odds => "odds",
             Personality::Dingerodds => "dingerodds",
+            Personality::Binance => "binance",
+            Personality::Bybit => "bybit",
+        }
+    }
+
+    fn exchange(&self) -> Option<market::Exchange> {
+        match self {
+            Personality::Binance => Some(market::Exchange::Binance),
+            Personality::Bybit => Some(market::Exchange::Bybit),
+            _ => None,
         }
     }
 }
@@ -98,6 +113,12 @@ pub struct SimConfig {
     /// Odds v4: credits of the key's quota (a call costs markets × regions); `None` =
     /// unlimited.
     pub quota: Option<u64>,
+    /// Binance: request weight per calendar minute; `None` = unlimited.
+    pub weight_budget: Option<u32>,
+    /// Bybit: requests per 5-second window; `None` = unlimited.
+    pub window_limit: Option<u32>,
+    /// Exchanges: how long a ban (418, 403) lasts, seconds.
+    pub ban_seconds: u64,
 }
 
 impl Default for SimConfig {
@@ -117,6 +138,9 @@ impl Default for SimConfig {
             token: None,
             odds_events: 6,
             quota: None,
+            weight_budget: None,
+            window_limit: None,
+            ban_seconds: 120,
         }
     }
 }
@@ -216,6 +240,7 @@ struct SimState {
     window: VecDeque<Instant>,
     generations: HashMap<String, u32>,
     credits_used: u64,
+    limits: market::Limits,
     served: Vec<Served>,
 }
 
@@ -335,6 +360,21 @@ impl Simulator {
                 .route(travelpayouts::MONTH_MATRIX_PATH, get(tp_mm)),
             Personality::Odds => Router::new().route("/v4/sports/{sport}/odds", get(odds_v4)),
             Personality::Dingerodds => Router::new().route(odds::DINGER_PATH, get(dinger)),
+            Personality::Binance => [
+                "/fapi/v1/klines",
+                "/api/v3/klines",
+                "/fapi/v1/fundingRate",
+                "/futures/data/openInterestHist",
+            ]
+            .into_iter()
+            .fold(Router::new(), |r, p| r.route(p, get(exchange))),
+            Personality::Bybit => [
+                "/v5/market/kline",
+                "/v5/market/open-interest",
+                "/v5/market/funding/history",
+            ]
+            .into_iter()
+            .fold(Router::new(), |r, p| r.route(p, get(exchange))),
         };
         api.route("/_sim/served", get(served))
             .route("/_sim/config", get(config).put(put_config))
@@ -371,6 +411,8 @@ impl Simulator {
                 headers.get("authorization").and_then(|v| v.to_str().ok())
                     == Some(&format!("Bearer {t}"))
             }),
+            // Public market data.
+            Personality::Binance | Personality::Bybit => true,
         }
     }
 
@@ -491,6 +533,23 @@ impl Simulator {
         query: &BTreeMap<String, String>,
         rng: &mut fastrand::Rng,
     ) -> Answer {
+        if let Some(exchange) = self.personality.exchange() {
+            let now_ms = Utc::now().timestamp_millis();
+            let admitted = {
+                let Ok(mut s) = self.state.lock() else {
+                    return Answer::error(500, String::new());
+                };
+                market::admit(exchange, config, &mut s.limits, path, query, now_ms)
+            };
+            return match admitted {
+                market::Admission::Refused(a) => a,
+                market::Admission::Go { headers } => {
+                    let mut a = market::answer(exchange, config, path, query, now_ms, rng);
+                    a.headers.extend(headers);
+                    a
+                }
+            };
+        }
         if self.personality == Personality::Odds {
             if let Some(error) = odds::reject(query) {
                 return error;
@@ -526,6 +585,8 @@ impl Simulator {
             }
             Personality::Odds => odds::v4_answer(config, path, query, generation, rng),
             Personality::Dingerodds => odds::dinger_answer(config, query, generation, rng),
+            // Answered above, through their limit model.
+            Personality::Binance | Personality::Bybit => Answer::error(500, String::new()),
         };
         if self.personality == Personality::Odds {
             if let (Some(quota), Ok(s)) = (config.quota, self.state.lock()) {
@@ -616,6 +677,15 @@ async fn dinger(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     sim.answer(odds::DINGER_PATH.into(), &headers, q).await
+}
+
+async fn exchange(
+    State(sim): State<Simulator>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    sim.answer(uri.path().to_string(), &headers, q).await
 }
 
 async fn served(State(sim): State<Simulator>) -> Json<Vec<Served>> {
