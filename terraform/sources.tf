@@ -120,6 +120,36 @@ locals {
         })
       }
     }
+    # An upstream no module knows, declared in its entry's options alone (generic.rs):
+    # where the records are, which fields are the key, price, time and currency, and how
+    # pages follow each other. Its jobs' params are sent as query parameters, unchecked
+    # here (the module checks their names at start). It has no default base_url.
+    generic = {
+      auth  = { style = "none" }
+      kinds = ["price"]
+      options = {
+        path            = ["/^/[^?#\\s]*$/"]
+        records         = ["/^(/.*)?$/"]
+        key             = ["/^[^,]+(,[^,]+){0,7}$/"]
+        price           = ["/^.{1,256}$/"]
+        time            = ["/^.{1,256}$/"]
+        currency        = ["/^.{1,256}$/"]
+        fixed_currency  = ["/^[A-Z]{3}$/"]
+        name            = ["/^.{1,256}$/"]
+        pagination      = ["none", "page", "cursor", "link"]
+        page_param      = ["/^[A-Za-z0-9_.\\[\\]-]{1,64}$/"]
+        page_size_param = ["/^[A-Za-z0-9_.\\[\\]-]{1,64}$/"]
+        page_size       = ["/^([1-9][0-9]{0,2}|1000)$/"]
+        max_pages       = ["/^([1-9][0-9]{0,2}|1000)$/"]
+        cursor_field    = ["/^.{1,256}$/"]
+        cursor_param    = ["/^[A-Za-z0-9_.\\[\\]-]{1,64}$/"]
+        max_steps       = ["/^([1-9][0-9]{0,2}|1000)$/"]
+        "query.*"       = ["/^.{0,512}$/"]
+      }
+      variant_option  = null
+      default_variant = "default"
+      jobs            = {}
+    }
     bybit = {
       auth            = { style = "none" }
       kinds           = ["candle", "funding_rate", "open_interest"]

@@ -757,6 +757,11 @@ variable "sources" {
   nullable = false
 
   validation {
+    condition     = alltrue([for k, s in var.sources : coalesce(s.module, k) != "generic" || ((s.base_url != null || contains(keys(var.source_base_urls), k)) && contains(keys(s.options), "path") && contains(keys(s.options), "key") && contains(keys(s.options), "price"))])
+    error_message = "sources[*] of the generic module need a base_url (or a source_base_urls entry) and options path, key and price (the module has no defaults): ${join(", ", [for k, s in var.sources : k if coalesce(s.module, k) == "generic" && !((s.base_url != null || contains(keys(var.source_base_urls), k)) && contains(keys(s.options), "path") && contains(keys(s.options), "key") && contains(keys(s.options), "price"))])}."
+  }
+
+  validation {
     condition     = alltrue([for k in keys(var.sources) : can(regex("^[a-z][a-z0-9-]{0,31}$", k))])
     error_message = "sources keys must be 1-32 characters of a-z, 0-9 and '-', starting with a letter."
   }
@@ -812,12 +817,14 @@ variable "sources" {
 
   validation {
     condition = alltrue(flatten([for k, s in var.sources : [
-      for option, value in s.options : contains(keys(try(local.source_modules[coalesce(s.module, k)].options, {})), option) && anytrue([
-        for allowed in try(local.source_modules[coalesce(s.module, k)].options[option], []) :
+      for option, value in s.options : anytrue([
+        for allowed in try(local.source_modules[coalesce(s.module, k)].options[
+          startswith(option, "query.") ? "query.*" : option
+        ], []) :
         startswith(allowed, "/") ? can(regex(trimsuffix(trimprefix(allowed, "/"), "/"), value)) : allowed == value
       ])
     ]]))
-    error_message = "sources[*].options must be options of the entry's module with an allowed value (odds: api = \"v4\" or \"dingerodds\"; binance: market = \"linear\" or \"spot\", weight_budget = a whole number; travelpayouts and bybit take none)."
+    error_message = "sources[*].options must be options of the entry's module with an allowed value (odds: api = \"v4\" or \"dingerodds\"; binance: market = \"linear\" or \"spot\", weight_budget = a whole number; generic: see its options in sources.tf; travelpayouts and bybit take none)."
   }
 }
 

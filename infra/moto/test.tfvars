@@ -1,5 +1,5 @@
 # Emulator (moto) configuration used by infra/scripts/tf-moto.sh:
-# small, but exercises every resource type (four schedules over three sources, rules,
+# small, but exercises every resource type (seven schedules over six sources, rules,
 # SMS + e-mail subscriptions, SMS preferences, alerter filter, tokens via write-only
 # arguments).
 
@@ -22,6 +22,28 @@ sources = {
     rate_limits = { "*" = 60 }
     breaker     = { failure_threshold = 5, open_seconds = 600 }
     options     = { api = "dingerodds" }
+  }
+  binance = {
+    options = { weight_budget = "2400" }
+  }
+  # A source declared here alone, with a key in a header (so a token parameter too).
+  coingecko = {
+    module      = "generic"
+    base_url    = "https://api.coingecko.com"
+    auth        = { style = "header", name = "x-cg-demo-api-key" }
+    rate_limits = { "*" = 30 }
+    options = {
+      path                = "/api/v3/coins/markets"
+      key                 = "id"
+      price               = "current_price"
+      time                = "last_updated"
+      name                = "name"
+      fixed_currency      = "USD"
+      pagination          = "page"
+      page_size           = "250"
+      max_pages           = "4"
+      "query.vs_currency" = "usd"
+    }
   }
 }
 
@@ -71,6 +93,32 @@ jobs = {
       limit  = "50"
     }
   }
+  # Market data: many symbols on Binance, open interest on Bybit.
+  "majors-1h" = {
+    source   = "binance"
+    schedule = "rate(15 minutes)"
+    params = {
+      symbols  = "BTCUSDT,ETHUSDT,SOLUSDT"
+      interval = "1h"
+      lookback = "7d"
+    }
+  }
+  "eth-oi" = {
+    source   = "bybit"
+    schedule = "rate(5 minutes)"
+    params = {
+      symbol = "ETHUSDT"
+      data   = "open_interest"
+      period = "5m"
+    }
+  }
+  "top-coins" = {
+    source   = "coingecko"
+    schedule = "rate(10 minutes)"
+    params = {
+      order = "market_cap_desc"
+    }
+  }
 }
 
 alert_rules = [
@@ -92,9 +140,21 @@ alert_rules = [
     kind   = "odds_quote"
     when   = "market == \"h2h\" && price >= 4.0"
   },
+  {
+    name   = "hourly-pump"
+    source = "binance"
+    kind   = "candle"
+    when   = "change_percent >= 3.0"
+  },
+  {
+    name   = "btc-under-60k"
+    source = "coingecko"
+    kind   = "price"
+    when   = "attributes[\"id\"] == \"bitcoin\" && price < 60000.0"
+  },
 ]
 
-alerter_filter_kinds = ["flight_price", "odds_quote"]
+alerter_filter_kinds = ["flight_price", "odds_quote", "candle", "price"]
 
 sms_subscribers   = ["+15555550100"]
 email_subscribers = ["alerts@example.com"]
@@ -103,4 +163,5 @@ source_tokens = {
   travelpayouts = "test-token"
   odds          = "test-odds-key"
   dinger        = "test-dinger-token"
+  coingecko     = "test-coingecko-key"
 }

@@ -12,17 +12,40 @@ force_destroy_bucket = true
 log_level            = "info"
 
 # The odds module twice: The Odds API v4 under the module's own name (no entry needed),
-# and a dingerodds-style upstream, Bearer token, cursor pages.
+# and a dingerodds-style upstream, Bearer token, cursor pages. The exchanges under their
+# modules' names: binance with the simulated weight budget (as copied from exchangeInfo).
 sources = {
   dinger = {
     module  = "odds"
     auth    = { style = "bearer" }
     options = { api = "dingerodds" }
   }
+  binance = {
+    options = { weight_budget = "600" }
+  }
+  # An upstream no module knows, declared here alone (the generic module): a shop's
+  # offers, pages numbered from 1, the region as a fixed query parameter.
+  shop = {
+    module = "generic"
+    options = {
+      path           = "/v1/offers"
+      records        = "/data/items"
+      key            = "store,/item/sku"
+      price          = "/item/price"
+      time           = "updated_at"
+      currency       = "currency"
+      name           = "/item/title"
+      pagination     = "page"
+      page_size      = "8"
+      "query.region" = "eu"
+    }
+  }
 }
 
-# Four flight jobs, both Travelpayouts endpoint shapes, and three odds jobs (two v4
-# sports, one dingerodds chain of two pages), every 5 minutes.
+# Four flight jobs, both Travelpayouts endpoint shapes, three odds jobs (two v4 sports,
+# one dingerodds chain of two pages), and four market jobs (Binance candles of three
+# symbols and funding; Bybit open interest by cursor pages and hourly candles of two
+# symbols), every 5 minutes.
 jobs = {
   # v3 prices_for_dates.
   "led-kzn" = {
@@ -100,6 +123,55 @@ jobs = {
       limit  = "3"
     }
   }
+  # Binance USD-M futures: minute candles of three symbols, one walk each.
+  "majors-1m" = {
+    source   = "binance"
+    schedule = "rate(5 minutes)"
+    params = {
+      symbols  = "BTCUSDT,ETHUSDT,SOLUSDT"
+      interval = "1m"
+      lookback = "30m"
+      limit    = "100"
+    }
+  }
+  "btc-funding" = {
+    source   = "binance"
+    schedule = "rate(5 minutes)"
+    params = {
+      data     = "funding"
+      symbol   = "BTCUSDT"
+      lookback = "3d"
+    }
+  }
+  # Bybit: open interest in cursor pages of ten, hourly candles of two symbols.
+  "eth-oi" = {
+    source   = "bybit"
+    schedule = "rate(5 minutes)"
+    params = {
+      data     = "open_interest"
+      symbol   = "ETHUSDT"
+      period   = "5m"
+      lookback = "2h"
+      limit    = "10"
+    }
+  }
+  # The generic source: its params are sent as they are.
+  "tea" = {
+    source   = "shop"
+    schedule = "rate(5 minutes)"
+    params = {
+      category = "tea"
+    }
+  }
+  "alts-1h" = {
+    source   = "bybit"
+    schedule = "rate(5 minutes)"
+    params = {
+      symbols  = "XRPUSDT,DOGEUSDT"
+      interval = "1h"
+      lookback = "12h"
+    }
+  }
 }
 
 alert_rules = [
@@ -127,6 +199,30 @@ alert_rules = [
     kind   = "odds_quote"
     when   = "implied_probability >= 0.6"
   },
+  {
+    name   = "minute-pump"
+    source = "binance"
+    kind   = "candle"
+    when   = "change_percent >= 0.4 && interval == \"1m\""
+  },
+  {
+    name   = "negative-funding"
+    source = "binance"
+    kind   = "funding_rate"
+    when   = "rate < 0.0"
+  },
+  {
+    name   = "cheap-tea"
+    source = "shop"
+    kind   = "price"
+    when   = "price < 10.0 && currency == \"EUR\""
+  },
+  {
+    name   = "wide-hour"
+    source = "bybit"
+    kind   = "candle"
+    when   = "range_percent >= 0.6"
+  },
 ]
 
 # Consumer and alerter event source mappings (bisect on error and
@@ -137,7 +233,7 @@ stream_max_retry_attempts      = 3
 stream_max_record_age_seconds  = 3600
 
 # The alerter only receives the kinds its rules are about (Kinesis filter criteria).
-alerter_filter_kinds = ["flight_price", "odds_quote"]
+alerter_filter_kinds = ["flight_price", "odds_quote", "candle", "funding_rate", "price"]
 
 sms_subscribers         = ["+15555550123"]
 manage_sms_preferences  = true

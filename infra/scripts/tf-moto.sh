@@ -314,6 +314,12 @@ if [ "$CHECK_REJECTS" -eq 1 ]; then
     'http_timeout_ms=60000'
   reject 'alerter_filter_kinds leaves out the kind of some alert_rules (odds_quote)' \
     'alerter_filter_kinds=["flight_price"]'
+  reject 'params.interval = "1M" does not match' \
+    'jobs={btc={source="binance",schedule="rate(1 hour)",params={symbol="BTCUSDT",interval="1M"}}}'
+  reject 'sources[*].options must be options of the entry' \
+    'sources={binance={options={weight_budget="lots"}}}'
+  reject 'sources[*] of the generic module need a base_url (or a source_base_urls entry) and options path, key and price' \
+    'sources={shop={module="generic",base_url="https://shop.example",options={path="/v1/offers"}}}'
 fi
 
 COUNT="$(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true)"

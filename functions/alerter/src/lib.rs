@@ -74,6 +74,11 @@ pub fn dedup_key(rule: &str, e: &Envelope) -> String {
             Some(p) => format!("{}@{}", q.price.normalize(), p.normalize()),
             None => q.price.normalize().to_string(),
         },
+        Payload::Price(p) => format!(
+            "{}{}",
+            p.price.normalize(),
+            p.currency.as_deref().unwrap_or_default()
+        ),
         // Every candle, funding time and open-interest reading is its own observation:
         // the same value at another time is another deal.
         other => format!(

@@ -4,7 +4,7 @@
 use crate::gsm;
 use chrono::{DateTime, NaiveDate};
 use pricewire_pipeline::envelope::{
-    Candle, Envelope, FlightPrice, FundingRate, Instrument, OddsQuote, OpenInterest, Payload,
+    Candle, Envelope, FlightPrice, FundingRate, Instrument, OddsQuote, OpenInterest, Payload, Price,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -322,7 +322,30 @@ pub fn open_interest_sms_text(o: &OpenInterest) -> String {
     ])
 }
 
-/// SMS, full text and subject of a market record.
+/// "Sencha (paris/nord, 1001): 12.3 EUR": a generic source's record, its name and key.
+pub fn price_sms_text(e: &Envelope, p: &Price) -> String {
+    let price = match &p.currency {
+        Some(c) => format!("{} {c}", p.price.normalize()),
+        None => p.price.normalize().to_string(),
+    };
+    // The key's parts as the source wrote them (`paris/nord, B-12`), not escaped.
+    let what = e
+        .key
+        .split('/')
+        .map(|part| part.replace("%2F", "/").replace("%25", "%"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut variants = vec![];
+    if let Some(name) = &p.name {
+        variants.push(format!("{name} ({what}): {price}"));
+        variants.push(format!("{name}: {price}"));
+    }
+    variants.push(format!("{what}: {price}"));
+    variants.push(price);
+    first_fitting(&variants)
+}
+
+/// SMS, full text and subject of a market or generic record.
 fn market_texts(rule: &str, e: &Envelope, sms: String) -> (String, String, String) {
     let text = market_full_text(rule, e, &sms);
     let subject = ascii_subject(format!("pricewire: {sms}"));
@@ -363,6 +386,7 @@ pub fn alert(rule: &str, e: &Envelope) -> Alert {
         Payload::Candle(c) => market_texts(rule, e, candle_sms_text(c)),
         Payload::FundingRate(f) => market_texts(rule, e, funding_sms_text(f)),
         Payload::OpenInterest(o) => market_texts(rule, e, open_interest_sms_text(o)),
+        Payload::Price(p) => market_texts(rule, e, price_sms_text(e, p)),
     };
     Alert {
         rule: rule.to_string(),
@@ -579,5 +603,27 @@ mod tests {
             a.text
         );
         assert!(a.subject.starts_with("pricewire: Binance BTCUSDT"));
+    }
+
+    #[test]
+    fn a_generic_price_text_shows_its_name_and_key_as_written() {
+        let p = Price {
+            price: "12.30".parse().unwrap(),
+            currency: Some("EUR".into()),
+            name: Some("Sencha".into()),
+            attributes: Default::default(),
+        };
+        let e = Envelope::new(
+            "shop",
+            "tea",
+            "paris%2Fnord/1001".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::Price(p.clone()),
+        );
+        assert_eq!(
+            price_sms_text(&e, &p),
+            "Sencha (paris/nord, 1001): 12.3 EUR"
+        );
     }
 }

@@ -8,7 +8,7 @@
 use cel::{Context, Program, Value};
 use pricewire_pipeline::envelope::{
     Candle, Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, OpenInterest,
-    Payload, KINDS,
+    Payload, Price, KINDS,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -151,6 +151,19 @@ pub const OPEN_INTEREST_VARIABLES: &[&str] = &[
     "job",
 ];
 
+/// Variables a `price` rule (a generic source's record) may use: `attributes` is a map of
+/// the key fields (`attributes["store"] == "berlin"`).
+pub const PRICE_VARIABLES: &[&str] = &[
+    "price",
+    "currency",
+    "name",
+    "attributes",
+    "key",
+    "source",
+    "kind",
+    "job",
+];
+
 fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "flight_price" => Some(FLIGHT_PRICE_VARIABLES),
@@ -158,6 +171,7 @@ fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
         "candle" => Some(CANDLE_VARIABLES),
         "funding_rate" => Some(FUNDING_RATE_VARIABLES),
         "open_interest" => Some(OPEN_INTEREST_VARIABLES),
+        "price" => Some(PRICE_VARIABLES),
         _ => None,
     }
 }
@@ -265,6 +279,19 @@ fn sample(kind: &str) -> Option<Envelope> {
                 open_interest: Decimal::new(1000, 0),
                 value: Some(Decimal::new(100_000, 0)),
                 timestamp: chrono::Utc::now(),
+            }),
+        )),
+        "price" => Some(Envelope::new(
+            "sample",
+            "sample",
+            "berlin/1".into(),
+            None,
+            chrono::Utc::now(),
+            Payload::Price(Price {
+                price: Decimal::new(1230, 2),
+                currency: Some("EUR".into()),
+                name: Some("Sencha".into()),
+                attributes: [("store".to_string(), "berlin".to_string())].into(),
             }),
         )),
         _ => None,
@@ -378,6 +405,14 @@ pub fn bind(e: &Envelope) -> Context<'static, 'static> {
                 f.mark_price.map_or(Value::Null, money_value),
             );
             ctx.add_variable_from_value("funding_time", rfc3339(f.funding_time));
+        }
+        Payload::Price(p) => {
+            ctx.add_variable_from_value("price", money_value(p.price));
+            ctx.add_variable_from_value("currency", opt_str(&p.currency));
+            ctx.add_variable_from_value("name", opt_str(&p.name));
+            let attributes: std::collections::HashMap<String, String> =
+                p.attributes.clone().into_iter().collect();
+            ctx.add_variable_from_value("attributes", attributes);
         }
         Payload::OpenInterest(o) => {
             add_instrument(&mut ctx, &o.instrument);
@@ -785,5 +820,28 @@ mod tests {
             rules(r#"[{"name":"x","source":"binance","kind":"open_interest","when":"close > 1"}]"#)
                 .unwrap_err();
         assert!(err.to_string().contains("\"x\""), "{err}");
+    }
+
+    #[test]
+    fn generic_price_rules_see_price_currency_and_key_fields() {
+        let set = rules(r#"[{"name":"cheap-tea","source":"shop","kind":"price","when":"price < 10.0 && currency == \"EUR\" && attributes[\"store\"] == \"berlin\""}]"#).unwrap();
+        let offer = |price: i64, store: &str| {
+            Envelope::new(
+                "shop",
+                "shop",
+                format!("{store}/1"),
+                None,
+                chrono::Utc::now(),
+                Payload::Price(Price {
+                    price: Decimal::new(price, 0),
+                    currency: Some("EUR".into()),
+                    name: None,
+                    attributes: [("store".to_string(), store.to_string())].into(),
+                }),
+            )
+        };
+        assert_eq!(set.evaluate(&offer(9, "berlin")).matched.len(), 1);
+        assert!(set.evaluate(&offer(11, "berlin")).matched.is_empty());
+        assert!(set.evaluate(&offer(9, "paris")).matched.is_empty());
     }
 }

@@ -16,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Version of the envelope layout. Consumers reject versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -198,6 +199,22 @@ pub struct OpenInterest {
     pub timestamp: DateTime<Utc>,
 }
 
+/// A price from a source declared in configuration alone (the `generic` module): what its
+/// entry says is the price, the currency, a name, and the fields that make the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub price: Decimal,
+    /// ISO 4217, upper case, when the source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// A human name for what is priced, when the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The key fields and their values (`store` → `berlin`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
 /// What a record holds, tagged by `kind`. New kinds are new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "fields", rename_all = "snake_case")]
@@ -207,6 +224,7 @@ pub enum Payload {
     Candle(Candle),
     FundingRate(FundingRate),
     OpenInterest(OpenInterest),
+    Price(Price),
 }
 
 /// Every record kind, by name.
@@ -216,6 +234,7 @@ pub const KINDS: &[&str] = &[
     "candle",
     "funding_rate",
     "open_interest",
+    "price",
 ];
 
 impl Payload {
@@ -226,6 +245,7 @@ impl Payload {
             Payload::Candle(_) => "candle",
             Payload::FundingRate(_) => "funding_rate",
             Payload::OpenInterest(_) => "open_interest",
+            Payload::Price(_) => "price",
         }
     }
 
@@ -238,6 +258,7 @@ impl Payload {
             Payload::Candle(c) => c.close,
             Payload::FundingRate(f) => f.rate,
             Payload::OpenInterest(o) => o.open_interest,
+            Payload::Price(p) => p.price,
         }
     }
 
@@ -246,6 +267,7 @@ impl Payload {
     pub fn currency(&self) -> Option<&str> {
         match self {
             Payload::FlightPrice(f) => Some(&f.price.currency),
+            Payload::Price(p) => p.currency.as_deref(),
             _ => None,
         }
     }

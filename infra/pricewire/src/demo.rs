@@ -33,12 +33,16 @@ pub struct DemoOptions {
 }
 
 /// Every source family the twin's `infra/moto/twin.tfvars` collects: flights, The Odds
-/// API v4 under the module's own name, and a dingerodds-style entry.
+/// API v4 under the module's own name, a dingerodds-style entry, both exchanges, and a
+/// shop declared in the tfvars alone (the generic module).
 pub fn every_source() -> Vec<(String, Personality)> {
     vec![
         ("travelpayouts".into(), Personality::Travelpayouts),
         ("odds".into(), Personality::Odds),
         ("dinger".into(), Personality::Dingerodds),
+        ("binance".into(), Personality::Binance),
+        ("bybit".into(), Personality::Bybit),
+        ("shop".into(), Personality::Shop),
     ]
 }
 
@@ -173,6 +177,7 @@ pub async fn start(o: DemoOptions) -> Result<Demo, String> {
             &mut o
                 .sources
                 .iter()
+                .filter(|(_, p)| p.needs_token())
                 .map(|(s, _)| (s.clone(), DEMO_TOKEN.to_string()))
         )
     );

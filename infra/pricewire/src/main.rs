@@ -146,6 +146,12 @@ enum Command {
         /// Skip the odds scenario.
         #[arg(long)]
         no_odds: bool,
+        /// Skip the exchanges' scenario (Binance and Bybit).
+        #[arg(long)]
+        no_markets: bool,
+        /// Binance symbols in the exchanges' scenario (of the simulator's 20).
+        #[arg(long, default_value_t = 8)]
+        market_symbols: usize,
         /// Also write the report to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -633,6 +639,8 @@ async fn main() -> ExitCode {
             no_breaker,
             odds_events,
             no_odds,
+            no_markets,
+            market_symbols,
             out,
         } => {
             let base = SoakConfig::acceptance(seed);
@@ -651,6 +659,18 @@ async fn main() -> ExitCode {
                     faults,
                     ..soak::OddsSoakConfig::acceptance(seed)
                 }),
+                markets: (!no_markets).then(|| {
+                    let m = soak::MarketSoakConfig::acceptance(seed);
+                    soak::MarketSoakConfig {
+                        binance_symbols: pricewire_cli::simulator::market::SYMBOLS
+                            [..market_symbols
+                                .clamp(1, pricewire_cli::simulator::market::SYMBOLS.len())]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                        ..m
+                    }
+                }),
                 ..base
             };
             println!("● upstream soak: {records} flight records and {} odds events behind {limit_rpm} rpm each, seed {seed}",
@@ -659,7 +679,7 @@ async fn main() -> ExitCode {
                 Ok(r) => {
                     let md = soak::markdown(&cfg, &r);
                     println!("{md}");
-                    for w in std::iter::once(&r.flights).chain(&r.odds) {
+                    for w in std::iter::once(&r.flights).chain(&r.odds).chain(&r.markets) {
                         if !w.complete {
                             eprintln!(
                                 "soak: the {} walk did not complete in {} invocations",

@@ -377,4 +377,170 @@ mod tests {
         .unwrap();
         assert_eq!(doc["next"], json!({"at": "page", "page": 4}));
     }
+
+    /// What the simulator served for the exchanges and the declared shop, normalised
+    /// from its archived URL as `pricewire normalise --archive-key` would: exactly the
+    /// records the simulator's model says a correct collector makes.
+    #[test]
+    fn every_market_and_generic_answer_normalises_to_what_the_simulator_expects() {
+        use crate::simulator::{market, shop, SimConfig};
+        let sources = Sources::parse(
+            &json!({"shop": {"module": "generic", "base_url": "https://shop.example", "options": {
+                "path": "/v1/offers", "records": "/data/items", "key": "store,/item/sku",
+                "price": "/item/price", "time": "updated_at", "currency": "currency",
+                "name": "/item/title", "pagination": "page", "page_size": "8", "query.region": "eu"}}})
+            .to_string(),
+        )
+        .unwrap();
+        let config = SimConfig {
+            malformed_rate: 0.1,
+            null_rate: 0.2,
+            ..SimConfig::default()
+        };
+        let now = Utc::now().timestamp_millis();
+        let q = |pairs: &[(&str, String)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let cases = [
+            (
+                "binance",
+                "/fapi/v1/klines",
+                q(&[
+                    ("symbol", "BTCUSDT".into()),
+                    ("interval", "1m".into()),
+                    ("startTime", (now - 90 * 60_000).to_string()),
+                    ("limit", "499".into()),
+                ]),
+            ),
+            (
+                "binance",
+                "/fapi/v1/fundingRate",
+                q(&[
+                    ("symbol", "ETHUSDT".into()),
+                    ("startTime", (now - 5 * 86_400_000).to_string()),
+                    ("limit", "1000".into()),
+                ]),
+            ),
+            (
+                "binance",
+                "/futures/data/openInterestHist",
+                q(&[
+                    ("symbol", "SOLUSDT".into()),
+                    ("period", "5m".into()),
+                    ("startTime", (now - 3_600_000).to_string()),
+                    ("endTime", now.to_string()),
+                    ("limit", "500".into()),
+                ]),
+            ),
+            (
+                "bybit",
+                "/v5/market/kline",
+                q(&[
+                    ("category", "linear".into()),
+                    ("symbol", "XRPUSDT".into()),
+                    ("interval", "60".into()),
+                    ("start", (now - 20 * 3_600_000).to_string()),
+                    ("end", now.to_string()),
+                    ("limit", "1000".into()),
+                ]),
+            ),
+            (
+                "bybit",
+                "/v5/market/open-interest",
+                q(&[
+                    ("category", "linear".into()),
+                    ("symbol", "ETHUSDT".into()),
+                    ("intervalTime", "5min".into()),
+                    ("startTime", (now - 3_600_000).to_string()),
+                    ("endTime", (now - 60_000).to_string()),
+                    ("limit", "200".into()),
+                ]),
+            ),
+            (
+                "bybit",
+                "/v5/market/funding/history",
+                q(&[
+                    ("category", "linear".into()),
+                    ("symbol", "BTCUSDT".into()),
+                    ("startTime", (now - 5 * 86_400_000).to_string()),
+                    ("endTime", (now - 60_000).to_string()),
+                    ("limit", "200".into()),
+                ]),
+            ),
+            (
+                "shop",
+                "/v1/offers",
+                q(&[
+                    ("region", "eu".into()),
+                    ("category", "tea".into()),
+                    ("page", "2".into()),
+                    ("per_page", "8".into()),
+                ]),
+            ),
+        ];
+        for (i, (source, path, query)) in cases.into_iter().enumerate() {
+            let mut rng = fastrand::Rng::with_seed(i as u64);
+            let served = match source {
+                "binance" => market::answer(
+                    market::Exchange::Binance,
+                    &config,
+                    path,
+                    &query,
+                    now,
+                    &mut rng,
+                ),
+                "bybit" => market::answer(
+                    market::Exchange::Bybit,
+                    &config,
+                    path,
+                    &query,
+                    now,
+                    &mut rng,
+                ),
+                _ => shop::answer(&config, &query, 3, &mut rng),
+            };
+            let url = format!(
+                "http://127.0.0.1:1{path}?{}",
+                query
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            );
+            let (doc, usable) = normalise(
+                &sources,
+                For::Archived { source, job: "sim" },
+                Answer {
+                    url: Some(url.clone()),
+                    fetched_at: chrono::DateTime::from_timestamp_millis(now + 50).unwrap(),
+                    ..answer(200, &[], serde_json::from_str(&served.body).unwrap())
+                },
+            )
+            .unwrap();
+            assert!(usable, "{url}: {doc}");
+            let mut got: Vec<String> = doc["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect();
+            let mut want: Vec<String> = served
+                .expected
+                .iter()
+                .map(|x| x.envelope(source).id)
+                .collect();
+            got.sort();
+            want.sort();
+            assert!(!want.is_empty(), "{url}: the model expects records");
+            assert_eq!(got, want, "{url}: {doc}");
+            assert_eq!(
+                doc["quarantined"].as_array().unwrap().len(),
+                served.malformed.len(),
+                "{url}: {doc}"
+            );
+        }
+    }
 }

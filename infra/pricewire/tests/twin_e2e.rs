@@ -46,7 +46,14 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     assert!(check.expected_records > 100, "{}", check.expected_records);
     common::assert_exactly_once(&report);
     // Each source family on its own simulator, each checked on its own.
-    for source in ["travelpayouts", "odds", "dinger"] {
+    for source in [
+        "travelpayouts",
+        "odds",
+        "dinger",
+        "binance",
+        "bybit",
+        "shop",
+    ] {
         let b = &check.by_source[source];
         assert!(b.answers > 0 && b.expected_records > 0, "{source}: {b:?}");
         assert_eq!(b.stored_records, b.expected_records, "{source}: {b:?}");

@@ -13,6 +13,7 @@
 
 pub mod binance;
 pub mod bybit;
+pub mod generic;
 pub mod market;
 pub mod odds;
 pub mod settings;
@@ -32,6 +33,7 @@ pub static REGISTRY: &[&dyn Source] = &[
     &odds::Odds,
     &binance::Binance,
     &bybit::Bybit,
+    &generic::Generic,
 ];
 
 /// The module called `name`, if there is one.
@@ -88,6 +90,7 @@ pub const WHOLE_HOST: &str = "*";
 /// What a module assumes when its configuration entry does not say.
 #[derive(Debug, Clone)]
 pub struct Defaults {
+    /// Empty: the module has no default upstream, and an entry must name one.
     pub base_url: &'static str,
     pub auth: Auth,
     /// The upstream's documented limits: API path → requests per minute. The limiter starts

@@ -255,9 +255,18 @@ fn settle(name: &str, e: Entry) -> Result<SourceSettings, String> {
     })?;
     let mut s = SourceSettings::defaults_of(source);
     s.name = name.to_string();
-    if let Some(url) = e.base_url {
-        check_url(&url).map_err(|p| field("base_url", p))?;
-        s.base_url = url.trim_end_matches('/').to_string();
+    match e.base_url {
+        Some(url) => {
+            check_url(&url).map_err(|p| field("base_url", p))?;
+            s.base_url = url.trim_end_matches('/').to_string();
+        }
+        None if s.base_url.is_empty() => {
+            return Err(field(
+                "base_url",
+                format!("missing (the {module_name} module has no default upstream)"),
+            ))
+        }
+        None => {}
     }
     if let Some(auth) = e.auth {
         match &auth {
@@ -393,6 +402,10 @@ impl Sources {
             return Ok(s.clone());
         }
         match module(name) {
+            Some(m) if m.defaults().base_url.is_empty() => Err(JobError::new(
+                "source",
+                format!("{name:?} is a module with no default upstream: name an entry of sources that sets its base_url"),
+            )),
             Some(m) => Ok(SourceSettings::defaults_of(m)),
             None => {
                 let mut known: Vec<&str> = self.entries.keys().map(String::as_str).collect();

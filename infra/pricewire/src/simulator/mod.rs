@@ -9,7 +9,8 @@
 //! - `odds`: The Odds API v4 `/v4/sports/{sport}/odds`, with credits and quota headers;
 //! - `dingerodds`: `/api/v1/events/upcoming`, Bearer token, cursor pages (`odds.rs`);
 //! - `binance` and `bybit`: klines, funding and open interest, with each exchange's limit
-//!   model (weight budget and 418 bans; 10006 on a 200 and 403) (`market.rs`).
+//!   model (weight budget and 418 bans; 10006 on a 200 and 403) (`market.rs`);
+//! - `shop`: an API no module knows, collected by the `generic` module (`shop.rs`).
 //!
 //! Faults, each drawn from one seeded RNG per request: rate limit (requests per rolling
 //! minute → 429, with or without `Retry-After`), 502/504 rate, latency range and spikes,
@@ -22,6 +23,7 @@
 
 pub mod market;
 pub mod odds;
+pub mod shop;
 pub mod travelpayouts;
 
 /// A request's query from pairs, for the personalities' tests.
@@ -58,6 +60,7 @@ pub enum Personality {
     Dingerodds,
     Binance,
     Bybit,
+    Shop,
 }
 
 impl Personality {
@@ -68,7 +71,13 @@ impl Personality {
             Personality::Dingerodds => "dingerodds",
             Personality::Binance => "binance",
             Personality::Bybit => "bybit",
+            Personality::Shop => "shop",
         }
+    }
+
+    /// Whether the upstream asks for a secret (the exchanges' market data is public).
+    pub fn needs_token(&self) -> bool {
+        self.exchange().is_none() && *self != Personality::Shop
     }
 
     fn exchange(&self) -> Option<market::Exchange> {
@@ -375,6 +384,7 @@ impl Simulator {
             ]
             .into_iter()
             .fold(Router::new(), |r, p| r.route(p, get(exchange))),
+            Personality::Shop => Router::new().route(shop::PATH, get(exchange)),
         };
         api.route("/_sim/served", get(served))
             .route("/_sim/config", get(config).put(put_config))
@@ -411,8 +421,8 @@ impl Simulator {
                 headers.get("authorization").and_then(|v| v.to_str().ok())
                     == Some(&format!("Bearer {t}"))
             }),
-            // Public market data.
-            Personality::Binance | Personality::Bybit => true,
+            // Public market data, and a public shop.
+            Personality::Binance | Personality::Bybit | Personality::Shop => true,
         }
     }
 
@@ -585,6 +595,7 @@ impl Simulator {
             }
             Personality::Odds => odds::v4_answer(config, path, query, generation, rng),
             Personality::Dingerodds => odds::dinger_answer(config, query, generation, rng),
+            Personality::Shop => shop::answer(config, query, generation, rng),
             // Answered above, through their limit model.
             Personality::Binance | Personality::Bybit => Answer::error(500, String::new()),
         };
