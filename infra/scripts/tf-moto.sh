@@ -312,7 +312,7 @@ if [ "$CHECK_REJECTS" -eq 1 ]; then
     'sources={travelpayouts={max_body_bytes=100000000}}'
   reject 'http_timeout_ms leaves no room for requests' \
     'http_timeout_ms=60000'
-  reject 'alerter_filter_kinds leaves out the kind of some alert_rules (odds_quote)' \
+  reject 'alerter_filter_kinds leaves out the kind of some alert_rules (candle, odds_quote, price)' \
     'alerter_filter_kinds=["flight_price"]'
   reject 'params.interval = "1M" does not match' \
     'jobs={btc={source="binance",schedule="rate(1 hour)",params={symbol="BTCUSDT",interval="1M"}}}'

@@ -560,8 +560,10 @@ impl FaultProxy {
         }
         let mut fire = false;
         self.count(tag, |s| {
-            // `batch_writes` was counted before forwarding; this call is number `batch_writes`.
-            if s.batch_writes == kill.after_batch_writes && s.kills == 0 {
+            // `batch_writes` was counted before forwarding, so with calls in flight at once
+            // the count may have passed n by the time this one is answered: the first call
+            // answered at or after the n-th fires (once), not only the one numbered n.
+            if s.batch_writes >= kill.after_batch_writes && s.kills == 0 {
                 s.kills += 1;
                 fire = true;
             }
