@@ -758,24 +758,7 @@ mod tests {
         )
     }
 
-    fn answer(
-        url: &str,
-        status: u16,
-        headers: &[(&str, &str)],
-        body: Value,
-        fetched_ms: i64,
-    ) -> Response {
-        Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: serde_json::to_vec(&body).unwrap(),
-            url: url.into(),
-            fetched_at: DateTime::from_timestamp_millis(fetched_ms).unwrap(),
-        }
-    }
+    use crate::sources::test_response as answer;
 
     fn row(open_ms: i64, o: &str, h: &str, l: &str, c: &str) -> Value {
         json!([

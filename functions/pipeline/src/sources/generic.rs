@@ -597,16 +597,8 @@ mod tests {
     }
 
     fn answer(body: Value, headers: &[(&str, &str)]) -> Response {
-        Response {
-            status: 200,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: serde_json::to_vec(&body).unwrap(),
-            url: "https://shop.example/v1/offers".into(),
-            fetched_at: Utc::now(),
-        }
+        let url = "https://shop.example/v1/offers";
+        crate::sources::test_response(url, 200, headers, body, Utc::now().timestamp_millis())
     }
 
     fn the_plan(options: &Map<String, Value>, params: Value) -> Box<dyn Plan> {

@@ -534,6 +534,28 @@ pub fn key_part(s: &str) -> String {
     s.replace('%', "%25").replace('/', "%2F")
 }
 
+/// An upstream answer for the source modules' tests: a JSON body, lower-case headers,
+/// fetched at `fetched_ms`.
+#[cfg(test)]
+pub(crate) fn test_response(
+    url: &str,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: Value,
+    fetched_ms: i64,
+) -> Response {
+    Response {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+        url: url.into(),
+        fetched_at: DateTime::from_timestamp_millis(fetched_ms).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

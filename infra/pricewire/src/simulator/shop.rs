@@ -63,7 +63,7 @@ pub fn answer(
         .flat_map(|s| ITEMS.iter().map(move |(sku, title)| (*s, *sku, *title)))
         .collect();
     let pages = all.len().div_ceil(per_page);
-    let updated = DateTime::from_timestamp(EPOCH_S + 60 * i64::from(g), 0).unwrap_or_default();
+    let updated = generation_time(g);
     let mut items = vec![];
     let mut expected = vec![];
     let mut malformed = vec![];
@@ -135,7 +135,7 @@ pub fn answer(
     Answer::ok(body.to_string(), expected, malformed)
 }
 
-/// When generation `g` was observed (for tests).
+/// When generation `g` was observed: a minute after the one before.
 pub fn generation_time(g: u32) -> DateTime<Utc> {
     DateTime::from_timestamp(EPOCH_S + 60 * i64::from(g), 0).unwrap_or_default()
 }
