@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 VENV        := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
-export MOTO_SERVER := $(VENV)/bin/moto_server
+export MOTO_SERVER := $(CURDIR)/infra/moto/moto-server
 export CHECKPOINT_DISABLE := 1
 
 CARGO_LAMBDA_VERSION := 1.9.2
