@@ -18,6 +18,9 @@ locals {
       PRICEWIRE_ARCHIVE_BUCKET     = aws_s3_bucket.archive.id
       PRICEWIRE_HISTORY_TTL_DAYS   = tostring(var.history_ttl_days)
       PRICEWIRE_WRITE_MAX_ATTEMPTS = tostring(var.write_max_attempts)
+      PRICEWIRE_STAT_WINDOWS_DAYS  = join(",", [for d in var.stat_windows_days : tostring(d)])
+      # Only the fields set: an unset one keeps the consumer's default for the kind.
+      PRICEWIRE_PLAUSIBILITY = jsonencode({ for kind, b in var.plausibility : kind => { for field, v in b : field => v if v != null } })
       # Poison records are reported here with their reason; checkpoints go to the state table.
       PRICEWIRE_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq["consumer"].url
       PRICEWIRE_STATE_TABLE           = aws_dynamodb_table.state.name
@@ -220,13 +223,37 @@ resource "aws_lambda_function_event_invoke_config" "collector" {
 }
 
 # ---------------------------------------------------------------------------
-# Kinesis event source mappings (consumer, alerter)
+# Event source mappings: the consumer reads the Kinesis stream of records; the
+# alerter reads the prices table's change stream, so it sees a record only when
+# the consumer stored it as a change (a new change item: INSERT, sk T#…).
 # ---------------------------------------------------------------------------
+
+locals {
+  # The partitions a rule can match (`<source>#<kind>#`), narrowed to
+  # alerter_filter_kinds when set: other changes are not delivered to the alerter.
+  alert_partitions = distinct([
+    for r in var.alert_rules : "${r.source}#${r.kind}#"
+    if length(var.alerter_filter_kinds) == 0 || contains(var.alerter_filter_kinds, r.kind)
+  ])
+  change_keys = merge(
+    { sk = { S = [{ prefix = "T#" }] } },
+    length(local.alert_partitions) > 0 ? { pk = { S = [for p in local.alert_partitions : { prefix = p }] } } : {}
+  )
+  # Per reader: its stream and filter. The alerter takes new change items only (not
+  # their rewrites, deletes or entity items) of the partitions some rule can match.
+  stream_sources = {
+    consumer = { arn = aws_kinesis_stream.prices.arn, filter = null }
+    alerter = {
+      arn    = aws_dynamodb_table.prices.stream_arn
+      filter = jsonencode({ eventName = ["INSERT"], dynamodb = { Keys = local.change_keys } })
+    }
+  }
+}
 
 resource "aws_lambda_event_source_mapping" "stream" {
   for_each = local.stream_readers
 
-  event_source_arn  = aws_kinesis_stream.prices.arn
+  event_source_arn  = local.stream_sources[each.key].arn
   function_name     = aws_lambda_function.fn[each.key].arn
   starting_position = "TRIM_HORIZON"
 
@@ -244,13 +271,11 @@ resource "aws_lambda_event_source_mapping" "stream" {
     }
   }
 
-  # Kinesis filtering only applies to records whose data is JSON; records that
-  # do not match are skipped (not delivered) for the alerter only.
   dynamic "filter_criteria" {
-    for_each = each.key == "alerter" && length(var.alerter_filter_kinds) > 0 ? [1] : []
+    for_each = local.stream_sources[each.key].filter == null ? [] : [local.stream_sources[each.key].filter]
     content {
       filter {
-        pattern = jsonencode({ data = { kind = var.alerter_filter_kinds } })
+        pattern = filter_criteria.value
       }
     }
   }

@@ -144,8 +144,10 @@ data "aws_iam_policy_document" "consumer" {
   }
 
   statement {
-    sid       = "WritePrices"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    # Query: an entity's stored changes, read before writing; BatchWriteItem: puts and
+    # deletes of change and entity items.
+    sid       = "Prices"
+    actions   = ["dynamodb:Query", "dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.prices.arn]
   }
 
@@ -188,20 +190,26 @@ data "aws_iam_policy_document" "alerter" {
   }
 
   statement {
-    sid       = "ReadStream"
-    actions   = local.stream_read_actions
-    resources = [aws_kinesis_stream.prices.arn]
+    # What Lambda's mapping calls to read the prices table's change stream.
+    sid = "ReadChanges"
+    actions = [
+      "dynamodb:DescribeStream",
+      "dynamodb:GetRecords",
+      "dynamodb:GetShardIterator",
+      "dynamodb:ListStreams",
+    ]
+    resources = [aws_dynamodb_table.prices.stream_arn]
   }
 
   statement {
     sid = "DedupState"
-    # PutItem: conditional claim and per-shard checkpoints; UpdateItem: mark the claim sent.
+    # PutItem: the conditional claim; UpdateItem: mark the claim sent, or release it.
     actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.state.arn]
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["ALERT#*", "CHECKPOINT#alerter#*"]
+      values   = ["ALERT#*"]
     }
   }
 
@@ -223,13 +231,14 @@ data "aws_iam_policy_document" "alerter" {
 locals {
   # The services that use the key on each function's behalf (kms:ViaService): the
   # collector's PutRecords, archive PutObject and on-failure DLQ; the stream readers'
-  # GetRecords, the consumer's quarantine PutObject, the alerter's Publish, and their DLQs
+  # GetRecords (the alerter's from the table's stream), the consumer's quarantine PutObject,
+  # the alerter's Publish, and their DLQs
   # (SQS producers need Decrypt as well as GenerateDataKey). The collector's token reads
   # through SSM are KmsViaSsm above.
   kms_services = {
     collector = ["kinesis", "s3", "sqs"]
     consumer  = ["kinesis", "s3", "sqs"]
-    alerter   = ["kinesis", "sns", "sqs"]
+    alerter   = ["dynamodb", "sns", "sqs"]
   }
 }
 

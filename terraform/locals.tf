@@ -8,7 +8,9 @@ locals {
   partition  = data.aws_partition.current.partition
   use_cmk    = var.kms_key_arn != null
 
-  function_keys  = toset(["collector", "consumer", "alerter"])
+  function_keys = toset(["collector", "consumer", "alerter"])
+  # Who reads which stream: the consumer the Kinesis stream of records, the alerter the
+  # prices table's change stream (iterator-age alarms for both).
   stream_readers = toset(["consumer", "alerter"])
 
   archive_bucket_name = coalesce(var.archive_bucket_name, "${var.name}-archive-${local.account_id}")

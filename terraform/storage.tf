@@ -2,14 +2,19 @@
 # DynamoDB
 # ---------------------------------------------------------------------------
 
-# Price history: one item per observation (pk = series, sk = observation key),
-# LSI by_time orders a series by timestamp, GSI latest_by_source holds the
-# "latest" items the consumer marks with latest_pk/latest_sk.
+# Price history, changes only (functions/pipeline/src/table.rs): per entity (pk), one
+# change item per stored change (sk T#<time>…, in time order) and one entity item
+# (sk E) that the sparse KEYS_ONLY GSI latest_by_source lists per source and kind. No
+# index projects ALL: a change item is one write unit and touches no index.
 resource "aws_dynamodb_table" "prices" {
   name         = "${var.name}-prices"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "pk"
   range_key    = "sk"
+
+  # The alerter reads the changes as they are stored (a new change item is an INSERT).
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
 
   attribute {
     name = "pk"
@@ -22,31 +27,20 @@ resource "aws_dynamodb_table" "prices" {
   }
 
   attribute {
-    name = "ts"
-    type = "N"
-  }
-
-  attribute {
-    name = "latest_pk"
+    name = "lpk"
     type = "S"
   }
 
   attribute {
-    name = "latest_sk"
+    name = "lsk"
     type = "S"
-  }
-
-  local_secondary_index {
-    name            = "by_time"
-    range_key       = "ts"
-    projection_type = "ALL"
   }
 
   global_secondary_index {
     name            = "latest_by_source"
-    hash_key        = "latest_pk"
-    range_key       = "latest_sk"
-    projection_type = "ALL"
+    hash_key        = "lpk"
+    range_key       = "lsk"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {
@@ -62,6 +56,13 @@ resource "aws_dynamodb_table" "prices" {
   server_side_encryption {
     enabled     = true
     kms_key_arn = var.kms_key_arn
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.history_ttl_days >= max(concat([0], var.stat_windows_days)...)
+      error_message = "history_ttl_days must be at least the widest of stat_windows_days: a statistics window cannot reach past what the table keeps."
+    }
   }
 }
 

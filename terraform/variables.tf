@@ -296,7 +296,7 @@ variable "stream_parallelization_factor" {
 }
 
 variable "alerter_filter_kinds" {
-  description = "If non-empty, the alerter's event source mapping only delivers JSON records whose \"kind\" is in this list (Kinesis filter criteria {\"data\":{\"kind\":[...]}}); other records are skipped for the alerter. [] = no filter."
+  description = "If non-empty, the alerter's event source mapping only delivers the changes of these kinds (of the sources alert_rules name; filter criteria on the change stream's keys); [] = the changes of every source and kind some rule names."
   type        = list(string)
   default     = []
   nullable    = false
@@ -346,7 +346,7 @@ variable "archive_bucket_name" {
 }
 
 variable "history_ttl_days" {
-  description = "Days a price-history item is kept in the prices table before DynamoDB TTL removes it (PRICEWIRE_HISTORY_TTL_DAYS)."
+  description = "Days a change item is kept in the prices table after it was stored (the newest one of an entity: after it was last seen) before DynamoDB TTL removes it (PRICEWIRE_HISTORY_TTL_DAYS). At least the widest statistics window."
   type        = number
   default     = 90
   nullable    = false
@@ -354,6 +354,55 @@ variable "history_ttl_days" {
   validation {
     condition     = var.history_ttl_days >= 1 && var.history_ttl_days <= 3650 && floor(var.history_ttl_days) == var.history_ttl_days
     error_message = "history_ttl_days must be a whole number between 1 and 3650."
+  }
+}
+
+variable "stat_windows_days" {
+  description = "Windows, in days, over which every change item carries the entity's minimum, maximum and typical value before it (PRICEWIRE_STAT_WINDOWS_DAYS): the min7/typ30 figures history rules use."
+  type        = list(number)
+  default     = [7, 30]
+  nullable    = false
+
+  validation {
+    condition = (
+      length(var.stat_windows_days) <= 4 &&
+      alltrue([for d in var.stat_windows_days : d >= 1 && d <= 365 && floor(d) == d]) &&
+      length(distinct(var.stat_windows_days)) == length(var.stat_windows_days)
+    )
+    error_message = "stat_windows_days must be at most 4 distinct whole numbers of days from 1 to 365."
+  }
+}
+
+variable "plausibility" {
+  description = "Per record kind, overrides of the consumer's plausibility bounds (PRICEWIRE_PLAUSIBILITY): min and max as decimal strings (a value outside is quarantined with its reason), outlier_factor (a value this many times the entity's typical one, or less than its inverse, is stored flagged and kept out of statistics and alerts; 0 switches the test off). Kinds not named keep their defaults (README: Plausibility)."
+  type = map(object({
+    min            = optional(string)
+    max            = optional(string)
+    outlier_factor = optional(number)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([
+      for kind in keys(var.plausibility) :
+      contains(["flight_price", "odds_quote", "candle", "funding_rate", "open_interest", "price"], kind)
+    ])
+    error_message = "plausibility keys must be record kinds: flight_price, odds_quote, candle, funding_rate, open_interest, price."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for kind, b in var.plausibility : [
+        for v in [b.min, b.max] : v == null || can(regex("^-?[0-9]+(\\.[0-9]+)?$", v))
+      ]
+    ]))
+    error_message = "plausibility min and max must be decimal strings such as \"1\" or \"10000000\" or \"-0.5\"."
+  }
+
+  validation {
+    condition     = alltrue([for kind, b in var.plausibility : b.outlier_factor == null || try(b.outlier_factor > 1 || b.outlier_factor == 0, false)])
+    error_message = "plausibility outlier_factor must be above 1, or 0 for no outlier test."
   }
 }
 

@@ -26,10 +26,12 @@ pub struct AlerterConfig {
 impl AlerterConfig {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
         let rules_json = v.optional(ALERT_RULES).unwrap_or_else(|| "[]".into());
-        let rules = RuleSet::from_json(&rules_json).map_err(|e: RuleError| ConfigError {
-            var: ALERT_RULES.into(),
-            problem: e.to_string(),
-        })?;
+        let windows = pricewire_pipeline::config::stat_windows(v)?;
+        let rules =
+            RuleSet::from_json_with(&rules_json, &windows).map_err(|e: RuleError| ConfigError {
+                var: ALERT_RULES.into(),
+                problem: e.to_string(),
+            })?;
         let dedup_window: u64 = v.parsed(
             DEDUP_WINDOW_SECONDS,
             86_400u64,

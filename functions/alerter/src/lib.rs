@@ -1,6 +1,9 @@
-//! The alerter: Kinesis batch → rules → one SNS publish per (rule, entity, price) within the
-//! de-duplication window, claimed in DynamoDB before publishing so a retried batch, a
-//! replay or a duplicate record never sends the same deal twice.
+//! The alerter: the prices table's change stream → rules → one SNS publish per (rule,
+//! change). It sees a record only when the consumer stored it as a *change* (a new change
+//! item: DynamoDB Streams INSERT), with the entity's statistics as of that change, so a rule
+//! fires once per change, never on a re-observation, and a replay that writes nothing sends
+//! nothing. Each alert is claimed in DynamoDB before publishing, so a retried batch never
+//! sends the same change twice.
 
 pub mod adapters;
 pub mod config;
@@ -15,23 +18,21 @@ pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(6
 
 use adapters::dynamodb::DynamoDedup;
 use adapters::sns::SnsTopic;
-use aws_lambda_events::kinesis::KinesisEvent;
-use aws_lambda_events::streams::KinesisEventResponse;
+use aws_lambda_events::dynamodb::{Event as TableEvent, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use config::AlerterConfig;
 use lambda_runtime::LambdaEvent;
 use ports::{AlertPublisher, Claim, DedupStore};
-use pricewire_pipeline::adapters::dynamodb::DynamoCheckpoints;
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
-use pricewire_pipeline::checkpoint::{checkpoint_batch, CheckpointStore};
-use pricewire_pipeline::envelope::{Envelope, Payload};
+use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::metrics::Emf;
-use pricewire_pipeline::stream::decode;
-use pricewire_pipeline::table;
-use rules::RuleSet;
+use pricewire_pipeline::table::{self, Change};
+use rules::{History, RuleSet};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +50,15 @@ pub struct Alerter {
     pub window: Duration,
     /// Records fetched longer ago raise no alert (see `AlerterConfig::max_age`).
     pub max_age: Duration,
-    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchSummary {
     pub received: usize,
+    /// Stream records that are not a new change (updates, deletes, entity items).
+    pub not_changes: usize,
+    /// Changes stored flagged implausible: never alerted on.
+    pub flagged: usize,
     pub matched: usize,
     pub published: usize,
     pub duplicates: usize,
@@ -65,30 +69,41 @@ pub struct BatchSummary {
     pub failed: usize,
 }
 
-/// The de-duplication key of a deal: rule, entity and exact price (and line, for odds; and
-/// time, for market data).
-pub fn dedup_key(rule: &str, e: &Envelope) -> String {
-    let price = match &e.payload {
-        Payload::FlightPrice(f) => format!("{}{}", f.price.amount.normalize(), f.price.currency),
-        Payload::OddsQuote(q) => match q.point {
-            Some(p) => format!("{}@{}", q.price.normalize(), p.normalize()),
-            None => q.price.normalize().to_string(),
-        },
-        Payload::Price(p) => format!(
-            "{}{}",
-            p.price.normalize(),
-            p.currency.as_deref().unwrap_or_default()
-        ),
-        // Every candle, funding time and open-interest reading is its own observation:
-        // the same value at another time is another deal.
-        other => format!(
-            "{}@{}",
-            other.amount().normalize(),
-            e.observed_at.timestamp_millis()
-        ),
-    };
-    let key = format!("ALERT#{rule}#{}#{}#{}#{price}", e.source, e.kind(), e.key);
-    table::bounded_key(key, DEDUP_KEY_MAX_BYTES)
+/// The de-duplication key of an alert: the rule and the change (entity and change item).
+pub fn dedup_key(rule: &str, entity: &str, change: &str) -> String {
+    table::bounded_key(
+        format!("ALERT#{rule}#{entity}#{change}"),
+        DEDUP_KEY_MAX_BYTES,
+    )
+}
+
+/// A stream image as the SDK's item (pricewire's items hold strings and numbers; other
+/// types are carried as they come, for completeness).
+pub fn image_item(image: &serde_dynamo::Item) -> table::Item {
+    fn value(v: &serde_dynamo::AttributeValue) -> AttributeValue {
+        use serde_dynamo::AttributeValue as D;
+        match v {
+            D::S(s) => AttributeValue::S(s.clone()),
+            D::N(n) => AttributeValue::N(n.clone()),
+            D::Bool(b) => AttributeValue::Bool(*b),
+            D::Null(b) => AttributeValue::Null(*b),
+            D::B(b) => AttributeValue::B(b.clone().into()),
+            D::M(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), value(v))).collect()),
+            D::L(l) => AttributeValue::L(l.iter().map(value).collect()),
+            D::Ss(v) => AttributeValue::Ss(v.clone()),
+            D::Ns(v) => AttributeValue::Ns(v.clone()),
+            D::Bs(v) => AttributeValue::Bs(v.iter().map(|b| b.clone().into()).collect()),
+        }
+    }
+    image.iter().map(|(k, v)| (k.clone(), value(v))).collect()
+}
+
+/// The change a stream record announces: a new change item (INSERT), else `None`.
+pub fn new_change(record: &EventRecord) -> Option<Change> {
+    if record.event_name != "INSERT" {
+        return None;
+    }
+    Change::from_item(&image_item(&record.change.new_image))
 }
 
 impl Alerter {
@@ -101,35 +116,35 @@ impl Alerter {
                 policy,
             )),
             publisher: Arc::new(SnsTopic::new(aws::sns(sdk), &config.topic_arn, policy)),
-            checkpoints: Some(Arc::new(DynamoCheckpoints::new(
-                aws::dynamodb(sdk),
-                &config.state_table,
-                policy,
-            ))),
             rules: config.rules,
             window: config.dedup_window,
             max_age: config.max_age,
         }
     }
 
-    pub async fn process(&self, event: KinesisEvent) -> (KinesisEventResponse, BatchSummary) {
+    pub async fn process(&self, event: TableEvent) -> (DynamoDbEventResponse, BatchSummary) {
         let mut summary = BatchSummary {
             received: event.records.len(),
             ..Default::default()
         };
-        let mut failed: BTreeSet<String> = BTreeSet::new();
+        let mut failed: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let now = Utc::now();
         for record in &event.records {
-            let seq = &record.kinesis.sequence_number;
-            let envelope = match decode(record) {
-                Ok(e) => e,
-                Err(p) => {
-                    // The consumer quarantines poison records; here they just carry no alert.
-                    tracing::warn!(sequence_number = %seq, reason = %p.reason, "not an envelope; no alert");
-                    summary.skipped_invalid += 1;
-                    continue;
-                }
+            let seq = record.change.sequence_number.clone().unwrap_or_default();
+            let Some(change) = new_change(record) else {
+                // A rewrite of a change's statistics, a delete, an entity item: not a change.
+                summary.not_changes += 1;
+                continue;
+            };
+            if change.flag.is_some() {
+                summary.flagged += 1;
+                continue;
+            }
+            let Some(envelope) = change.envelope() else {
+                tracing::warn!(sequence_number = %seq, pk = %change.pk, "change item does not hold a record; no alert");
+                summary.skipped_invalid += 1;
+                continue;
             };
             // A record from the future (beyond clock skew) is as untrustworthy as an old
             // one: its age cannot be known, so it does not alert.
@@ -142,42 +157,58 @@ impl Alerter {
                 summary.stale += 1;
                 continue;
             }
-            let evaluation = self.rules.evaluate(&envelope);
+            let history = History {
+                stats: &change.stats,
+                at_ms: change.at_ms,
+            };
+            let evaluation = self.rules.evaluate_with(&envelope, Some(history));
             for (rule, error) in &evaluation.errors {
                 tracing::warn!(rule = %rule, key = %envelope.key, error = %error, "rule could not be evaluated");
             }
             summary.rule_errors += evaluation.errors.len();
+            let mut record_failed = false;
             for rule in evaluation.matched {
                 summary.matched += 1;
-                let key = dedup_key(&rule.spec.name, &envelope);
+                let key = dedup_key(&rule.spec.name, &change.pk, &change.sk);
                 if !seen.insert(key.clone()) {
                     summary.duplicates += 1;
                     continue;
                 }
-                match self.alert_once(&key, &rule.spec.name, &envelope).await {
+                match self
+                    .alert_once(&key, &rule.spec.name, &envelope, &change)
+                    .await
+                {
                     Ok(true) => summary.published += 1,
                     Ok(false) => summary.duplicates += 1,
                     Err(e) => {
                         tracing::error!(rule = %rule.spec.name, key = %envelope.key, error = %e, "alert not sent");
-                        failed.insert(seq.clone());
+                        record_failed = true;
                     }
                 }
             }
+            if record_failed {
+                failed.push(seq);
+            }
         }
         summary.failed = failed.len();
-        if let Some(store) = &self.checkpoints {
-            checkpoint_batch(store.as_ref(), FUNCTION, &event.records, &failed).await;
-        }
-        let mut response = KinesisEventResponse::default();
+        let mut response = DynamoDbEventResponse::default();
         for seq in failed {
-            response.add_failure(seq);
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(seq);
+            response.batch_item_failures.push(failure);
         }
         (response, summary)
     }
 
     /// Claims the deal, publishes, marks it sent. `Ok(false)`: sent before, within the window.
     /// A failed publish releases the claim, so the retried record takes it again.
-    async fn alert_once(&self, key: &str, rule: &str, e: &Envelope) -> Result<bool, String> {
+    async fn alert_once(
+        &self,
+        key: &str,
+        rule: &str,
+        e: &Envelope,
+        change: &Change,
+    ) -> Result<bool, String> {
         match self
             .dedup
             .claim(key, &e.id, Utc::now(), self.window)
@@ -186,7 +217,9 @@ impl Alerter {
         {
             Claim::AlreadySent => Ok(false),
             Claim::Acquired => {
-                let alert = message::alert(rule, e);
+                let mut alert = message::alert(rule, e);
+                alert.entity = change.pk.clone();
+                alert.change = change.sk.clone();
                 let message_id = match self.publisher.publish(&alert).await {
                     Ok(id) => id,
                     Err(err) => {
@@ -212,11 +245,13 @@ impl Alerter {
 
 pub async fn handle(
     alerter: &Alerter,
-    event: LambdaEvent<KinesisEvent>,
-) -> Result<KinesisEventResponse, lambda_runtime::Error> {
+    event: LambdaEvent<TableEvent>,
+) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
     let (response, s) = alerter.process(event.payload).await;
     tracing::info!(
         received = s.received,
+        not_changes = s.not_changes,
+        flagged = s.flagged,
         matched = s.matched,
         published = s.published,
         duplicates = s.duplicates,
@@ -228,6 +263,7 @@ pub async fn handle(
     );
     Emf::new(&[("function", "alerter")])
         .count("RecordsIn", s.received as u64)
+        .count("ChangesIn", (s.received - s.not_changes) as u64)
         .count("RulesMatched", s.matched as u64)
         .count("AlertsPublished", s.published as u64)
         .count("AlertDuplicates", s.duplicates as u64)
@@ -246,12 +282,19 @@ mod tests {
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
     use lambda_runtime::Context;
-    use pricewire_pipeline::envelope::{FlightPrice, Money};
-    use pricewire_pipeline::stream::event_record;
+    use pricewire_pipeline::envelope::{FlightPrice, Money, Payload};
+    use pricewire_pipeline::table::Stats;
+    use serde_json::{json, Value};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
     const RULES: &str = r#"[{"name":"cheap-aeroflot","source":"travelpayouts","kind":"flight_price","when":"price < 5000 && gate == \"Aeroflot\""}]"#;
+
+    /// One fetch time for every deal of a test: the same offer twice is the same change.
+    fn fetched() -> chrono::DateTime<Utc> {
+        static AT: std::sync::OnceLock<chrono::DateTime<Utc>> = std::sync::OnceLock::new();
+        *AT.get_or_init(Utc::now)
+    }
 
     fn deal(entity: u32, price: i64, gate: &str) -> Envelope {
         Envelope::new(
@@ -259,7 +302,7 @@ mod tests {
             "j",
             format!("LED-KZN/2026-12-{entity:02}/oneway"),
             None,
-            Utc::now(),
+            fetched(),
             Payload::FlightPrice(FlightPrice {
                 origin: "LED".into(),
                 destination: "KZN".into(),
@@ -282,14 +325,48 @@ mod tests {
         )
     }
 
-    fn event(envelopes: &[Envelope]) -> KinesisEvent {
-        let mut e = KinesisEvent::default();
-        e.records = envelopes
+    /// An item as DynamoDB JSON (the stream's wire form).
+    fn wire(item: &table::Item) -> Value {
+        item.iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    AttributeValue::S(s) => json!({"S": s}),
+                    AttributeValue::N(n) => json!({"N": n}),
+                    other => panic!("not in a change item: {other:?}"),
+                };
+                (k.clone(), v)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// A stream batch: (event name, item) per record, sequence numbers 001, 002, ….
+    fn stream(records: &[(&str, table::Item)]) -> TableEvent {
+        let records: Vec<Value> = records
             .iter()
             .enumerate()
-            .map(|(i, env)| event_record(&format!("{:03}", i + 1), &env.key, env.to_json()))
+            .map(|(i, (name, item))| {
+                let keys = json!({"pk": wire(item)["pk"], "sk": wire(item)["sk"]});
+                json!({"eventID": format!("e{i}"), "eventName": name, "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                    "dynamodb": {"ApproximateCreationDateTime": 1_796_000_000.0, "Keys": keys,
+                        "NewImage": wire(item), "SequenceNumber": format!("{:03}", i + 1),
+                        "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+            })
             .collect();
-        e
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    /// The change item the consumer stores for a record (no history).
+    fn stored(e: &Envelope) -> table::Item {
+        Change::of(e, Stats::default(), None, chrono::Duration::days(90)).item()
+    }
+
+    /// New change items of these records, as the stream announces them.
+    fn event(envelopes: &[Envelope]) -> TableEvent {
+        let records: Vec<(&str, table::Item)> =
+            envelopes.iter().map(|e| ("INSERT", stored(e))).collect();
+        stream(&records)
     }
 
     /// A state table in memory behind the real DynamoDB adapter: conditional puts honoured.
@@ -348,14 +425,13 @@ mod tests {
                 publisher: phone,
                 window: Duration::from_secs(3600),
                 max_age: Duration::from_secs(3600),
-                checkpoints: None,
             },
             claims,
         )
     }
 
     #[tokio::test]
-    async fn the_same_deal_twice_gives_one_publish_even_across_batches() {
+    async fn the_same_change_twice_gives_one_publish_even_across_batches() {
         let phone = Arc::new(MemoryPublisher::default());
         let (a, _) = alerter(phone.clone());
         let batch = [
@@ -378,9 +454,81 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].rule, "cheap-aeroflot");
         assert_eq!(sent[0].sms, "LED-KZN 05 Dec 4830 RUB, Aeroflot, direct https://www.aviasales.com/search/LED0512KZN1");
-        // A new price of the same entity is a new deal.
+        assert_eq!(sent[0].change, table::change_sk(&batch[0]));
+        // A new change of the same entity is a new alert.
         let (_, s) = a.process(event(&[deal(5, 4700, "Aeroflot")])).await;
         assert_eq!(s.published, 1);
+    }
+
+    #[tokio::test]
+    async fn only_new_plausible_changes_alert() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (a, _) = alerter(phone.clone());
+        let cheap = deal(5, 4000, "Aeroflot");
+        // A rewrite of the same change (its `seen` moved on), an entity item, a flagged
+        // outlier: none of them is a new change.
+        let entity = table::entity_item(&cheap);
+        let outlier = Change::of(
+            &deal(6, 10, "Aeroflot"),
+            Stats::default(),
+            Some("outlier: 0.002× the 30-day typical value 5000".into()),
+            chrono::Duration::days(1),
+        )
+        .item();
+        let (response, s) = a
+            .process(stream(&[
+                ("MODIFY", stored(&cheap)),
+                ("INSERT", entity),
+                ("REMOVE", stored(&cheap)),
+                ("INSERT", outlier),
+            ]))
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((s.not_changes, s.flagged, s.published), (3, 1, 0), "{s:?}");
+        assert!(phone.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rule_on_history_sees_the_statistics_stored_with_the_change() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let rules = r#"[{"name":"drop-15","source":"travelpayouts","kind":"flight_price","when":"previous_change_percent <= -15 && price <= min_30d"}]"#;
+        let (mut a, _) = alerter(phone.clone());
+        a.rules = RuleSet::from_json(rules).unwrap();
+        let now = deal(5, 4200, "Pobeda");
+        let with = |previous: i64, min: i64| {
+            Change::of(
+                &now,
+                Stats {
+                    previous: Some((
+                        previous.into(),
+                        now.fetched_at.timestamp_millis() - 3_600_000,
+                    )),
+                    first_ms: 0,
+                    windows: vec![table::Window {
+                        days: 30,
+                        min: min.into(),
+                        max: 6000.into(),
+                        typical: 5200.into(),
+                        values: 4,
+                    }],
+                },
+                None,
+                chrono::Duration::days(1),
+            )
+            .item()
+        };
+        // 5000 → 4200 is -16 %, and below the 30-day minimum 4300: fires.
+        let (_, s) = a.process(stream(&[("INSERT", with(5000, 4300))])).await;
+        assert_eq!(s.published, 1);
+        // -6.7 % only: quiet. No history at all (the first sighting): quiet.
+        let (_, s) = a.process(stream(&[("INSERT", with(4500, 4300))])).await;
+        assert_eq!(s.matched, 0);
+        let (_, s) = a.process(event(&[deal(7, 100, "Pobeda")])).await;
+        assert_eq!(
+            (s.matched, s.rule_errors),
+            (0, 0),
+            "NaN compares false, no error"
+        );
     }
 
     #[tokio::test]
@@ -444,14 +592,17 @@ mod tests {
     }
 
     #[test]
-    fn dedup_keys_separate_rules_entities_and_prices() {
-        let a = dedup_key("r", &deal(1, 100, "G"));
-        assert_eq!(
+    fn dedup_keys_separate_rules_and_changes() {
+        let a = dedup_key("r", "travelpayouts#flight_price#K", "T#0000000000001#ab");
+        assert_eq!(a, "ALERT#r#travelpayouts#flight_price#K#T#0000000000001#ab");
+        assert_ne!(
             a,
-            "ALERT#r#travelpayouts#flight_price#LED-KZN/2026-12-01/oneway#100RUB"
+            dedup_key("r2", "travelpayouts#flight_price#K", "T#0000000000001#ab")
         );
-        assert_ne!(a, dedup_key("r2", &deal(1, 100, "G")));
-        assert_ne!(a, dedup_key("r", &deal(1, 101, "G")));
-        assert_eq!(a, dedup_key("r", &deal(1, 100, "Other gate, same deal")));
+        assert_ne!(
+            a,
+            dedup_key("r", "travelpayouts#flight_price#K", "T#0000000000002#ab")
+        );
+        assert!(dedup_key("r", &"K".repeat(3000), "T#1").len() <= DEDUP_KEY_MAX_BYTES);
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate};
 use pricewire_pipeline::envelope::{
     Candle, Envelope, FlightPrice, FundingRate, Instrument, OddsQuote, OpenInterest, Payload, Price,
 };
+use pricewire_pipeline::table;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -20,6 +21,10 @@ pub struct Alert {
     pub kind: String,
     pub key: String,
     pub record_id: String,
+    /// The change this alert is about: the entity's partition key and its change item's
+    /// sort key (set by the alerter from the stream record).
+    pub entity: String,
+    pub change: String,
     /// The deal in one SMS segment.
     pub sms: String,
     /// The deal in full, for e-mail and other subscribers.
@@ -394,6 +399,8 @@ pub fn alert(rule: &str, e: &Envelope) -> Alert {
         kind: e.kind().to_string(),
         key: e.key.clone(),
         record_id: e.id.clone(),
+        entity: table::entity_pk(e),
+        change: table::change_sk(e),
         sms,
         text,
         subject,

@@ -10,6 +10,7 @@ use pricewire_pipeline::envelope::{
     Candle, Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, OpenInterest,
     Payload, Price, KINDS,
 };
+use pricewire_pipeline::table::{Stats, Window};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -29,6 +30,9 @@ pub struct RuleSpec {
 pub struct Rule {
     pub spec: RuleSpec,
     program: Program,
+    windows: Vec<u32>,
+    /// The history variables the rule names.
+    history: Vec<String>,
 }
 
 impl std::fmt::Debug for Rule {
@@ -163,6 +167,99 @@ pub const PRICE_VARIABLES: &[&str] = &[
     "kind",
     "job",
 ];
+
+/// Variables every rule may use that come from the entity's stored history (the statistics
+/// on its change item, `table::Stats`): `previous` (the value before this change),
+/// `previous_change_percent` (this value against it, in percent: -15 is a 15 % drop),
+/// `minutes_since_previous`, `days_tracked` (since the entity was first stored), and per
+/// statistics window *d* (`stat_windows_days`, 7 and 30 by default) `min_<d>d`, `max_<d>d`,
+/// `typical_<d>d` (the time-weighted median) and `values_<d>d`. Numbers the history does
+/// not have yet (no previous value, a window with nothing in it) are absent: a rule that
+/// names one is not evaluated on that record (no match, and no error), so a rule on
+/// history stays quiet until there is history.
+pub const HISTORY_VARIABLES: &[&str] = &[
+    "previous",
+    "previous_change_percent",
+    "minutes_since_previous",
+    "days_tracked",
+];
+
+/// The window variables of `days`.
+pub fn window_variables(days: u32) -> [String; 4] {
+    [
+        format!("min_{days}d"),
+        format!("max_{days}d"),
+        format!("typical_{days}d"),
+        format!("values_{days}d"),
+    ]
+}
+
+/// The statistics windows the consumer computes unless configured otherwise.
+pub const DEFAULT_WINDOWS: &[u32] = &[7, 30];
+
+/// What a record's history says, as the rules see it: the statistics stored on its change
+/// item, and when that change was stored (ms).
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    pub stats: &'a Stats,
+    pub at_ms: i64,
+}
+
+/// Binds the history variables; returns the names of those the history does not have
+/// (bound as NaN, which CEL cannot compare).
+fn bind_history(
+    ctx: &mut Context<'static, 'static>,
+    price: Decimal,
+    h: Option<History>,
+    windows: &[u32],
+) -> Vec<String> {
+    let nan = || Value::Float(f64::NAN);
+    let previous = h.and_then(|h| h.stats.previous);
+    let mut absent: Vec<String> = Vec::new();
+    if previous.is_none() {
+        absent.extend(
+            [
+                "previous",
+                "previous_change_percent",
+                "minutes_since_previous",
+            ]
+            .map(String::from),
+        );
+    }
+    ctx.add_variable_from_value(
+        "previous",
+        previous.map_or_else(nan, |(v, _)| money_value(v)),
+    );
+    ctx.add_variable_from_value(
+        "previous_change_percent",
+        previous.map_or_else(nan, |(v, _)| percent_of(price - v, v)),
+    );
+    ctx.add_variable_from_value(
+        "minutes_since_previous",
+        match (h, previous) {
+            (Some(h), Some((_, at))) => Value::Float((h.at_ms - at) as f64 / 60_000.0),
+            _ => nan(),
+        },
+    );
+    ctx.add_variable_from_value(
+        "days_tracked",
+        h.map_or(Value::Float(0.0), |h| {
+            Value::Float((h.at_ms - h.stats.first_ms).max(0) as f64 / 86_400_000.0)
+        }),
+    );
+    for &days in windows {
+        let w = h.and_then(|h| h.stats.windows.iter().find(|w| w.days == days));
+        if w.is_none() {
+            absent.extend(window_variables(days).into_iter().take(3));
+        }
+        let [min, max, typical, values] = window_variables(days);
+        ctx.add_variable_from_value(min, w.map_or_else(nan, |w| money_value(w.min)));
+        ctx.add_variable_from_value(max, w.map_or_else(nan, |w| money_value(w.max)));
+        ctx.add_variable_from_value(typical, w.map_or_else(nan, |w| money_value(w.typical)));
+        ctx.add_variable_from_value(values, Value::Int(w.map_or(0, |w| i64::from(w.values))));
+    }
+    absent
+}
 
 fn variables_for(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
@@ -316,9 +413,20 @@ fn opt_u32(v: Option<u32>) -> Value {
     v.map(|n| Value::Int(n.into())).unwrap_or(Value::Null)
 }
 
-/// The CEL variables of a record.
+/// The CEL variables of a record, without history.
 pub fn bind(e: &Envelope) -> Context<'static, 'static> {
+    bind_with(e, None, DEFAULT_WINDOWS).0
+}
+
+/// The CEL variables of a record and what its history says, and the history variables it
+/// does not have.
+pub fn bind_with(
+    e: &Envelope,
+    history: Option<History>,
+    windows: &[u32],
+) -> (Context<'static, 'static>, Vec<String>) {
     let mut ctx = Context::default();
+    let absent = bind_history(&mut ctx, e.payload.amount(), history, windows);
     ctx.add_variable_from_value("key", e.key.as_str());
     ctx.add_variable_from_value("source", e.source.as_str());
     ctx.add_variable_from_value("kind", e.kind());
@@ -423,7 +531,7 @@ pub fn bind(e: &Envelope) -> Context<'static, 'static> {
             ctx.add_variable_from_value("timestamp", rfc3339(o.timestamp));
         }
     }
-    ctx
+    (ctx, absent)
 }
 
 fn add_instrument(ctx: &mut Context<'static, 'static>, i: &Instrument) {
@@ -447,6 +555,11 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 
 impl Rule {
     pub fn compile(spec: RuleSpec) -> Result<Rule, RuleError> {
+        Rule::compile_with(spec, DEFAULT_WINDOWS)
+    }
+
+    /// Compiles a rule whose history variables are those of `windows`.
+    pub fn compile_with(spec: RuleSpec, windows: &[u32]) -> Result<Rule, RuleError> {
         let rule_name = spec.name.clone();
         let invalid = |problem: String| RuleError::Invalid {
             rule: rule_name.clone(),
@@ -473,22 +586,60 @@ impl Rule {
         let program =
             Program::compile(&spec.when).map_err(|e| invalid(format!("does not parse: {e}")))?;
         let references = program.references();
+        let history: Vec<String> = HISTORY_VARIABLES
+            .iter()
+            .map(|v| v.to_string())
+            .chain(windows.iter().flat_map(|&d| window_variables(d)))
+            .collect();
         let mut unknown: Vec<&str> = references
             .variables()
             .into_iter()
-            .filter(|v| !known.contains(v))
+            .filter(|v| !known.contains(v) && !history.iter().any(|h| h == v))
             .collect();
         unknown.sort_unstable();
         if !unknown.is_empty() {
             return Err(invalid(format!(
-                "unknown field(s) {} (known: {})",
+                "unknown field(s) {} (known: {}, and from history {})",
                 unknown.join(", "),
-                known.join(", ")
+                known.join(", "),
+                history.join(", ")
             )));
         }
-        let rule = Rule { spec, program };
+        let named: Vec<String> = references
+            .variables()
+            .into_iter()
+            .filter(|v| history.iter().any(|h| h == v))
+            .map(str::to_string)
+            .collect();
+        let rule = Rule {
+            spec,
+            program,
+            windows: windows.to_vec(),
+            history: named,
+        };
         if let Some(sample) = sample(&rule.spec.kind) {
-            match rule.program.execute(&bind(&sample)) {
+            let stats = Stats {
+                previous: Some((Decimal::ONE, 0)),
+                first_ms: 0,
+                windows: windows
+                    .iter()
+                    .map(|&days| Window {
+                        days,
+                        min: Decimal::ONE,
+                        max: Decimal::TWO,
+                        typical: Decimal::ONE,
+                        values: 2,
+                    })
+                    .collect(),
+            };
+            let history = History {
+                stats: &stats,
+                at_ms: 60_000,
+            };
+            match rule
+                .program
+                .execute(&bind_with(&sample, Some(history), windows).0)
+            {
                 Ok(Value::Bool(_)) => {}
                 Ok(other) => {
                     return Err(invalid(format!("must yield a boolean, yields {other:?}")))
@@ -530,6 +681,11 @@ pub struct Evaluation<'a> {
 
 impl RuleSet {
     pub fn from_json(text: &str) -> Result<RuleSet, RuleError> {
+        RuleSet::from_json_with(text, DEFAULT_WINDOWS)
+    }
+
+    /// Rules whose history variables are those of the consumer's statistics `windows`.
+    pub fn from_json_with(text: &str, windows: &[u32]) -> Result<RuleSet, RuleError> {
         let specs: Vec<RuleSpec> =
             serde_json::from_str(text).map_err(|e| RuleError::NotAList(e.to_string()))?;
         let mut names = HashSet::new();
@@ -541,19 +697,28 @@ impl RuleSet {
                     problem: "defined twice".into(),
                 });
             }
-            rules.push(Rule::compile(spec)?);
+            rules.push(Rule::compile_with(spec, windows)?);
         }
         Ok(RuleSet { rules })
     }
 
     pub fn evaluate(&self, e: &Envelope) -> Evaluation<'_> {
+        self.evaluate_with(e, None)
+    }
+
+    /// Evaluates a record with what its history says (a stored change's statistics).
+    pub fn evaluate_with(&self, e: &Envelope, history: Option<History>) -> Evaluation<'_> {
         let mut out = Evaluation::default();
         let applicable: Vec<&Rule> = self.rules.iter().filter(|r| r.applies_to(e)).collect();
-        if applicable.is_empty() {
+        let Some(first) = applicable.first() else {
             return out;
-        }
-        let ctx = bind(e);
+        };
+        let (ctx, absent) = bind_with(e, history, &first.windows);
         for rule in applicable {
+            if rule.history.iter().any(|v| absent.contains(v)) {
+                // Not enough history for this rule yet: quiet, not an error.
+                continue;
+            }
             match rule.matches(&ctx) {
                 Ok(true) => out.matched.push(rule),
                 Ok(false) => {}

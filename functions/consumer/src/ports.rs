@@ -1,36 +1,41 @@
-//! The consumer's ports: where prices are stored and where poison records are reported.
-//! Adapters: `adapters::dynamodb` (the prices table), `adapters::sqs` (the dead-letter
-//! queue), `adapters::memory`.
+//! The consumer's ports: reading an entity's stored history, writing what a batch changes
+//! in it, and reporting poison records. Adapters: `adapters::dynamodb` (the prices table),
+//! `adapters::sqs` (the dead-letter queue), `adapters::memory` (both, in memory).
 
+use crate::history::Planned;
 use async_trait::async_trait;
-use pricewire_pipeline::envelope::Envelope;
+use pricewire_pipeline::table::Change;
 use std::collections::BTreeSet;
 
 pub use pricewire_pipeline::adapters::dynamodb::StoreError;
 
-/// What became of a set of history writes.
+/// What became of a set of writes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct HistoryOutcome {
-    /// Positions (in the input) of records whose item was not written.
+pub struct WriteOutcome {
+    /// Batch positions of records whose writes did not all land.
     pub failed: BTreeSet<usize>,
     pub written: usize,
     pub requests: usize,
-    /// Items sent again because DynamoDB returned them as UnprocessedItems (or throttled).
+    /// Writes sent again because DynamoDB returned them as UnprocessedItems (or throttled).
     pub retried_items: usize,
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatestOutcome {
-    Written,
-    /// The stored latest item is as new or newer: nothing written.
-    Stale,
+/// One entity's stored changes, read before anything is written.
+#[async_trait]
+pub trait HistoryReader: Send + Sync {
+    /// The entity's newest change (its latest value), if it has any.
+    async fn newest(&self, pk: &str) -> Result<Option<Change>, StoreError>;
+    /// The newest change sorted before `sk`: the value in force there.
+    async fn before(&self, pk: &str, sk: &str) -> Result<Option<Change>, StoreError>;
+    /// Every change from `sk` on, in order.
+    async fn since(&self, pk: &str, sk: &str) -> Result<Vec<Change>, StoreError>;
 }
 
+/// Applies planned puts and deletes (BatchWriteItem), charging failures to their records.
 #[async_trait]
-pub trait PriceStore: Send + Sync {
-    async fn write_history(&self, records: &[Envelope]) -> HistoryOutcome;
-    async fn put_latest(&self, record: &Envelope) -> Result<LatestOutcome, StoreError>;
+pub trait HistoryWriter: Send + Sync {
+    async fn write(&self, writes: Vec<Planned>) -> WriteOutcome;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

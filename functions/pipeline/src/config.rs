@@ -60,6 +60,39 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 pub const ARCHIVE_BUCKET: &str = "PRICEWIRE_ARCHIVE_BUCKET";
 pub const STATE_TABLE: &str = "PRICEWIRE_STATE_TABLE";
 pub const WRITE_MAX_ATTEMPTS: &str = "PRICEWIRE_WRITE_MAX_ATTEMPTS";
+/// The statistics windows, in days: the consumer computes them, the alerter's rules read them.
+pub const STAT_WINDOWS_DAYS: &str = "PRICEWIRE_STAT_WINDOWS_DAYS";
+/// At most this many statistics windows (each adds four attributes to every change item).
+pub const MAX_STAT_WINDOWS: usize = 4;
+
+/// `"7,30"` → `[7, 30]`: distinct days from 1 to 365, ascending, at most `MAX_STAT_WINDOWS`;
+/// unset, 7 and 30.
+pub fn stat_windows<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Vec<u32>, ConfigError> {
+    let Some(text) = v.optional(STAT_WINDOWS_DAYS) else {
+        return Ok(vec![7, 30]);
+    };
+    let mut days = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u32>() {
+            Ok(d) if (1..=365).contains(&d) => days.push(d),
+            _ => {
+                return Err(ConfigError::new(
+                    STAT_WINDOWS_DAYS,
+                    format!("{part:?} is not a number of days from 1 to 365"),
+                ))
+            }
+        }
+    }
+    days.sort_unstable();
+    days.dedup();
+    if days.len() > MAX_STAT_WINDOWS {
+        return Err(ConfigError::new(
+            STAT_WINDOWS_DAYS,
+            format!("at most {MAX_STAT_WINDOWS} windows"),
+        ));
+    }
+    Ok(days)
+}
 
 impl ConfigError {
     pub fn new(var: impl Into<String>, problem: impl Into<String>) -> ConfigError {

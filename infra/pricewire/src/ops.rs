@@ -23,8 +23,9 @@ use std::time::Duration;
 
 /// Functions whose dead-letter queues `status` and `redrive` know.
 pub const QUEUES: &[&str] = &["collector", "consumer", "alerter", "scheduler"];
-/// Functions that read the stream (and checkpoint it).
-pub const READERS: &[&str] = &["consumer", "alerter"];
+/// Functions that read the Kinesis stream (and checkpoint it). The alerter reads the prices
+/// table's change stream, whose position Lambda keeps (its IteratorAge alarm watches it).
+pub const READERS: &[&str] = &["consumer"];
 /// A record reaches the stream at most a Lambda timeout (15 minutes) after it was fetched:
 /// how far before a failure record's first arrival the archive fallback looks.
 const FETCH_TO_ARRIVAL_MAX: Span = Span::minutes(15);

@@ -1,7 +1,8 @@
 //! The end of a twin run: a summary read back from the emulator with the runner's own
 //! clients (not the functions' counters), and an exact check against what the simulator
-//! served: every valid served record stored once, `latest` items right, every alert the
-//! rules imply in the inbox exactly once.
+//! served: every valid served record delivered, exactly the changes its values imply stored
+//! (one item per change, none per repeat), each entity's newest change right, every alert
+//! the rules imply in the inbox exactly once.
 
 use crate::simulator::Served;
 use crate::twin::Twin;
@@ -15,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Change items in the prices table.
     pub history_items: usize,
-    pub latest_items: usize,
+    pub entity_items: usize,
     pub raw_objects: usize,
     pub quarantine_objects: usize,
     /// (rule, SMS text) as a phone would show them.
@@ -34,7 +36,11 @@ pub struct Report {
 pub struct SourceCheck {
     pub answers: usize,
     pub expected_records: usize,
-    pub stored_records: usize,
+    /// Of the expected records, those that reached the stream (and so the consumer).
+    pub delivered_records: usize,
+    /// Changes the served values imply, in the order they were fetched.
+    pub expected_changes: usize,
+    pub stored_changes: usize,
     pub expected_alerts: usize,
     pub alerts: usize,
 }
@@ -43,6 +49,9 @@ pub struct SourceCheck {
 pub struct Check {
     pub served_responses: usize,
     pub expected_records: usize,
+    /// Fetches of the expected records that reached the stream (a record fetched twice
+    /// counts twice): what the consumer judged change or repeat.
+    pub delivered_fetches: usize,
     /// Per source: what its simulator served and what of it arrived.
     pub by_source: BTreeMap<String, SourceCheck>,
     pub lost: Vec<String>,
@@ -126,28 +135,51 @@ pub fn expected_from(served: &[Served]) -> BTreeMap<String, Envelope> {
     records
 }
 
-/// Per entity, the id its `latest` item must hold, by the pipeline's documented rule: the
-/// newest observation by upstream time, else by fetch time (as seen on the stream), ties
-/// broken by id.
-pub fn expected_latest(
+/// The change items (pk → sort keys) the consumer's documented rule implies for what was
+/// delivered: per entity, values in fetch order, one item each time the value differs
+/// from the one fetched before (the simulator's value: same id, same content); series
+/// points in their own time order, one item per point.
+pub fn expected_changes(
     expected: &BTreeMap<String, Envelope>,
-    fetched_at: &HashMap<String, DateTime<Utc>>,
-) -> BTreeMap<String, String> {
-    let mut latest: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
-    for e in expected.values() {
-        let observed = if e.observed_at == DateTime::UNIX_EPOCH {
-            fetched_at.get(&e.id).copied()
-        } else {
-            Some(e.observed_at)
+    fetches: &BTreeSet<(String, i64)>,
+) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut by_entity: BTreeMap<String, BTreeMap<String, (i64, &Envelope)>> = BTreeMap::new();
+    for (id, fetched_ms) in fetches {
+        let Some(e) = expected.get(id) else { continue };
+        let Some(fetched_at) = DateTime::from_timestamp_millis(*fetched_ms) else {
+            continue;
         };
-        let Some(observed) = observed else { continue };
-        let candidate = (observed, e.id.clone());
-        let pk = table::entity_pk(e);
-        if latest.get(&pk).is_none_or(|current| candidate > *current) {
-            latest.insert(pk, candidate);
+        let mut at = e.clone();
+        at.fetched_at = fetched_at;
+        if at.observed_at == DateTime::UNIX_EPOCH {
+            at.observed_at = fetched_at;
+        }
+        let sk = table::change_sk(&at);
+        let slot = by_entity.entry(table::entity_pk(e)).or_default();
+        // A series point fetched twice (or revised): the latest fetch stands.
+        if slot
+            .get(&sk)
+            .is_none_or(|(f, prev)| (*fetched_ms, &e.id) > (*f, &prev.id))
+        {
+            slot.insert(sk, (*fetched_ms, e));
         }
     }
-    latest.into_iter().map(|(k, (_, id))| (k, id)).collect()
+    by_entity
+        .into_iter()
+        .map(|(pk, points)| {
+            let mut kept: Vec<(String, String)> = Vec::new();
+            let mut last: Option<Option<String>> = None;
+            for (sk, (_, e)) in points {
+                let signature = table::signature(&e.payload);
+                if signature.is_some() && last.as_ref() == Some(&signature) {
+                    continue;
+                }
+                last = Some(signature);
+                kept.push((sk, e.id.clone()));
+            }
+            (pk, kept)
+        })
+        .collect()
 }
 
 pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
@@ -161,16 +193,12 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
         .function_env("consumer", "PRICEWIRE_PRICES_TABLE")
         .ok_or("consumer has no PRICEWIRE_PRICES_TABLE")?;
     let items = scan_all(&db, &prices).await?;
-    let history: Vec<&HashMap<String, AttributeValue>> = items
-        .iter()
-        .filter(|i| s(i, "sk").starts_with(table::HISTORY_SK_PREFIX))
-        .collect();
-    let latest: Vec<&HashMap<String, AttributeValue>> = items
-        .iter()
-        .filter(|i| s(i, "sk") == table::LATEST_SK)
-        .collect();
+    let history: Vec<table::Change> = items.iter().filter_map(table::Change::from_item).collect();
     r.history_items = history.len();
-    r.latest_items = latest.len();
+    r.entity_items = items
+        .iter()
+        .filter(|i| s(i, "sk") == table::ENTITY_SK)
+        .count();
 
     if let Some(bucket) = twin.function_env("collector", "PRICEWIRE_ARCHIVE_BUCKET") {
         let mut token = None;
@@ -294,10 +322,17 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
     let observed = twin
         .observed
         .lock()
-        .map(|o| (o.fetched_at.clone(), o.store_latency_ms.clone()))
+        .map(|o| {
+            (
+                o.fetched_at.clone(),
+                o.store_latency_ms.clone(),
+                o.fetches.clone(),
+            )
+        })
         .unwrap_or_default();
-    r.store_latency_ms = observed.1;
-    let mut alert_records: Vec<(String, String)> = Vec::new();
+    r.store_latency_ms = observed.1.clone();
+    // (rule, record id, entity, change) of every alert in the inbox.
+    let mut alert_records: Vec<(String, String, String, String)> = Vec::new();
     for n in &inbox {
         let Some(alert) = n
             .get("Message")
@@ -320,46 +355,81 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
             r.alert_latency_ms
                 .push((sent.with_timezone(&Utc) - *fetched).num_milliseconds());
         }
-        alert_records.push((rule, record_id));
+        let field = |k: &str| alert[k].as_str().unwrap_or_default().to_string();
+        alert_records.push((rule, record_id, field("entity"), field("change")));
     }
     r.alerts.sort();
 
     if let Some(served) = served {
         let expected = expected_from(served);
-        let expected_latest = expected_latest(&expected, &observed.0);
+        let implied = expected_changes(&expected, &observed.2);
         let mut c = Check {
             served_responses: served.iter().filter(|s| s.status == 200).count(),
             expected_records: expected.len(),
             ..Default::default()
         };
-        let stored: BTreeSet<String> = history.iter().map(|i| s(i, "id")).collect();
+        let delivered: BTreeSet<&String> = observed.2.iter().map(|(id, _)| id).collect();
+        c.delivered_fetches = observed
+            .2
+            .iter()
+            .filter(|(id, _)| expected.contains_key(id))
+            .count();
         for sv in served.iter().filter(|s| s.status == 200) {
             c.by_source.entry(sv.source.clone()).or_default().answers += 1;
         }
         for e in expected.values() {
             let b = c.by_source.entry(e.source.clone()).or_default();
             b.expected_records += 1;
-            if stored.contains(&e.id) {
-                b.stored_records += 1;
+            if delivered.contains(&e.id) {
+                b.delivered_records += 1;
+            } else {
+                c.lost
+                    .push(format!("{} {}: never reached the stream", e.id, e.key));
             }
         }
-        c.lost = expected
-            .keys()
-            .filter(|id| !stored.contains(*id))
-            .cloned()
-            .collect();
-        c.unexpected = stored
+        c.unexpected = delivered
             .iter()
-            .filter(|id| !expected.contains_key(*id))
-            .cloned()
+            .filter(|id| !expected.contains_key(**id))
+            .map(|id| format!("{id}: on the stream, never served"))
             .collect();
-        let latest_by_pk: HashMap<String, String> =
-            latest.iter().map(|i| (s(i, "pk"), s(i, "id"))).collect();
-        for (pk, id) in &expected_latest {
-            if latest_by_pk.get(pk) != Some(id) {
+        let stored: BTreeMap<(String, String), String> = history
+            .iter()
+            .map(|h| ((h.pk.clone(), h.sk.clone()), h.id.clone()))
+            .collect();
+        let mut wanted: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (pk, changes) in &implied {
+            let source = table::split_pk(pk)
+                .map(|p| p.0)
+                .unwrap_or_default()
+                .to_string();
+            let b = c.by_source.entry(source).or_default();
+            b.expected_changes += changes.len();
+            for (sk, id) in changes {
+                if stored.get(&(pk.clone(), sk.clone())) == Some(id) {
+                    b.stored_changes += 1;
+                }
+                wanted.insert((pk.clone(), sk.clone()), id.clone());
+            }
+            // The newest change is the entity's latest value.
+            let newest = history.iter().filter(|h| &h.pk == pk).map(|h| &h.sk).max();
+            if newest != changes.last().map(|(sk, _)| sk) {
                 c.latest_wrong.push(format!(
-                    "{pk}: expected {id}, found {:?}",
-                    latest_by_pk.get(pk)
+                    "{pk}: newest change expected {:?}, found {newest:?}",
+                    changes.last()
+                ));
+            }
+        }
+        for (key, id) in &wanted {
+            if stored.get(key) != Some(id) {
+                c.lost
+                    .push(format!("change {} {} ({id}) not stored", key.0, key.1));
+            }
+        }
+        for (key, id) in &stored {
+            if !wanted.contains_key(key) {
+                c.unexpected.push(format!(
+                    "change {} {} ({id}) stored, not implied",
+                    key.0, key.1
                 ));
             }
         }
@@ -367,23 +437,30 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
             .function_env("alerter", "PRICEWIRE_ALERT_RULES")
             .unwrap_or_else(|| "[]".into());
         let rules = RuleSet::from_json(&rules_json).map_err(|e| e.to_string())?;
+        // An alert per (rule, implied change) the rule matches: the rules of the twin's
+        // stacks read the record, not its history, so the simulator's record decides.
         let mut expected_alerts = BTreeSet::new();
-        for e in expected.values() {
-            for rule in rules.evaluate(e).matched {
-                if expected_alerts.insert(alerter::dedup_key(&rule.spec.name, e)) {
-                    c.by_source
-                        .entry(e.source.clone())
-                        .or_default()
-                        .expected_alerts += 1;
+        for (pk, changes) in &implied {
+            for (sk, id) in changes {
+                let Some(e) = expected.get(id) else { continue };
+                for rule in rules.evaluate(e).matched {
+                    if expected_alerts.insert(alerter::dedup_key(&rule.spec.name, pk, sk)) {
+                        c.by_source
+                            .entry(e.source.clone())
+                            .or_default()
+                            .expected_alerts += 1;
+                    }
                 }
             }
         }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        for (rule, id) in &alert_records {
+        for (rule, id, entity, change) in &alert_records {
             match expected.get(id) {
                 Some(e) => {
                     c.by_source.entry(e.source.clone()).or_default().alerts += 1;
-                    *seen.entry(alerter::dedup_key(rule, e)).or_default() += 1
+                    *seen
+                        .entry(alerter::dedup_key(rule, entity, change))
+                        .or_default() += 1
                 }
                 None => c
                     .unexpected_alerts
@@ -418,8 +495,8 @@ fn ms(v: Option<i64>) -> String {
 pub fn print(r: &Report) {
     println!("\nSummary (read back from the emulator)");
     println!(
-        "  DynamoDB     {} history items, {} latest items",
-        r.history_items, r.latest_items
+        "  DynamoDB     {} change items, {} entity items",
+        r.history_items, r.entity_items
     );
     println!(
         "  S3           {} raw responses, {} quarantine files",
@@ -462,21 +539,33 @@ pub fn print(r: &Report) {
         );
         let line =
             |ok: bool, what: String| println!("  {} {what}", if ok { "ok  " } else { "FAIL" });
+        let (changes, stored): (usize, usize) = c
+            .by_source
+            .values()
+            .map(|b| (b.expected_changes, b.stored_changes))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         line(
             c.lost.is_empty() && c.unexpected.is_empty(),
             format!(
-                "history: {} stored, {} lost, {} unexpected",
-                c.expected_records - c.lost.len(),
+                "history: {stored} of {changes} implied changes stored, {} lost, {} unexpected",
                 c.lost.len(),
                 c.unexpected.len()
             ),
         );
         for (source, b) in &c.by_source {
             line(
-                b.stored_records == b.expected_records && b.alerts == b.expected_alerts,
+                b.delivered_records == b.expected_records
+                    && b.stored_changes == b.expected_changes
+                    && b.alerts == b.expected_alerts,
                 format!(
-                    "source {source}: {} answers, {} of {} records stored, {} of {} alerts",
-                    b.answers, b.stored_records, b.expected_records, b.alerts, b.expected_alerts
+                    "source {source}: {} answers, {} of {} records delivered, {} of {} changes stored, {} of {} alerts",
+                    b.answers,
+                    b.delivered_records,
+                    b.expected_records,
+                    b.stored_changes,
+                    b.expected_changes,
+                    b.alerts,
+                    b.expected_alerts
                 ),
             );
         }

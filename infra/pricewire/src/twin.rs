@@ -1,7 +1,9 @@
 //! The local twin's runner: plays the parts of AWS that the emulator stores but does not
 //! execute. It reads back what Terraform created (functions, event source mappings,
 //! schedules), runs each function's release `bootstrap` behind the Lambda Runtime API,
-//! fires schedules on an accelerated clock, and polls every shard, delivering batches to
+//! fires schedules on an accelerated clock, and polls every shard of every Kinesis stream
+//! and DynamoDB table stream a mapping reads (the emulator keeps their records, as AWS
+//! does: `infra/moto/moto_server.py`), delivering batches to
 //! the mapped functions with Lambda's documented semantics: batch size and window; on
 //! `batchItemFailures` checkpoint before the lowest failed sequence number and retry from
 //! there; on a function error bisect if enabled (splitting does not use the retry quota);
@@ -25,6 +27,8 @@ use std::time::{Duration, Instant};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// GetRecords: at most 10,000 records per call.
 const GET_RECORDS_MAX: i32 = 10_000;
+/// DynamoDB Streams GetRecords: at most 1,000 records per call.
+const TABLE_GET_RECORDS_MAX: i32 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct TwinOptions {
@@ -104,6 +108,9 @@ pub struct Progress {
 pub struct Observed {
     /// record id → fetched_at, for every record delivered.
     pub fetched_at: HashMap<String, DateTime<Utc>>,
+    /// (record id, fetched_at ms) of every fetch of every record delivered: what the
+    /// consumer's change detection orders values by.
+    pub fetches: std::collections::BTreeSet<(String, i64)>,
     /// fetch → consumer success, per record (ms).
     pub store_latency_ms: Vec<i64>,
 }
@@ -118,6 +125,8 @@ pub struct Twin {
     pub progress: Arc<Progress>,
     pub observed: Arc<Mutex<Observed>>,
     pub proxy: Option<Arc<FaultProxy>>,
+    /// For the DynamoDB Streams API (see `streams_call`).
+    http: reqwest::Client,
     stop_schedules: Arc<AtomicBool>,
     /// Per (mapping, shard), the last sequence number delivered: a later `drain` resumes there.
     positions: Mutex<HashMap<(String, String), String>>,
@@ -159,6 +168,34 @@ pub fn filter_matches(pattern: &Value, data: &Value) -> bool {
         Some(p) => matches(p, data),
         None => true,
     }
+}
+
+/// Lambda event filtering for DynamoDB Streams: the pattern is matched against the whole
+/// stream record (`eventName`, `dynamodb.Keys`, `dynamodb.NewImage`, …); values are lists of
+/// allowed exact values or `{"prefix": …}`. (The subset pricewire uses.)
+pub fn table_filter_matches(pattern: &Value, record: &Value) -> bool {
+    fn allowed(a: &Value, d: &Value) -> bool {
+        match (a.get("prefix").and_then(Value::as_str), d.as_str()) {
+            (Some(prefix), Some(text)) => text.starts_with(prefix),
+            (Some(_), None) => false,
+            _ => a == d,
+        }
+    }
+    fn matches(p: &Value, d: &Value) -> bool {
+        match p {
+            Value::Object(map) => map
+                .iter()
+                .all(|(k, sub)| d.get(k).is_some_and(|v| matches(sub, v))),
+            Value::Array(list) => list.iter().any(|a| allowed(a, d)),
+            other => other == d,
+        }
+    }
+    matches(pattern, record)
+}
+
+/// Whether a mapping reads a DynamoDB stream (else a Kinesis stream).
+pub fn is_table_stream(arn: &str) -> bool {
+    arn.starts_with("arn:aws:dynamodb:")
 }
 
 /// The function's release `bootstrap`: taken out of the very zip Terraform deployed
@@ -461,6 +498,7 @@ impl Twin {
             progress: Arc::default(),
             observed: Arc::default(),
             proxy,
+            http: reqwest::Client::new(),
             stop_schedules: Arc::default(),
             positions: Mutex::default(),
         })
@@ -595,6 +633,18 @@ impl Twin {
         }
     }
 
+    /// The event Lambda gives the function for a batch of the mapping's stream.
+    fn event(&self, m: &Mapping, shard: &str, records: &[Rec]) -> Value {
+        if !is_table_stream(&m.stream_arn) {
+            return self.kinesis_event(m, shard, records);
+        }
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| serde_json::from_slice(&r.data).unwrap_or(Value::Null))
+            .collect();
+        json!({ "Records": records })
+    }
+
     fn kinesis_event(&self, m: &Mapping, shard: &str, records: &[Rec]) -> Value {
         let mut event = KinesisEvent::default();
         event.records = records
@@ -626,12 +676,17 @@ impl Twin {
         let now = Utc::now();
         if let Ok(mut o) = self.observed.lock() {
             for r in records {
-                if let Ok(e) = Envelope::from_slice(&r.data) {
+                // Only what the consumer takes as a record (poison is set aside).
+                if let Some(e) = Envelope::from_slice(&r.data)
+                    .ok()
+                    .filter(|e| e.verify_id().is_ok())
+                {
                     if consumer {
                         o.store_latency_ms
                             .push((now - e.fetched_at).num_milliseconds());
                     }
-                    // The latest fetch of an observation is what its `latest` item is ordered by.
+                    o.fetches
+                        .insert((e.id.clone(), e.fetched_at.timestamp_millis()));
                     let at = o.fetched_at.entry(e.id).or_insert(e.fetched_at);
                     *at = (*at).max(e.fetched_at);
                 }
@@ -655,7 +710,12 @@ impl Twin {
             return;
         };
         if let Some(dest) = &m.on_failure {
-            let failure = json!({
+            let info = if is_table_stream(&m.stream_arn) {
+                "DDBStreamBatchInfo"
+            } else {
+                "KinesisBatchInfo"
+            };
+            let mut failure = json!({
                 "requestContext": {"requestId": format!("twin-{}", m.uuid), "functionArn": format!("arn:aws:lambda:{}:123456789012:function:{}", self.opts.region, m.function),
                     "condition": condition, "approximateInvokeCount": invokes},
                 "responseContext": if function_error {
@@ -665,10 +725,10 @@ impl Twin {
                 },
                 "version": "1.0",
                 "timestamp": Utc::now().to_rfc3339(),
-                "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": first.seq, "endSequenceNumber": last.seq,
-                    "approximateArrivalOfFirstRecord": first.arrival.to_rfc3339(), "approximateArrivalOfLastRecord": last.arrival.to_rfc3339(),
-                    "batchSize": records.len(), "streamArn": m.stream_arn}
             });
+            failure[info] = json!({"shardId": shard, "startSequenceNumber": first.seq, "endSequenceNumber": last.seq,
+                "approximateArrivalOfFirstRecord": first.arrival.to_rfc3339(), "approximateArrivalOfLastRecord": last.arrival.to_rfc3339(),
+                "batchSize": records.len(), "streamArn": m.stream_arn});
             self.send_to(dest, &failure).await;
         }
     }
@@ -689,7 +749,7 @@ impl Twin {
                     .await;
                 continue;
             }
-            let outcome = host.invoke(&self.kinesis_event(m, shard, &pending)).await;
+            let outcome = host.invoke(&self.event(m, shard, &pending)).await;
             let failed_from: Option<usize> = match &outcome {
                 Outcome::Response(body) if m.report_item_failures => {
                     let ids: Option<Vec<String>> = body
@@ -763,6 +823,48 @@ impl Twin {
                 }
             }
         }
+    }
+
+    /// What a poller does after each poll, for both kinds of stream: delivers a batch when
+    /// the buffer holds a full one, the batching window has passed, or the stream drains;
+    /// else waits. `true` when the shard is drained (nothing buffered, nothing fetched,
+    /// caught up, and told to drain): the poller stops.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_poll(
+        &self,
+        m: &Mapping,
+        shard: &str,
+        buffer: &mut VecDeque<Rec>,
+        first_waiting: &mut Option<Instant>,
+        fetched_any: bool,
+        draining: bool,
+        caught_up: bool,
+    ) -> bool {
+        if buffer.is_empty() {
+            *first_waiting = None;
+            if !fetched_any {
+                if draining && caught_up {
+                    return true;
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+            return false;
+        }
+        let waited = first_waiting.get_or_insert_with(Instant::now).elapsed();
+        let window = Duration::from_secs_f64(m.window.as_secs_f64() / self.opts.speed.max(1.0));
+        if buffer.len() < m.batch_size && waited < window && !draining {
+            tokio::time::sleep(POLL_INTERVAL.min(window)).await;
+            return false;
+        }
+        let take = buffer.len().min(m.batch_size);
+        let batch: Vec<Rec> = buffer.drain(..take).collect();
+        *first_waiting = None;
+        let last = batch.last().map(|r| r.seq.clone());
+        self.deliver(m, shard, batch).await;
+        if let (Some(last), Ok(mut p)) = (last, self.positions.lock()) {
+            p.insert((m.uuid.clone(), shard.to_string()), last);
+        }
+        false
     }
 
     /// Polls one shard for one mapping until told to stop and the shard is drained.
@@ -867,43 +969,175 @@ impl Twin {
                     .filtered
                     .fetch_add((before - buffer.len()) as u64, Ordering::Relaxed);
             }
-            if buffer.is_empty() {
-                first_waiting = None;
-                if !fetched_any {
-                    if draining.load(Ordering::Relaxed) && caught_up {
-                        idle.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                }
-                continue;
-            }
-            let waited = first_waiting.get_or_insert_with(Instant::now).elapsed();
-            let window = Duration::from_secs_f64(m.window.as_secs_f64() / self.opts.speed.max(1.0));
-            if buffer.len() < m.batch_size && waited < window && !draining.load(Ordering::Relaxed) {
-                tokio::time::sleep(POLL_INTERVAL.min(window)).await;
-                continue;
-            }
-            let take = buffer.len().min(m.batch_size);
-            let batch: Vec<Rec> = buffer.drain(..take).collect();
-            first_waiting = None;
-            let last = batch.last().map(|r| r.seq.clone());
-            self.deliver(&m, &shard, batch).await;
-            if let (Some(last), Ok(mut p)) = (last, self.positions.lock()) {
-                p.insert((m.uuid.clone(), shard.clone()), last);
+            let draining_now = draining.load(Ordering::Relaxed);
+            if self
+                .after_poll(
+                    &m,
+                    &shard,
+                    &mut buffer,
+                    &mut first_waiting,
+                    fetched_any,
+                    draining_now,
+                    caught_up,
+                )
+                .await
+            {
+                idle.fetch_add(1, Ordering::Relaxed);
+                return;
             }
         }
     }
 
-    /// One poller per (mapping, shard), each resuming where the last one stopped.
+    /// One DynamoDB Streams API call to the emulator (`testkit::dynamodb_streams`).
+    async fn streams_call(&self, op: &str, body: Value) -> Result<Value, String> {
+        testkit::dynamodb_streams(&self.http, &self.opts.endpoint, &self.opts.region, op, body)
+            .await
+    }
+
+    /// Polls one shard of a table's stream for one mapping until told to stop and the
+    /// shard is drained, with the semantics of `poll_shard`.
+    async fn poll_table_shard(
+        self: Arc<Self>,
+        m: Mapping,
+        shard: String,
+        draining: Arc<AtomicBool>,
+    ) {
+        let resume = self
+            .positions
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&(m.uuid.clone(), shard.clone())).cloned());
+        let mut request = json!({"StreamArn": m.stream_arn, "ShardId": shard});
+        match &resume {
+            Some(seq) => {
+                request["ShardIteratorType"] = json!("AFTER_SEQUENCE_NUMBER");
+                request["SequenceNumber"] = json!(seq);
+            }
+            None if m.starting_position == "LATEST" => {
+                request["ShardIteratorType"] = json!("LATEST");
+            }
+            None => request["ShardIteratorType"] = json!("TRIM_HORIZON"),
+        }
+        let mut iterator = match self.streams_call("GetShardIterator", request).await {
+            Ok(v) => v["ShardIterator"].as_str().map(str::to_string),
+            Err(e) => {
+                eprintln!("twin: {e}");
+                self.progress.poll_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let mut buffer: VecDeque<Rec> = VecDeque::new();
+        let mut first_waiting: Option<Instant> = None;
+        loop {
+            let mut fetched_any = false;
+            if let Some(it) = iterator.clone() {
+                if buffer.len() < m.batch_size {
+                    match self
+                        .streams_call(
+                            "GetRecords",
+                            json!({"ShardIterator": it, "Limit": TABLE_GET_RECORDS_MAX}),
+                        )
+                        .await
+                    {
+                        Ok(out) => {
+                            for mut r in out["Records"].as_array().cloned().unwrap_or_default() {
+                                fetched_any = true;
+                                let seq = r["dynamodb"]["SequenceNumber"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_string();
+                                let arrival = r["dynamodb"]["ApproximateCreationDateTime"]
+                                    .as_f64()
+                                    .and_then(|t| {
+                                        DateTime::from_timestamp_millis((t * 1000.0) as i64)
+                                    })
+                                    .unwrap_or_else(Utc::now);
+                                r["eventSourceARN"] = json!(m.stream_arn);
+                                // Filter criteria: records matching no filter are skipped unseen.
+                                if !m.filters.is_empty()
+                                    && !m.filters.iter().any(|p| table_filter_matches(p, &r))
+                                {
+                                    self.progress.filtered.fetch_add(1, Ordering::Relaxed);
+                                    if let Ok(mut p) = self.positions.lock() {
+                                        p.insert((m.uuid.clone(), shard.clone()), seq);
+                                    }
+                                    continue;
+                                }
+                                buffer.push_back(Rec {
+                                    seq,
+                                    partition_key: String::new(),
+                                    data: r.to_string().into_bytes(),
+                                    arrival,
+                                });
+                            }
+                            iterator = out["NextShardIterator"].as_str().map(str::to_string);
+                        }
+                        Err(e) => {
+                            eprintln!("twin: {e}");
+                            self.progress.poll_errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                        }
+                    }
+                }
+            }
+            // A table stream has no MillisBehindLatest: an empty poll is caught up.
+            let draining_now = draining.load(Ordering::Relaxed);
+            if self
+                .after_poll(
+                    &m,
+                    &shard,
+                    &mut buffer,
+                    &mut first_waiting,
+                    fetched_any,
+                    draining_now,
+                    true,
+                )
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    /// One poller per (mapping, shard), each resuming where the last one stopped: those of
+    /// Kinesis streams, then those of table streams (which drain after the Kinesis ones,
+    /// when `tables_draining` is set: the consumer's writes are what they carry).
     async fn spawn_pollers(
         self: &Arc<Self>,
         draining: &Arc<AtomicBool>,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+        tables_draining: &Arc<AtomicBool>,
+    ) -> Result<
+        (
+            Vec<tokio::task::JoinHandle<()>>,
+            Vec<tokio::task::JoinHandle<()>>,
+        ),
+        String,
+    > {
         let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
         let idle = Arc::new(AtomicU64::new(0));
         let mut pollers = Vec::new();
+        let mut table_pollers = Vec::new();
         for m in &self.mappings {
+            if is_table_stream(&m.stream_arn) {
+                let described = self
+                    .streams_call("DescribeStream", json!({"StreamArn": m.stream_arn}))
+                    .await?;
+                for s in described["StreamDescription"]["Shards"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let Some(shard) = s["ShardId"].as_str() else {
+                        continue;
+                    };
+                    table_pollers.push(tokio::spawn(self.clone().poll_table_shard(
+                        m.clone(),
+                        shard.to_string(),
+                        tables_draining.clone(),
+                    )));
+                }
+                continue;
+            }
             let stream = last_segment(&m.stream_arn, '/');
             let shards = kinesis
                 .list_shards()
@@ -925,7 +1159,7 @@ impl Twin {
                 )));
             }
         }
-        Ok(pollers)
+        Ok((pollers, table_pollers))
     }
 
     /// Waits for the pollers to find their shards drained, at most `drain_timeout`.
@@ -952,7 +1186,8 @@ impl Twin {
     async fn inject(&self) -> Result<(), String> {
         let Some(stream) = self
             .mappings
-            .first()
+            .iter()
+            .find(|m| !is_table_stream(&m.stream_arn))
             .map(|m| last_segment(&m.stream_arn, '/'))
         else {
             return Ok(());
@@ -980,7 +1215,8 @@ impl Twin {
     pub async fn run(self: Arc<Self>) -> Result<(), String> {
         let started = Instant::now();
         let draining = Arc::new(AtomicBool::new(false));
-        let pollers = self.spawn_pollers(&draining).await?;
+        let tables_draining = Arc::new(AtomicBool::new(false));
+        let (pollers, table_pollers) = self.spawn_pollers(&draining, &tables_draining).await?;
         self.inject().await?;
         let schedulers: Vec<_> = self
             .schedules
@@ -1003,9 +1239,11 @@ impl Twin {
         for s in schedulers {
             let _ = s.await;
         }
-        // Everything put is on the stream now: drain it.
+        // Everything put is on the stream now: drain it, then what it wrote to the tables.
         draining.store(true, Ordering::Relaxed);
-        let drained = self.wait_drained(pollers).await;
+        let mut drained = self.wait_drained(pollers).await;
+        tables_draining.store(true, Ordering::Relaxed);
+        drained = drained.and(self.wait_drained(table_pollers).await);
         ticker.abort();
         if !self.opts.quiet {
             println!("  {}", self.progress_line(started.elapsed()));
@@ -1017,8 +1255,11 @@ impl Twin {
     /// redrive), without firing schedules, until every shard is drained.
     pub async fn drain(self: Arc<Self>) -> Result<(), String> {
         let draining = Arc::new(AtomicBool::new(true));
-        let pollers = self.spawn_pollers(&draining).await?;
-        self.wait_drained(pollers).await
+        let tables_draining = Arc::new(AtomicBool::new(false));
+        let (pollers, table_pollers) = self.spawn_pollers(&draining, &tables_draining).await?;
+        let drained = self.wait_drained(pollers).await;
+        tables_draining.store(true, Ordering::Relaxed);
+        drained.and(self.wait_drained(table_pollers).await)
     }
 
     pub fn progress_line(&self, t: Duration) -> String {

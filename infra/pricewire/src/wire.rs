@@ -26,6 +26,9 @@ pub struct WriteCall {
     /// DynamoDB write units the call consumes when every item is written (estimated from the
     /// item sizes as DynamoDB counts them; an UpdateItem from its key and new values).
     pub write_units: u64,
+    /// Index write units on top (the prices table's KEYS_ONLY GSI holds entity items, the
+    /// items with `lpk`: one unit each; counted for every put of one, an upper bound).
+    pub index_units: u64,
     /// Kinesis: data plus partition key bytes, and PUT payload units.
     pub kinesis_bytes: u64,
     pub put_units: u64,
@@ -89,6 +92,9 @@ pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Opti
                         .or_else(|| w.pointer("/DeleteRequest/Key"))
                         .and_then(Value::as_object);
                     call.write_units += item.map_or(1, |i| write_units(item_size(i)));
+                    if w.pointer("/PutRequest/Item/lpk").is_some() {
+                        call.index_units += 1;
+                    }
                 }
             }
         }

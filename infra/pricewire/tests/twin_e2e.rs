@@ -56,7 +56,9 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     ] {
         let b = &check.by_source[source];
         assert!(b.answers > 0 && b.expected_records > 0, "{source}: {b:?}");
-        assert_eq!(b.stored_records, b.expected_records, "{source}: {b:?}");
+        assert_eq!(b.delivered_records, b.expected_records, "{source}: {b:?}");
+        assert!(b.expected_changes > 0, "{source}: {b:?}");
+        assert_eq!(b.stored_changes, b.expected_changes, "{source}: {b:?}");
         assert_eq!(b.alerts, b.expected_alerts, "{source}: {b:?}");
     }
     assert!(

@@ -59,6 +59,89 @@ impl Drop for Moto {
     }
 }
 
+/// One DynamoDB Streams API call to the emulator (`DescribeStream`, `GetShardIterator`,
+/// `GetRecords`). The wire JSON of GetRecords already is the Lambda event's record shape,
+/// so readers pass it on as it came; an SDK client would decode it only to be encoded back.
+pub async fn dynamodb_streams(
+    http: &reqwest::Client,
+    endpoint: &str,
+    region: &str,
+    op: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let response = http
+        .post(endpoint)
+        .header("x-amz-target", format!("DynamoDBStreams_20120810.{op}"))
+        .header("content-type", "application/x-amz-json-1.0")
+        // The emulator routes by the credential scope; it checks no signature.
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/{region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("{op}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| format!("{op}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "{op}: {status} {}",
+            text.chars().take(300).collect::<String>()
+        ));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{op}: {e}"))
+}
+
+/// Every record on a table's stream so far, oldest first, as Lambda would deliver them
+/// (`eventSourceARN` set).
+pub async fn table_stream_records(
+    endpoint: &str,
+    region: &str,
+    stream_arn: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let http = reqwest::Client::new();
+    let call = |op: &'static str, body: serde_json::Value| {
+        let http = http.clone();
+        async move { dynamodb_streams(&http, endpoint, region, op, body).await }
+    };
+    let described = call(
+        "DescribeStream",
+        serde_json::json!({"StreamArn": stream_arn}),
+    )
+    .await?;
+    let mut records = Vec::new();
+    for shard in described["StreamDescription"]["Shards"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let it = call(
+            "GetShardIterator",
+            serde_json::json!({"StreamArn": stream_arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await?;
+        let mut iterator = it["ShardIterator"].as_str().map(str::to_string);
+        while let Some(i) = iterator {
+            let out = call(
+                "GetRecords",
+                serde_json::json!({"ShardIterator": i, "Limit": 1000}),
+            )
+            .await?;
+            let page = out["Records"].as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            for mut r in page {
+                r["eventSourceARN"] = serde_json::json!(stream_arn);
+                records.push(r);
+            }
+            iterator = out["NextShardIterator"].as_str().map(str::to_string);
+        }
+    }
+    Ok(records)
+}
+
 /// A port nobody listens on right now (the OS picks it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -20,6 +20,7 @@ use pricewire_pipeline::aws;
 use pricewire_pipeline::config::Vars;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::stream::event_record;
+use pricewire_pipeline::table;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -57,7 +58,52 @@ async fn sdk(moto: &Moto) -> aws::SdkConfig {
 }
 
 async fn create_table(db: &aws_sdk_dynamodb::Client, name: &str) {
-    db.create_table()
+    let mut create = db.create_table();
+    if name == "prices" {
+        // As terraform/storage.tf: the sparse KEYS_ONLY GSI over entity items.
+        for a in ["lpk", "lsk"] {
+            create = create.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(a)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create = create.stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        );
+        create = create.global_secondary_indexes(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                .index_name(table::LATEST_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("lpk")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("lsk")
+                        .key_type(KeyType::Range)
+                        .build()
+                        .unwrap(),
+                )
+                .projection(
+                    aws_sdk_dynamodb::types::Projection::builder()
+                        .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    create
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
@@ -387,37 +433,67 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
     .await
     .unwrap();
     assert!(response.batch_item_failures.is_empty());
-    let items = scan(&db, "prices").await;
-    let history: Vec<_> = items
-        .iter()
-        .filter(|i| i["sk"].as_s().unwrap().starts_with("H#"))
-        .collect();
-    let latest: Vec<_> = items
-        .iter()
-        .filter(|i| i["sk"].as_s().unwrap() == "LATEST")
-        .collect();
-    assert_eq!(history.len(), 5, "one history item per observation");
-    assert_eq!(latest.len(), 5, "one latest item per entity");
-    let history_ids: BTreeSet<String> = history
-        .iter()
-        .map(|i| i["id"].as_s().unwrap().clone())
-        .collect();
-    assert_eq!(history_ids, ids);
-    let mow = latest
-        .iter()
-        .find(|i| i["key"].as_s().unwrap() == "MOW-AER/2026-12-05/2026-12-12")
-        .unwrap();
-    assert_eq!(mow["price"].as_n().unwrap(), "4500");
+    let (_, first) = consumer.process(event.clone()).await;
+    // Delivered again (a Lambda retry): the first tick's records are stored already, the
+    // second tick's repeat them. Nothing is written.
     assert_eq!(
-        mow["observed_at"].as_s().unwrap(),
-        "2026-11-20T08:12:44.000Z"
+        (first.changes, first.duplicates, first.repeats, first.writes),
+        (0, 5, 5, 0),
+        "a redelivered batch writes nothing"
     );
-    assert!(history[0].contains_key("expires_at") && !latest[0].contains_key("expires_at"));
-    // Delivering the same batch again (a Lambda retry) changes nothing.
-    let (_, again) = consumer.process(event.clone()).await;
-    assert_eq!(again.latest_written, 0);
-    assert_eq!(scan(&db, "prices").await.len(), 10);
-
+    let items = scan(&db, "prices").await;
+    let changes: Vec<table::Change> = items.iter().filter_map(table::Change::from_item).collect();
+    let entities = items
+        .iter()
+        .filter(|i| i["sk"].as_s().unwrap() == table::ENTITY_SK)
+        .count();
+    // The second tick fetched the same offers at the same prices: repeats, not changes.
+    assert_eq!(
+        changes.len(),
+        5,
+        "one change item per entity, none for the repeats"
+    );
+    assert_eq!(entities, 5, "one entity item per entity");
+    assert_eq!(items.len(), 10);
+    let stored_ids: BTreeSet<String> = changes.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(stored_ids, ids);
+    let first_fetch = event
+        .records
+        .iter()
+        .map(|r| Envelope::from_slice(&r.kinesis.data).unwrap())
+        .filter(|e| e.key == "MOW-AER/2026-12-05/2026-12-12")
+        .map(|e| e.fetched_at)
+        .min()
+        .unwrap();
+    let mow = changes
+        .iter()
+        .find(|c| c.pk.ends_with("#MOW-AER/2026-12-05/2026-12-12"))
+        .unwrap();
+    assert_eq!(mow.price.to_string(), "4500");
+    assert_eq!(
+        mow.envelope().unwrap().observed_at.to_rfc3339(),
+        "2026-11-20T08:12:44+00:00"
+    );
+    assert_eq!(
+        mow.fetched_ms,
+        first_fetch.timestamp_millis(),
+        "stored at its first fetch"
+    );
+    assert!(mow.expires_at > 0);
+    // The GSI lists each entity once, and the newest change is each one's latest.
+    let listed = db
+        .query()
+        .table_name("prices")
+        .index_name(table::LATEST_INDEX)
+        .key_condition_expression("lpk = :lpk")
+        .expression_attribute_values(
+            ":lpk",
+            aws_sdk_dynamodb::types::AttributeValue::S("travelpayouts#flight_price".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.items().len(), 5);
     // Alerter: three deals match; each reaches the topic once, even when the batch is redelivered.
     let alerter_config = AlerterConfig::from_vars(&vars(vec![
         ("PRICEWIRE_TOPIC_ARN", topic.clone()),
@@ -426,14 +502,39 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
     ]))
     .unwrap();
     let alerter = alerter::Alerter::from_config(alerter_config, &sdk);
+    // What the consumer wrote, as the prices table's change stream delivers it.
+    let stream_arn = db
+        .describe_table()
+        .table_name("prices")
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_string();
+    let records = testkit::table_stream_records(&moto.endpoint(), "us-east-1", &stream_arn)
+        .await
+        .unwrap();
+    let inserts = records
+        .iter()
+        .filter(|r| r["eventName"] == "INSERT")
+        .count();
+    assert_eq!(
+        inserts, 10,
+        "5 change items and 5 entity items, each inserted once"
+    );
+    let changes: aws_lambda_events::dynamodb::Event =
+        serde_json::from_value(json!({ "Records": records })).unwrap();
     let response = alerter::handle(
         &alerter,
-        LambdaEvent::new(event.clone(), Context::default()),
+        LambdaEvent::new(changes.clone(), Context::default()),
     )
     .await
     .unwrap();
     assert!(response.batch_item_failures.is_empty());
-    let (_, redelivered) = alerter.process(event).await;
+    let (_, redelivered) = alerter.process(changes).await;
     assert_eq!(redelivered.published, 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let inbox_messages = drain(&sqs, &inbox).await;

@@ -67,23 +67,16 @@ pub fn fill(writes: &[WriteCall], operation: &str, max: usize) -> Fill {
     f
 }
 
-/// Index writes DynamoDB adds to a write of the `prices` table (terraform/storage.tf): the
-/// LSI `by_time` (sort key `ts`) and the sparse GSI `latest_by_source`, both projecting ALL
-/// attributes, so each index write is the item's size again. A history item (BatchWriteItem)
-/// is written to the LSI once. A `latest` item (PutItem) replaces an older one: its `ts`
-/// changes, which is a delete and a put in the LSI, and it is rewritten in the GSI. A
-/// conditional put that fails writes no index (counted here as if it succeeded: an upper
-/// bound). Other tables have no indexes.
+/// Index writes DynamoDB adds to a write of the `prices` table (terraform/storage.tf): only
+/// its sparse KEYS_ONLY GSI `latest_by_source`, whose items are the entity items
+/// (`wire::measure` counts them per call). Other tables have no indexes.
 pub const PRICES_TABLE_SUFFIX: &str = "-prices";
 
 pub fn index_units(w: &WriteCall) -> u64 {
-    if !w.table.ends_with(PRICES_TABLE_SUFFIX) {
-        return 0;
-    }
-    match w.operation.as_str() {
-        "BatchWriteItem" => w.write_units,
-        "PutItem" => 3 * w.write_units,
-        _ => 0,
+    if w.table.ends_with(PRICES_TABLE_SUFFIX) {
+        w.index_units
+    } else {
+        0
     }
 }
 
@@ -619,7 +612,7 @@ const METHOD: &[&str] = &[
     "CPU is the process's own, every thread: the scheduler's nanosecond counters (`/proc/<pid>/task/*/schedstat`) where the kernel keeps them, else utime + stime in 10 ms ticks (this machine: the counters read 0), so short runs are summed over many invocations. It includes receiving and parsing the event JSON, decoding base64, validating each envelope and its id, building the items or messages, signing and sending the calls. The stub runs in the bench process and is not counted. A 10,000-record event of this size exceeds Lambda's 6 MB invocation payload; the figure is per record either way.",
     "The Rust consumer writes `latest` items 16 at a time; the baseline one at a time, as the usual handler does. That changes wall time, not CPU.",
     "Lambda's bill: each invocation's CPU time on an event of the twin's batch size (100 records), divided by the function's share of a vCPU (256 MB / 1,769 MB), rounded up to the millisecond. Waiting on AWS is not in it: the same calls add their latency to both designs (more to the baseline's one-at-a-time puts). The collector is billed at its wall time on the twin (dominated by the simulator and moto).",
-    "Write units are estimated from the request item sizes by DynamoDB's rules (`wire.rs`), plus the index writes of the prices table (LSI `by_time` and GSI `latest_by_source`, both projecting all attributes; `render::index_units`). A conditional put that fails is counted as if it succeeded (an upper bound).",
+    "Write units are estimated from the request item sizes by DynamoDB's rules (`wire.rs`), plus the index writes of the prices table (its KEYS_ONLY GSI `latest_by_source` holds only entity items, one unit per entity item put; `render::index_units`). A conditional put that fails is counted as if it succeeded (an upper bound).",
     "The classic design's Lambdas: the consumer is the Python baseline's consumer; the alert Lambda is invoked by KDA with matched rows only, at most once per alert, each billed at the Python alerter's CPU per published alert. KDA for SQL applications is end-of-life (no new applications since 2025-10-15); its last list price is used.",
     "Calls per record come from one seeded workload: 500 offers per job answer in one PutRecords call; consumer batches of 100 records (the event source mapping's batch size) give the BatchWriteItem fill. The Kinesis stream is provisioned (1 shard); on-demand streams are not modelled.",
 ];
@@ -658,20 +651,26 @@ mod tests {
     }
 
     #[test]
-    fn the_prices_tables_indexes_add_their_writes() {
-        let w = |table: &str, op: &str, units: u64| WriteCall {
-            table: table.into(),
-            write_units: units,
-            ..call("t", op, 1)
+    fn only_entity_items_add_index_writes() {
+        let body = |items: &str| format!(r#"{{"RequestItems":{{"pricewire-prices":[{items}]}}}}"#);
+        let change =
+            r#"{"PutRequest":{"Item":{"pk":{"S":"a"},"sk":{"S":"T#1"},"price":{"N":"5"}}}}"#;
+        let entity = r#"{"PutRequest":{"Item":{"pk":{"S":"a"},"sk":{"S":"E"},"lpk":{"S":"s#k"},"lsk":{"S":"a"}}}}"#;
+        let delete = r#"{"DeleteRequest":{"Key":{"pk":{"S":"a"},"sk":{"S":"T#0"}}}}"#;
+        let m = crate::wire::measure(
+            "dynamodb",
+            "BatchWriteItem",
+            body(&format!("{change},{entity},{delete}")).as_bytes(),
+            "",
+        )
+        .unwrap();
+        assert_eq!((m.entries, m.write_units, index_units(&m)), (3, 3, 1));
+        let state = WriteCall {
+            table: "pricewire-state".into(),
+            index_units: 4,
+            ..m
         };
-        // History: the LSI once. Latest: LSI delete + put, and the GSI.
-        assert_eq!(
-            index_units(&w("pricewire-prices", "BatchWriteItem", 25)),
-            25
-        );
-        assert_eq!(index_units(&w("pricewire-prices", "PutItem", 2)), 6);
-        assert_eq!(index_units(&w("pricewire-state", "PutItem", 1)), 0);
-        assert_eq!(index_units(&w("pricewire-prices", "UpdateItem", 1)), 0);
+        assert_eq!(index_units(&state), 0, "no indexes there");
     }
 
     #[test]

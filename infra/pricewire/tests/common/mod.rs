@@ -2,8 +2,9 @@
 
 use pricewire_cli::report::Report;
 
-/// Every valid served record stored exactly once, every `latest` item right, every alert
-/// the rules imply in the inbox exactly once.
+/// Every valid served record delivered, exactly the changes their values imply stored (one
+/// item each, none for a repeat), every entity's newest change right, every alert the rules
+/// imply in the inbox exactly once.
 pub fn assert_exactly_once(report: &Report) {
     let check = report
         .check
@@ -15,9 +16,15 @@ pub fn assert_exactly_once(report: &Report) {
         "unexpected: {:?}",
         check.unexpected
     );
+    let implied: usize = check.by_source.values().map(|b| b.expected_changes).sum();
     assert_eq!(
-        report.history_items, check.expected_records,
-        "every valid served record exactly once"
+        report.history_items, implied,
+        "one item per implied change, none per repeat"
+    );
+    assert!(
+        implied < check.delivered_fetches,
+        "repeats were delivered and not stored: {implied} changes of {} fetches",
+        check.delivered_fetches
     );
     assert!(
         check.latest_wrong.is_empty(),
