@@ -1,6 +1,7 @@
 """The alerter as the usual Python Lambda writes it (benchmark baseline): rules compiled
-once at init, then per match a conditional claim in DynamoDB, an SNS publish and a
-mark-sent update; a checkpoint per shard. Same calls as functions/alerter."""
+once at init; it reads the prices table's change stream (new change items), rebuilds
+each record from the item's image, and per match makes a conditional claim in DynamoDB,
+an SNS publish and a mark-sent update. Same calls as functions/alerter."""
 import json
 import os
 import re
@@ -9,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 import boto3
 from botocore.exceptions import ClientError
 
-from envelope import Poison, decode
 
 STATE = os.environ["PRICEWIRE_STATE_TABLE"]
 TOPIC = os.environ["PRICEWIRE_TOPIC_ARN"]
@@ -87,6 +87,7 @@ def alert_once(key, rule, e, now):
             return False
         raise
     alert = message(rule, e)
+    alert.update({"entity": e["pk"], "change": e["sk"]})
     document = {"default": alert["text"], "email": alert["text"], "sms": alert["sms"],
                 "sqs": json.dumps(alert)}
     published = sns.publish(
@@ -108,15 +109,29 @@ def alert_once(key, rule, e, now):
     return True
 
 
+def change(record):
+    """The record a new change item holds, or None for any other stream record."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = record["dynamodb"].get("NewImage", {})
+    value = lambda k: next(iter(image[k].values())) if k in image else None
+    sk = value("sk") or ""
+    if not sk.startswith("T#") or value("flag") is not None:
+        return None
+    source, kind, key = value("pk").split("#", 2)
+    payload = json.loads(value("p"))
+    return {"pk": value("pk"), "sk": sk, "id": value("id"), "source": source, "kind": kind,
+            "key": key, "job": value("job"), "fields": payload["fields"],
+            "_fetched": datetime.fromtimestamp(int(value("fet")) / 1000, timezone.utc)}
+
+
 def handler(event, context):
     now = datetime.now(timezone.utc)
-    seen, failures, last = set(), [], {}
+    seen, failures = set(), []
     summary = {"received": len(event["Records"]), "matched": 0, "published": 0, "stale": 0}
     for record in event["Records"]:
-        last[record["eventID"].split(":", 1)[0]] = record["kinesis"]
-        try:
-            e = decode(record)
-        except Poison:
+        e = change(record)
+        if e is None:
             continue
         if now - e["_fetched"] > timedelta(seconds=MAX_AGE):
             summary["stale"] += 1
@@ -131,9 +146,7 @@ def handler(event, context):
             except Exception:
                 continue  # a rule that cannot be evaluated on this record does not match
             summary["matched"] += 1
-            key = "ALERT#%s#%s#%s#%s#%s%s" % (name, e["source"], e["kind"], e["key"],
-                                               e["fields"]["price"]["amount"],
-                                               e["fields"]["price"]["currency"])
+            key = "ALERT#%s#%s#%s" % (name, e["pk"], e["sk"])
             if key in seen:
                 continue
             seen.add(key)
@@ -141,11 +154,6 @@ def handler(event, context):
                 if alert_once(key, name, e, now):
                     summary["published"] += 1
             except Exception:
-                failures.append({"itemIdentifier": record["kinesis"]["sequenceNumber"]})
-    for shard, k in last.items():
-        state.put_item(Item={"pk": "CHECKPOINT#alerter#" + shard, "sk": "STATE",
-                             "updated_at": now.isoformat(),
-                             "sequence_number": k["sequenceNumber"],
-                             "arrival_ms": int(float(k["approximateArrivalTimestamp"]) * 1000)})
+                failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
     summary["batchItemFailures"] = failures
     return summary

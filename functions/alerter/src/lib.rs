@@ -325,33 +325,20 @@ mod tests {
         )
     }
 
-    /// An item as DynamoDB JSON (the stream's wire form).
-    fn wire(item: &table::Item) -> Value {
-        item.iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    AttributeValue::S(s) => json!({"S": s}),
-                    AttributeValue::N(n) => json!({"N": n}),
-                    other => panic!("not in a change item: {other:?}"),
-                };
-                (k.clone(), v)
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    }
-
     /// A stream batch: (event name, item) per record, sequence numbers 001, 002, ….
     fn stream(records: &[(&str, table::Item)]) -> TableEvent {
         let records: Vec<Value> = records
             .iter()
             .enumerate()
             .map(|(i, (name, item))| {
-                let keys = json!({"pk": wire(item)["pk"], "sk": wire(item)["sk"]});
-                json!({"eventID": format!("e{i}"), "eventName": name, "eventVersion": "1.1",
-                    "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-                    "dynamodb": {"ApproximateCreationDateTime": 1_796_000_000.0, "Keys": keys,
-                        "NewImage": wire(item), "SequenceNumber": format!("{:03}", i + 1),
-                        "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+                let mut r = table::insert_record(
+                    item,
+                    &format!("{:03}", i + 1),
+                    "arn:aws:dynamodb:us-east-1:1:table/p/stream/x",
+                    "us-east-1",
+                );
+                r["eventName"] = json!(name);
+                r
             })
             .collect();
         serde_json::from_value(json!({ "Records": records })).unwrap()

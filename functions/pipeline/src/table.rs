@@ -345,6 +345,36 @@ fn get_d(item: &Item, k: &str) -> Option<Decimal> {
     }
 }
 
+/// An item in DynamoDB's JSON form (`{"price": {"N": "4830"}}`): what a table stream record
+/// carries as its image. Change and entity items hold strings and numbers only.
+pub fn dynamodb_json(item: &Item) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = item
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                AttributeValue::S(s) => serde_json::json!({ "S": s }),
+                AttributeValue::N(n) => serde_json::json!({ "N": n }),
+                _ => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect();
+    attributes.into()
+}
+
+/// The table stream record Lambda delivers when `item` is inserted: `eventName` INSERT,
+/// its keys and new image, sequence number `seq`.
+pub fn insert_record(item: &Item, seq: &str, stream_arn: &str, region: &str) -> serde_json::Value {
+    let image = dynamodb_json(item);
+    serde_json::json!({
+        "eventID": seq, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": region, "eventSourceARN": stream_arn,
+        "dynamodb": {"ApproximateCreationDateTime": Utc::now().timestamp() as f64,
+            "Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+            "SequenceNumber": seq, "SizeBytes": item_size(item), "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    })
+}
+
 /// Approximate stored size of an item: attribute names plus values (numbers as text).
 pub fn item_size(item: &Item) -> usize {
     item.iter()

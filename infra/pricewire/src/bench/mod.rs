@@ -265,6 +265,41 @@ pub fn offers(n: usize, seed: u64, fetched_at: DateTime<Utc>, all_match: bool) -
         .collect()
 }
 
+/// The prices table's change-stream event Lambda delivers to the alerter when the consumer
+/// stores these envelopes as changes (new change items, no history yet), in order.
+pub fn change_event(envelopes: &[Envelope]) -> Value {
+    let arn = format!("arn:aws:dynamodb:{REGION}:123456789012:table/pricewire-prices/stream/2026-12-01T00:00:00.000");
+    let records: Vec<Value> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let change = pricewire_pipeline::table::Change::of(
+                e,
+                pricewire_pipeline::table::Stats::default(),
+                None,
+                ChronoDuration::days(90),
+            );
+            pricewire_pipeline::table::insert_record(
+                &change.item(),
+                &format!("{:021}", i + 1),
+                &arn,
+                REGION,
+            )
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The event a stream reader gets for these envelopes: the consumer reads the Kinesis
+/// stream, the alerter the prices table's change stream.
+pub fn event_for(function: &str, envelopes: &[Envelope]) -> Value {
+    if function == "alerter" {
+        change_event(envelopes)
+    } else {
+        kinesis_event(envelopes)
+    }
+}
+
 /// A Kinesis event as Lambda delivers it for the envelopes, in order, from one shard.
 pub fn kinesis_event(envelopes: &[Envelope]) -> Value {
     let now = Utc::now();
@@ -600,12 +635,12 @@ pub async fn run(opts: BenchOptions) -> Result<Results, String> {
 
 async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), String> {
     let opts = &bench.opts;
-    let small = kinesis_event(&offers(COLD_START_RECORDS, 1, Utc::now(), false));
-    let event_for = |f: &str| {
+    let cold_offers = offers(COLD_START_RECORDS, 1, Utc::now(), false);
+    let cold_event = |f: &str| {
         if f == "collector" {
             job()
         } else {
-            small.clone()
+            event_for(f, &cold_offers)
         }
     };
 
@@ -624,7 +659,7 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
         for function in FUNCTIONS {
             for imp in order {
                 let (ms, rss, calls) = bench
-                    .cold_start(function, imp, &event_for(function))
+                    .cold_start(function, imp, &cold_event(function))
                     .await?;
                 if run == 0 {
                     continue; // warm-up: the page cache, Python's bytecode cache
@@ -656,15 +691,20 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
         "● per-record cost: {} records, {} timed invocations per function and implementation …",
         opts.records, opts.repeats
     ));
-    let events = Events {
-        records: opts.records,
-        small: small.clone(),
-        big: kinesis_event(&offers(opts.records, 2, Utc::now(), false)),
-        batch: kinesis_event(&offers(BATCH_RECORDS, 3, Utc::now(), false)),
-        matching: kinesis_event(&offers(BATCH_RECORDS, 4, Utc::now(), true)),
-    };
+    let (big, batch, matching) = (
+        offers(opts.records, 2, Utc::now(), false),
+        offers(BATCH_RECORDS, 3, Utc::now(), false),
+        offers(BATCH_RECORDS, 4, Utc::now(), true),
+    );
     let mut throughput = vec![];
     for function in ["consumer", "alerter"] {
+        let events = Events {
+            records: opts.records,
+            small: event_for(function, &cold_offers),
+            big: event_for(function, &big),
+            batch: event_for(function, &batch),
+            matching: event_for(function, &matching),
+        };
         for imp in [Imp::Rust, Imp::Python] {
             let t = bench.throughput(function, imp, &events).await?;
             bench.say(format!(
@@ -859,6 +899,16 @@ mod tests {
         let event: KinesisEvent = serde_json::from_value(kinesis_event(&a)).unwrap();
         assert_eq!(event.records.len(), 50);
         assert_eq!(&event.records[7].kinesis.data[..], &a[7].to_json()[..]);
+        // The alerter's event: the change items these records become, as the stream has them.
+        let changes: aws_lambda_events::dynamodb::Event =
+            serde_json::from_value(event_for("alerter", &a)).unwrap();
+        assert_eq!(changes.records.len(), 50);
+        let change = alerter::new_change(&changes.records[7]).unwrap();
+        // (Times travel in milliseconds, as on the stream.)
+        assert_eq!(
+            change.envelope().unwrap(),
+            Envelope::from_slice(&a[7].to_json()).unwrap()
+        );
     }
 
     #[test]
