@@ -565,12 +565,14 @@ variable "collector_async_max_event_age_seconds" {
 # ---------------------------------------------------------------------------
 
 variable "alert_rules" {
-  description = "Alert rules evaluated by the alerter (passed as JSON in PRICEWIRE_ALERT_RULES). when is the rule expression, e.g. \"price < 5000 && gate == \\\"Aeroflot\\\"\"."
+  description = "Alert rules evaluated by the alerter on every stored change (passed as JSON in PRICEWIRE_ALERT_RULES). when is a CEL expression, e.g. \"price < 5000 && gate == \\\"Aeroflot\\\"\"; type and params name a rule type (README: Rule types), e.g. type = \"new_low\", params = { days = 30 }. A rule has when, type, or both (then both must hold)."
   type = list(object({
     name   = string
     source = string
     kind   = string
-    when   = string
+    when   = optional(string)
+    type   = optional(string)
+    params = optional(map(number), {})
   }))
   default  = []
   nullable = false
@@ -601,8 +603,22 @@ variable "alert_rules" {
   }
 
   validation {
-    condition     = alltrue([for r in var.alert_rules : length(trimspace(r.when)) > 0])
-    error_message = "alert_rules[*].when must not be empty."
+    condition     = alltrue([for r in var.alert_rules : r.type != null || try(trimspace(r.when), "") != ""])
+    error_message = "alert_rules[*] needs a when expression or a type."
+  }
+
+  validation {
+    # HCL evaluates both sides of ||: an unset type stands in as a valid one.
+    condition = alltrue([for r in var.alert_rules : contains([
+      "price_at_or_under", "drop_from_previous", "drop_from_typical", "new_low",
+      "odds_shortening", "funding_beyond", "funding_flip", "open_interest_change",
+    ], coalesce(r.type, "new_low"))])
+    error_message = "alert_rules[*].type must be one of price_at_or_under, drop_from_previous, drop_from_typical, new_low, odds_shortening, funding_beyond, funding_flip, open_interest_change."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : try(contains(var.stat_windows_days, r.params["days"]), true)])
+    error_message = "alert_rules[*].params.days must be one of stat_windows_days (the windows the consumer keeps statistics for)."
   }
 
   # Lambda caps the whole environment (keys + values) at 4 KB; the other alerter

@@ -123,6 +123,14 @@ jobs = {
 
 alert_rules = [
   {
+    name   = "new-30-day-low"
+    source = "travelpayouts"
+    kind   = "flight_price"
+    type   = "new_low"
+    params = { days = 30, min_days_tracked = 7 }
+    when   = "transfers == 0"
+  },
+  {
     name   = "cheap-aeroflot"
     source = "travelpayouts"
     kind   = "flight_price"

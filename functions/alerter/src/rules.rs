@@ -14,16 +14,219 @@ use pricewire_pipeline::table::{Stats, Window};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-/// A rule as configured.
+/// A rule as configured: a CEL expression (`when`), a named rule type with its parameters
+/// (`type`, `params`: see [`RULE_TYPES`]), or both (the type's condition and `when`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub name: String,
     pub source: String,
     pub kind: String,
-    pub when: String,
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default, rename = "type")]
+    pub rule_type: Option<String>,
+    #[serde(default)]
+    pub params: Option<BTreeMap<String, Decimal>>,
+}
+
+/// A named rule type: the record kinds it applies to (empty: every kind), its parameters
+/// (name, required), and what it means. Each compiles to a CEL condition over the record
+/// and its history ([`HISTORY_VARIABLES`]).
+pub struct RuleType {
+    pub name: &'static str,
+    pub kinds: &'static [&'static str],
+    pub params: &'static [(&'static str, bool)],
+    pub means: &'static str,
+}
+
+/// The named rule types (README: Rule types).
+pub const RULE_TYPES: &[RuleType] = &[
+    RuleType {
+        name: "price_at_or_under",
+        kinds: &[],
+        params: &[("target", true)],
+        means: "price ≤ target",
+    },
+    RuleType {
+        name: "drop_from_previous",
+        kinds: &[],
+        params: &[("percent", true)],
+        means: "down at least `percent` % from the previous value",
+    },
+    RuleType {
+        name: "drop_from_typical",
+        kinds: &[],
+        params: &[("percent", true), ("days", true)],
+        means: "at least `percent` % under the `days`-day typical value",
+    },
+    RuleType {
+        name: "new_low",
+        kinds: &[],
+        params: &[("days", true), ("within_percent", false), ("min_days_tracked", false)],
+        means: "under the `days`-day minimum (or within `within_percent` % of it), once the entity is tracked `min_days_tracked` days (default `days`)",
+    },
+    RuleType {
+        name: "odds_shortening",
+        kinds: &["odds_quote"],
+        params: &[("points", true), ("minutes", false)],
+        means: "implied probability up at least `points` percentage points from the previous price, within `minutes` (default 60)",
+    },
+    RuleType {
+        name: "funding_beyond",
+        kinds: &["funding_rate"],
+        params: &[("rate_percent", true)],
+        means: "funding rate at or beyond ±`rate_percent` %",
+    },
+    RuleType {
+        name: "funding_flip",
+        kinds: &["funding_rate"],
+        params: &[],
+        means: "funding rate changed sign from the previous one",
+    },
+    RuleType {
+        name: "open_interest_change",
+        kinds: &["open_interest"],
+        params: &[("percent", true), ("minutes", false)],
+        means: "open interest moved at least `percent` % from the previous reading, within `minutes` (default: any)",
+    },
+];
+
+/// The CEL condition of a named rule type with its parameters.
+fn type_condition(
+    rule_type: &str,
+    kind: &str,
+    params: &BTreeMap<String, Decimal>,
+    windows: &[u32],
+) -> Result<String, String> {
+    let Some(RuleType {
+        kinds,
+        params: allowed,
+        ..
+    }) = RULE_TYPES.iter().find(|t| t.name == rule_type)
+    else {
+        let names: Vec<&str> = RULE_TYPES.iter().map(|t| t.name).collect();
+        return Err(format!(
+            "type {rule_type:?} is not a rule type (one of {})",
+            names.join(", ")
+        ));
+    };
+    if !kinds.is_empty() && !kinds.contains(&kind) {
+        return Err(format!(
+            "type {rule_type} applies to {} records, not {kind}",
+            kinds.join(", ")
+        ));
+    }
+    for name in params.keys() {
+        if !allowed.iter().any(|(p, _)| p == name) {
+            let names: Vec<&str> = allowed.iter().map(|(p, _)| *p).collect();
+            return Err(format!(
+                "params.{name}: not a parameter of {rule_type} (its parameters: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+    }
+    for (name, required) in allowed.iter() {
+        if *required && !params.contains_key(*name) {
+            return Err(format!("params.{name}: {rule_type} needs it"));
+        }
+    }
+    let get = |name: &str| params.get(name).copied();
+    let positive = |name: &str| -> Result<String, String> {
+        match get(name) {
+            Some(v) if v > Decimal::ZERO => Ok(format!("{:.6}", v.normalize())),
+            Some(v) => Err(format!("params.{name}: {v} must be above 0")),
+            None => Err(format!("params.{name}: {rule_type} needs it")),
+        }
+    };
+    let window = |name: &str| -> Result<u32, String> {
+        let days = get(name).and_then(|d| d.to_u32()).unwrap_or(0);
+        if windows.contains(&days) {
+            Ok(days)
+        } else {
+            Err(format!(
+                "params.{name}: {days} is not a statistics window (stat_windows_days: {windows:?})"
+            ))
+        }
+    };
+    Ok(match rule_type {
+        "price_at_or_under" => format!("price <= {:.6}", get("target").unwrap_or_default().normalize()),
+        "drop_from_previous" => format!("previous_change_percent <= -{}", positive("percent")?),
+        "drop_from_typical" => {
+            let d = window("days")?;
+            format!(
+                "(price - typical_{d}d) * 100.0 / typical_{d}d <= -{}",
+                positive("percent")?
+            )
+        }
+        "new_low" => {
+            let d = window("days")?;
+            let tracked = get("min_days_tracked").unwrap_or(Decimal::from(d));
+            let low = match get("within_percent") {
+                Some(w) if w > Decimal::ZERO => {
+                    format!("price <= min_{d}d * (1.0 + {:.6} / 100.0)", w.normalize())
+                }
+                _ => format!("price < min_{d}d"),
+            };
+            format!("{low} && days_tracked >= {:.6}", tracked.normalize())
+        }
+        "odds_shortening" => format!(
+            "(implied_probability - 1.0 / previous) * 100.0 >= {} && minutes_since_previous <= {:.6}",
+            positive("points")?,
+            get("minutes").unwrap_or(Decimal::from(60)).normalize()
+        ),
+        "funding_beyond" => {
+            let x = positive("rate_percent")?;
+            format!("rate_percent >= {x} || rate_percent <= -{x}")
+        }
+        "funding_flip" => "previous * rate < 0.0".to_string(),
+        "open_interest_change" => {
+            let x = positive("percent")?;
+            let moved = format!("(previous_change_percent >= {x} || previous_change_percent <= -{x})");
+            match get("minutes") {
+                Some(m) => format!("{moved} && minutes_since_previous <= {:.6}", m.normalize()),
+                None => moved,
+            }
+        }
+        _ => unreachable!("every RULE_TYPES entry has its condition"),
+    })
+}
+
+impl RuleSpec {
+    /// The CEL expression the rule evaluates: its type's condition, its `when`, or both.
+    pub fn expression(&self, windows: &[u32]) -> Result<String, String> {
+        let typed = match &self.rule_type {
+            Some(t) => Some(type_condition(
+                t,
+                &self.kind,
+                self.params.as_ref().unwrap_or(&BTreeMap::new()),
+                windows,
+            )?),
+            None => {
+                if self.params.as_ref().is_some_and(|p| !p.is_empty()) {
+                    return Err("params given without a type".into());
+                }
+                None
+            }
+        };
+        let when = self
+            .when
+            .as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty());
+        match (typed, when) {
+            (Some(t), Some(w)) => Ok(format!("({t}) && ({w})")),
+            (Some(t), None) => Ok(t),
+            (None, Some(w)) => Ok(w.to_string()),
+            (None, None) => Err("needs a `when` expression or a `type`".into()),
+        }
+    }
 }
 
 /// A compiled rule.
@@ -583,8 +786,9 @@ impl Rule {
                 KINDS.join(", ")
             )));
         };
+        let expression = spec.expression(windows).map_err(&invalid)?;
         let program =
-            Program::compile(&spec.when).map_err(|e| invalid(format!("does not parse: {e}")))?;
+            Program::compile(&expression).map_err(|e| invalid(format!("does not parse: {e}")))?;
         let references = program.references();
         let history: Vec<String> = HISTORY_VARIABLES
             .iter()
@@ -1008,5 +1212,154 @@ mod tests {
         assert_eq!(set.evaluate(&offer(9, "berlin")).matched.len(), 1);
         assert!(set.evaluate(&offer(11, "berlin")).matched.is_empty());
         assert!(set.evaluate(&offer(9, "paris")).matched.is_empty());
+    }
+
+    fn history(previous: i64, min30: i64, typical30: i64, tracked_days: i64) -> Stats {
+        Stats {
+            previous: Some((previous.into(), 0)),
+            first_ms: -tracked_days * 86_400_000,
+            windows: vec![Window {
+                days: 30,
+                min: min30.into(),
+                max: 9000.into(),
+                typical: typical30.into(),
+                values: 5,
+            }],
+        }
+    }
+
+    fn fires(set: &RuleSet, price: &str, stats: &Stats) -> bool {
+        let h = History {
+            stats,
+            at_ms: 60_000,
+        };
+        let e = set.evaluate_with(&flight(price, Some("Aeroflot"), Some(0)), Some(h));
+        assert!(e.errors.is_empty(), "{:?}", e.errors);
+        !e.matched.is_empty()
+    }
+
+    #[test]
+    fn named_rule_types_compile_to_their_conditions_over_history() {
+        let rule = |t: &str, params: &str, when: &str| {
+            rules(&format!(
+                r#"[{{"name":"r","source":"travelpayouts","kind":"flight_price","type":"{t}","params":{params}{when}}}]"#
+            ))
+            .unwrap()
+        };
+        // A new 30-day low, once tracked a week: 4200 < 4300 after 10 days.
+        let low = rule("new_low", r#"{"days":30,"min_days_tracked":7}"#, "");
+        assert!(fires(&low, "4200", &history(5000, 4300, 5200, 10)));
+        assert!(
+            !fires(&low, "4300", &history(5000, 4300, 5200, 10)),
+            "not under it"
+        );
+        assert!(
+            !fires(&low, "4200", &history(5000, 4300, 5200, 3)),
+            "too little history"
+        );
+        let near = rule("new_low", r#"{"days":30,"within_percent":5}"#, "");
+        assert!(
+            fires(&near, "4500", &history(5000, 4300, 5200, 30)),
+            "within 5 % of 4300"
+        );
+        // 15 % under the typical value, and Aeroflot (the type and `when` together).
+        let drop = rule(
+            "drop_from_typical",
+            r#"{"percent":15,"days":30}"#,
+            r#","when":"gate == \"Aeroflot\"""#,
+        );
+        assert!(fires(&drop, "4400", &history(4500, 4000, 5200, 30)));
+        assert!(
+            !fires(&drop, "4500", &history(4500, 4000, 5200, 30)),
+            "13.5 % only"
+        );
+        let prev = rule("drop_from_previous", r#"{"percent":10}"#, "");
+        assert!(fires(&prev, "4400", &history(5000, 4000, 5200, 30)));
+        assert!(!fires(&prev, "4600", &history(5000, 4000, 5200, 30)));
+        let target = rule("price_at_or_under", r#"{"target":4000}"#, "");
+        assert!(fires(&target, "4000", &history(5000, 4000, 5200, 30)));
+        assert!(!fires(&target, "4000.5", &history(5000, 4000, 5200, 30)));
+        // No history yet: a history type is quiet, not an error.
+        let e = low.evaluate(&flight("1", Some("Aeroflot"), Some(0)));
+        assert!(e.matched.is_empty() && e.errors.is_empty());
+    }
+
+    #[test]
+    fn market_types_read_the_previous_point() {
+        let funding = |t: &str, params: &str| {
+            rules(&format!(
+                r#"[{{"name":"f","source":"binance","kind":"funding_rate","type":"{t}","params":{params}}}]"#
+            ))
+            .unwrap()
+        };
+        let record = |rate: &str| {
+            let mut e = sample("funding_rate").unwrap();
+            e.source = "binance".into();
+            if let Payload::FundingRate(f) = &mut e.payload {
+                f.rate = rate.parse().unwrap();
+            }
+            e
+        };
+        let stats = |previous: &str| Stats {
+            previous: Some((previous.parse().unwrap(), 0)),
+            first_ms: 0,
+            windows: vec![],
+        };
+        let check = |set: &RuleSet, rate: &str, previous: &str| {
+            let s = stats(previous);
+            let e = set.evaluate_with(
+                &record(rate),
+                Some(History {
+                    stats: &s,
+                    at_ms: 1,
+                }),
+            );
+            assert!(e.errors.is_empty(), "{:?}", e.errors);
+            !e.matched.is_empty()
+        };
+        let flip = funding("funding_flip", "{}");
+        assert!(check(&flip, "-0.0001", "0.0002"));
+        assert!(!check(&flip, "0.0001", "0.0002"));
+        let beyond = funding("funding_beyond", r#"{"rate_percent":0.05}"#);
+        assert!(check(&beyond, "-0.0006", "0"));
+        assert!(!check(&beyond, "0.0004", "0"));
+    }
+
+    #[test]
+    fn a_bad_rule_type_fails_at_start_naming_the_rule_and_the_parameter() {
+        for (rule, says) in [
+            (r#""type":"cheapest""#, "\"cheapest\" is not a rule type"),
+            (
+                r#""type":"new_low","params":{}"#,
+                "params.days: new_low needs it",
+            ),
+            (
+                r#""type":"new_low","params":{"days":14}"#,
+                "params.days: 14 is not a statistics window",
+            ),
+            (
+                r#""type":"new_low","params":{"days":30,"day":1}"#,
+                "params.day: not a parameter of new_low",
+            ),
+            (
+                r#""type":"drop_from_previous","params":{"percent":-5}"#,
+                "params.percent: -5 must be above 0",
+            ),
+            (
+                r#""type":"funding_flip""#,
+                "applies to funding_rate records, not flight_price",
+            ),
+            (
+                r#""params":{"percent":5},"when":"price < 1""#,
+                "params given without a type",
+            ),
+            (r#""when":"  ""#, "needs a `when` expression or a `type`"),
+        ] {
+            let json = format!(
+                r#"[{{"name":"bad","source":"travelpayouts","kind":"flight_price",{rule}}}]"#
+            );
+            let e = rules(&json).unwrap_err().to_string();
+            assert!(e.contains("\"bad\"") && e.contains(says), "{rule}: {e}");
+        }
     }
 }
