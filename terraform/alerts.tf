@@ -21,6 +21,41 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = each.value
 }
 
+# Declared subscribers: one subscription per endpoint, filtered to what the subscriber
+# asked for. The alerter names the subscriber in sms_to / email_to only outside the rule's
+# quiet hours and within the SMS cap; the other keys repeat the subscriber's wishes.
+locals {
+  subscribers_env = [for n, s in var.subscribers : merge(
+    { name = n, sms = s.sms != null, email = s.email != null },
+    length(s.rules) > 0 ? { rules = s.rules } : {},
+    length(s.sources) > 0 ? { sources = s.sources } : {},
+    length(s.subjects) > 0 ? { subjects = s.subjects } : {},
+    s.time_zone != "UTC" ? { time_zone = s.time_zone } : {},
+    { sms_daily_cap = s.sms_daily_cap },
+  )]
+
+  subscriber_endpoints = merge(
+    { for n, s in var.subscribers : "${n}/sms" => { name = n, protocol = "sms", endpoint = s.sms, to = "sms_to" } if s.sms != null },
+    { for n, s in var.subscribers : "${n}/email" => { name = n, protocol = "email", endpoint = s.email, to = "email_to" } if s.email != null },
+  )
+
+  subscriber_filter_policies = { for k, e in local.subscriber_endpoints : k => jsonencode(merge(
+    { (e.to) = [e.name] },
+    length(var.subscribers[e.name].rules) > 0 ? { rule = var.subscribers[e.name].rules } : {},
+    length(var.subscribers[e.name].sources) > 0 ? { source = var.subscribers[e.name].sources } : {},
+    length(var.subscribers[e.name].subjects) > 0 ? { subject = var.subscribers[e.name].subjects } : {},
+  )) }
+}
+
+resource "aws_sns_topic_subscription" "subscriber" {
+  for_each = local.subscriber_endpoints
+
+  topic_arn     = aws_sns_topic.alerts.arn
+  protocol      = each.value.protocol
+  endpoint      = each.value.endpoint
+  filter_policy = local.subscriber_filter_policies[each.key]
+}
+
 # Account- and region-wide SMS settings: manage them from one stack only.
 resource "aws_sns_sms_preferences" "this" {
   count = var.manage_sms_preferences ? 1 : 0
@@ -47,14 +82,68 @@ resource "aws_sqs_queue" "alert_inbox" {
   kms_data_key_reuse_period_seconds = local.use_cmk ? 300 : null
 }
 
-data "aws_iam_policy_document" "alert_inbox" {
+resource "aws_sns_topic_subscription" "alert_inbox" {
   count = var.alert_inbox_queue ? 1 : 0
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "sqs"
+  endpoint  = aws_sqs_queue.alert_inbox[0].arn
+
+  # Off: the queue receives the SNS envelope (Message, Timestamp, MessageAttributes).
+  raw_message_delivery = false
+
+  # SNS must be allowed to send before the first alert is published.
+  depends_on = [aws_sqs_queue_policy.alert_queue]
+}
+
+# ---------------------------------------------------------------------------
+# Optional subscriber taps (tests, local twin): per subscriber endpoint, an SQS
+# queue subscribed with the same filter policy, so what SNS delivers to each
+# phone and mailbox can be read back where SMS and e-mail cannot.
+# ---------------------------------------------------------------------------
+
+resource "aws_sqs_queue" "subscriber_tap" {
+  for_each = var.subscriber_taps ? local.subscriber_endpoints : {}
+
+  name                      = "${var.name}-tap-${each.value.name}-${each.value.protocol}"
+  message_retention_seconds = 345600 # 4 days
+
+  sqs_managed_sse_enabled           = local.use_cmk ? null : true
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = local.use_cmk ? 300 : null
+}
+
+resource "aws_sns_topic_subscription" "subscriber_tap" {
+  for_each = aws_sqs_queue.subscriber_tap
+
+  topic_arn            = aws_sns_topic.alerts.arn
+  protocol             = "sqs"
+  endpoint             = each.value.arn
+  raw_message_delivery = false
+  filter_policy        = local.subscriber_filter_policies[each.key]
+
+  depends_on = [aws_sqs_queue_policy.alert_queue]
+}
+
+# ---------------------------------------------------------------------------
+# Who may send to the inbox and the taps: the alerts topic, over TLS only.
+# ---------------------------------------------------------------------------
+
+locals {
+  alert_queues = merge(
+    { for i, q in aws_sqs_queue.alert_inbox : "inbox" => q },
+    { for k, q in aws_sqs_queue.subscriber_tap : "tap/${k}" => q },
+  )
+}
+
+data "aws_iam_policy_document" "alert_queue" {
+  for_each = local.alert_queues
 
   statement {
     sid       = "AllowAlertsTopic"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.alert_inbox[0].arn]
+    resources = [each.value.arn]
 
     principals {
       type        = "Service"
@@ -72,7 +161,7 @@ data "aws_iam_policy_document" "alert_inbox" {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.alert_inbox[0].arn]
+    resources = [each.value.arn]
 
     principals {
       type        = "*"
@@ -87,23 +176,14 @@ data "aws_iam_policy_document" "alert_inbox" {
   }
 }
 
-resource "aws_sqs_queue_policy" "alert_inbox" {
-  count = var.alert_inbox_queue ? 1 : 0
+resource "aws_sqs_queue_policy" "alert_queue" {
+  for_each = local.alert_queues
 
-  queue_url = aws_sqs_queue.alert_inbox[0].id
-  policy    = data.aws_iam_policy_document.alert_inbox[0].json
+  queue_url = each.value.id
+  policy    = data.aws_iam_policy_document.alert_queue[each.key].json
 }
 
-resource "aws_sns_topic_subscription" "alert_inbox" {
-  count = var.alert_inbox_queue ? 1 : 0
-
-  topic_arn = aws_sns_topic.alerts.arn
-  protocol  = "sqs"
-  endpoint  = aws_sqs_queue.alert_inbox[0].arn
-
-  # Off: the queue receives the SNS envelope (Message, Timestamp, MessageAttributes).
-  raw_message_delivery = false
-
-  # SNS must be allowed to send before the first alert is published.
-  depends_on = [aws_sqs_queue_policy.alert_inbox]
+moved {
+  from = aws_sqs_queue_policy.alert_inbox[0]
+  to   = aws_sqs_queue_policy.alert_queue["inbox"]
 }

@@ -30,8 +30,10 @@ locals {
       PRICEWIRE_TOPIC_ARN   = aws_sns_topic.alerts.arn
       PRICEWIRE_STATE_TABLE = aws_dynamodb_table.state.name
       # Only the fields set, so the 4 KB environment holds more rules.
-      PRICEWIRE_ALERT_RULES           = jsonencode([for r in var.alert_rules : { for k, v in r : k => v if v != null && !(k == "params" && try(length(v), 1) == 0) }])
-      PRICEWIRE_STAT_WINDOWS_DAYS     = join(",", [for d in var.stat_windows_days : tostring(d)])
+      PRICEWIRE_ALERT_RULES       = jsonencode([for r in var.alert_rules : { for k, v in r : k => v if v != null && !(k == "params" && try(length(v), 1) == 0) }])
+      PRICEWIRE_STAT_WINDOWS_DAYS = join(",", [for d in var.stat_windows_days : tostring(d)])
+      # Names and wishes only: phone numbers and addresses stay in the SNS subscriptions.
+      PRICEWIRE_SUBSCRIBERS           = jsonencode(local.subscribers_env)
       PRICEWIRE_DEDUP_WINDOW_SECONDS  = tostring(var.dedup_window_seconds)
       PRICEWIRE_ALERT_MAX_AGE_SECONDS = tostring(coalesce(var.alert_max_age_seconds, var.dedup_window_seconds))
       PRICEWIRE_WRITE_MAX_ATTEMPTS    = tostring(var.write_max_attempts)

@@ -202,9 +202,10 @@ data "aws_iam_policy_document" "alerter" {
   }
 
   statement {
-    sid = "DedupState"
-    # PutItem: the conditional claim; UpdateItem: mark the claim sent, or release it.
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    sid = "AlertState"
+    # PutItem: the conditional claim; UpdateItem: mark it sent or release it, record a
+    # rule's last alert per entity, count SMS against a cap; GetItem: read the last alert.
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.state.arn]
     condition {
       test     = "ForAllValues:StringLike"

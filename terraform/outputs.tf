@@ -57,3 +57,13 @@ output "alert_inbox_url" {
   description = "URL of the SQS queue subscribed to the alerts topic (SNS envelopes, raw delivery off); null unless alert_inbox_queue is true."
   value       = one(aws_sqs_queue.alert_inbox[*].url)
 }
+
+output "subscriber_tap_urls" {
+  description = "Per subscriber endpoint (\"<subscriber>/<sms|email>\"), the URL of its tap queue (subscriber_taps); empty unless subscriber_taps is true."
+  value       = { for k, q in aws_sqs_queue.subscriber_tap : k => q.url }
+}
+
+output "subscriber_filter_policies" {
+  description = "Per subscriber endpoint (\"<subscriber>/<sms|email>\"), the SNS filter policy of its subscription."
+  value       = local.subscriber_filter_policies
+}

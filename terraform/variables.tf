@@ -573,9 +573,34 @@ variable "alert_rules" {
     when   = optional(string)
     type   = optional(string)
     params = optional(map(number), {})
+    # Re-alerting (README: Re-alerting): null takes the kind's default.
+    cooldown_minutes = optional(number)
+    better           = optional(string)
+    step_percent     = optional(number)
+    quiet_hours      = optional(string)
   }))
   default  = []
   nullable = false
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : r.cooldown_minutes == null || try(r.cooldown_minutes >= 0 && r.cooldown_minutes <= 525600 && floor(r.cooldown_minutes) == r.cooldown_minutes, false)])
+    error_message = "alert_rules[*].cooldown_minutes must be a whole number from 0 to 525600 (a year)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : contains(["lower", "higher", "none"], coalesce(r.better, "none"))])
+    error_message = "alert_rules[*].better must be one of lower, higher, none."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : r.step_percent == null || try(r.step_percent >= 0 && r.step_percent < 100, false)])
+    error_message = "alert_rules[*].step_percent must be from 0 up to (not including) 100."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$", coalesce(r.quiet_hours, "22:00-07:00")))])
+    error_message = "alert_rules[*].quiet_hours must be HH:MM-HH:MM in 24-hour time (e.g. 22:00-07:00), evaluated in each subscriber's time zone."
+  }
 
   validation {
     condition     = alltrue([for r in var.alert_rules : can(regex("^[a-z0-9][a-z0-9-]{0,63}$", r.name))])
@@ -630,7 +655,7 @@ variable "alert_rules" {
 }
 
 variable "dedup_window_seconds" {
-  description = "An alert for the same rule and subject is not re-sent within this window (PRICEWIRE_DEDUP_WINDOW_SECONDS)."
+  description = "How long an alert's claim (rule, change) is kept, so a retried or replayed change never alerts twice within it (PRICEWIRE_DEDUP_WINDOW_SECONDS); re-alerting about an entity is the rules' cooldown_minutes."
   type        = number
   default     = 86400
   nullable    = false
@@ -657,8 +682,78 @@ variable "alert_max_age_seconds" {
   }
 }
 
+variable "subscribers" {
+  description = <<-EOT
+    Who gets which alerts, by name: an sms number (E.164) and/or an email address, and what
+    they want — rules (names of alert_rules), sources, subjects (a route LED-KZN, a symbol
+    BTCUSDT, a sport key, a generic record's key); empty lists mean all. time_zone (IANA)
+    is where the rules' quiet hours and the SMS day are reckoned; sms_daily_cap is how many
+    SMS the subscriber gets per local day (more are not sent, counted as SmsOverCap and
+    logged). Each endpoint becomes an SNS subscription whose filter policy asks for the
+    subscriber's name in sms_to / email_to and for what they want.
+  EOT
+  type = map(object({
+    sms           = optional(string)
+    email         = optional(string)
+    rules         = optional(list(string), [])
+    sources       = optional(list(string), [])
+    subjects      = optional(list(string), [])
+    time_zone     = optional(string, "UTC")
+    sms_daily_cap = optional(number, 20)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : can(regex("^[a-z0-9][a-z0-9-]{0,31}$", n))])
+    error_message = "subscribers keys (names) must match ^[a-z0-9][a-z0-9-]{0,31}$."
+  }
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : s.sms != null || s.email != null])
+    error_message = "subscribers: each needs an sms number or an email address: ${join(", ", [for n, s in var.subscribers : n if s.sms == null && s.email == null])}."
+  }
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : can(regex("^\\+[1-9][0-9]{6,14}$", coalesce(s.sms, "+10000000")))])
+    error_message = "subscribers[*].sms must be an E.164 number: '+', country code, 7-15 digits in all, no spaces."
+  }
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : can(regex("^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$", coalesce(s.email, "a@b.cd")))])
+    error_message = "subscribers[*].email must be a valid e-mail address (local@domain.tld)."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for n, s in var.subscribers : [for r in s.rules : contains([for a in var.alert_rules : a.name], r)]]))
+    error_message = "subscribers[*].rules must name alert_rules: ${join(", ", flatten([for n, s in var.subscribers : [for r in s.rules : "${n}: ${r}" if !contains([for a in var.alert_rules : a.name], r)]]))}."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for n, s in var.subscribers : [for src in s.sources : contains(concat(keys(var.sources), keys(local.source_modules)), src)]]))
+    error_message = "subscribers[*].sources must name an entry of var.sources or a source module."
+  }
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : can(regex("^(UTC|[A-Z][A-Za-z_-]+(/[A-Za-z0-9_+-]+){1,2})$", s.time_zone))])
+    error_message = "subscribers[*].time_zone must be an IANA time zone such as Europe/Moscow or UTC (the alerter checks the name against the tz database at start)."
+  }
+
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : s.sms_daily_cap >= 1 && s.sms_daily_cap <= 1000 && floor(s.sms_daily_cap) == s.sms_daily_cap])
+    error_message = "subscribers[*].sms_daily_cap must be a whole number from 1 to 1000."
+  }
+
+  # SNS: a filter policy holds at most 150 value combinations (the product of each key's
+  # value count); the subscriber's own key contributes 1.
+  validation {
+    condition     = alltrue([for n, s in var.subscribers : max(1, length(s.rules)) * max(1, length(s.sources)) * max(1, length(s.subjects)) <= 150])
+    error_message = "subscribers: rules × sources × subjects must be at most 150 per subscriber (SNS filter policy limit): ${join(", ", [for n, s in var.subscribers : n if max(1, length(s.rules)) * max(1, length(s.sources)) * max(1, length(s.subjects)) > 150])}."
+  }
+}
+
 variable "sms_subscribers" {
-  description = "Phone numbers (E.164, e.g. +15555550100) subscribed to the alerts topic by SMS."
+  description = "Phone numbers (E.164, e.g. +15555550100) subscribed to every alert by SMS, without filters or caps; prefer subscribers."
   type        = list(string)
   default     = []
   nullable    = false
@@ -675,7 +770,7 @@ variable "sms_subscribers" {
 }
 
 variable "email_subscribers" {
-  description = "E-mail addresses subscribed to the alerts topic (each must confirm the subscription)."
+  description = "E-mail addresses subscribed to every alert (each must confirm the subscription), without filters; prefer subscribers."
   type        = list(string)
   default     = []
   nullable    = false
@@ -689,6 +784,13 @@ variable "email_subscribers" {
     condition     = length(distinct([for e in var.email_subscribers : lower(e)])) == length(var.email_subscribers)
     error_message = "email_subscribers must not contain duplicates."
   }
+}
+
+variable "subscriber_taps" {
+  description = "For tests and the local twin: per subscriber endpoint, an SQS queue <name>-tap-<subscriber>-<sms|email> subscribed with the endpoint's filter policy, so what SNS delivers to each can be read back (output subscriber_tap_urls)."
+  type        = bool
+  default     = false
+  nullable    = false
 }
 
 variable "alert_inbox_queue" {

@@ -135,6 +135,10 @@ alert_rules = [
     source = "travelpayouts"
     kind   = "flight_price"
     when   = "price < 5000 && gate == \"Aeroflot\""
+    # Re-alert on a fare at least 2 % lower, or after 12 hours; never at night.
+    cooldown_minutes = 720
+    step_percent     = 2
+    quiet_hours      = "23:00-07:00"
   },
   {
     name   = "direct-under-4000"
@@ -164,6 +168,17 @@ alert_rules = [
 
 alerter_filter_kinds = ["flight_price", "odds_quote", "candle", "price"]
 
+# Declared subscribers: filtered subscriptions (tf-moto.sh checks their filter policies).
+subscribers = {
+  ann = {
+    sms           = "+15555550101"
+    rules         = ["cheap-aeroflot"]
+    subjects      = ["LED-KZN"]
+    time_zone     = "Europe/Moscow"
+    sms_daily_cap = 5
+  }
+  ops = { email = "ops@example.com" }
+}
 sms_subscribers   = ["+15555550100"]
 email_subscribers = ["alerts@example.com"]
 

@@ -277,6 +277,45 @@ for k in sorted(outs):
         print(f"{k} = {json.dumps(outs[k]['value'])}")
 PY
 
+# --- declared subscribers became filtered SNS subscriptions ---------------------
+# What SNS holds (asked of the emulator), against the subscribers test.tfvars declares.
+if [ "${VAR_FILES[*]}" = "$REPO/infra/moto/test.tfvars" ]; then
+  step "subscribers: SNS subscriptions and their filter policies"
+  python3 - "$ENDPOINT" "$SCRATCH/outputs.json" >>"$LOG" 2>&1 <<'PY' || { echo "tf-moto: subscriber subscriptions are not as declared (see $LOG)" >&2; exit 1; }
+import json, sys, urllib.parse, urllib.request, xml.etree.ElementTree as ET
+endpoint, outputs = sys.argv[1], json.load(open(sys.argv[2]))
+def call(action, **params):
+    body = urllib.parse.urlencode({"Action": action, "Version": "2010-03-31", **params}).encode()
+    req = urllib.request.Request(endpoint + "/", body, {"Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=x"})
+    return ET.fromstring(urllib.request.urlopen(req).read())
+ns = {"s": "http://sns.amazonaws.com/doc/2010-03-31/"}
+topic = outputs["alerts_topic_arn"]["value"]
+subs = call("ListSubscriptionsByTopic", TopicArn=topic)
+policies = {}
+for m in subs.iterfind(".//s:Subscriptions/s:member", ns):
+    arn, endpoint_ = m.findtext("s:SubscriptionArn", namespaces=ns), m.findtext("s:Endpoint", namespaces=ns)
+    attrs = call("GetSubscriptionAttributes", SubscriptionArn=arn)
+    for e in attrs.iterfind(".//s:Attributes/s:entry", ns):
+        if e.findtext("s:key", namespaces=ns) == "FilterPolicy":
+            policies[endpoint_] = json.loads(e.findtext("s:value", namespaces=ns))
+want = {
+    "+15555550101": {"sms_to": ["ann"], "rule": ["cheap-aeroflot"], "subject": ["LED-KZN"]},
+    "ops@example.com": {"email_to": ["ops"]},
+}
+for endpoint_, policy in want.items():
+    got = policies.get(endpoint_)
+    print(f"{endpoint_}: filter policy {json.dumps(got)}")
+    if got != policy:
+        print(f"  expected {json.dumps(policy)}")
+        sys.exit(1)
+unfiltered = [e for e in ("+15555550100", "alerts@example.com") if e in policies]
+if unfiltered:
+    print("catch-all subscriptions carry a filter policy:", unfiltered)
+    sys.exit(1)
+PY
+fi
+
 # --- bad settings fail the plan, naming the setting ------------------------------
 # Each case: the text the error must contain, then the -var overrides. Terraform wraps
 # its messages in a box; the comparison squeezes the box and the line breaks away.
@@ -320,6 +359,10 @@ if [ "$CHECK_REJECTS" -eq 1 ]; then
     'sources={binance={options={weight_budget="lots"}}}'
   reject 'sources[*] of the generic module need a base_url (or a source_base_urls entry) and options path, key and price' \
     'sources={shop={module="generic",base_url="https://shop.example",options={path="/v1/offers"}}}'
+  reject 'subscribers[*].rules must name alert_rules: ann: cheap-aeroflt' \
+    'subscribers={ann={sms="+15555550101",rules=["cheap-aeroflt"]}}'
+  reject 'alert_rules[*].quiet_hours must be HH:MM-HH:MM' \
+    'alert_rules=[{name="night",source="travelpayouts",kind="flight_price",when="price < 1",quiet_hours="22-7"}]'
 fi
 
 COUNT="$(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true)"

@@ -3,11 +3,13 @@
 //! the rule.
 
 use crate::rules::{RuleError, RuleSet};
+use crate::subscribers::Subscribers;
 use pricewire_pipeline::config::{ConfigError, Vars, STATE_TABLE, WRITE_MAX_ATTEMPTS};
 use std::time::Duration;
 
 pub const TOPIC_ARN: &str = "PRICEWIRE_TOPIC_ARN";
 pub const ALERT_RULES: &str = "PRICEWIRE_ALERT_RULES";
+pub const SUBSCRIBERS: &str = "PRICEWIRE_SUBSCRIBERS";
 pub const DEDUP_WINDOW_SECONDS: &str = "PRICEWIRE_DEDUP_WINDOW_SECONDS";
 pub const ALERT_MAX_AGE_SECONDS: &str = "PRICEWIRE_ALERT_MAX_AGE_SECONDS";
 
@@ -16,6 +18,7 @@ pub struct AlerterConfig {
     pub topic_arn: String,
     pub state_table: String,
     pub rules: RuleSet,
+    pub subscribers: Subscribers,
     pub dedup_window: Duration,
     /// Records fetched longer ago than this raise no alert (a replay of old data must not
     /// page anyone); at most the de-duplication window, so nothing can alert twice.
@@ -32,6 +35,14 @@ impl AlerterConfig {
                 var: ALERT_RULES.into(),
                 problem: e.to_string(),
             })?;
+        let subscribers = Subscribers::from_json(
+            &v.optional(SUBSCRIBERS).unwrap_or_else(|| "[]".into()),
+            &rules,
+        )
+        .map_err(|e| ConfigError {
+            var: SUBSCRIBERS.into(),
+            problem: e.to_string(),
+        })?;
         let dedup_window: u64 = v.parsed(
             DEDUP_WINDOW_SECONDS,
             86_400u64,
@@ -56,6 +67,7 @@ impl AlerterConfig {
             topic_arn: v.required(TOPIC_ARN)?,
             state_table: v.required(STATE_TABLE)?,
             rules,
+            subscribers,
             dedup_window: Duration::from_secs(dedup_window),
             max_age: Duration::from_secs(max_age),
             write_max_attempts: v.parsed(
@@ -79,6 +91,21 @@ mod tests {
             (ALERT_RULES, r#"[{"name":"broken","source":"travelpayouts","kind":"flight_price","when":"price <"}]"#)])).unwrap_err();
         assert_eq!(err.var, ALERT_RULES);
         assert!(err.problem.contains("alert rule \"broken\""), "{err}");
+    }
+
+    #[test]
+    fn a_subscriber_naming_an_unknown_rule_fails_at_start() {
+        let err = AlerterConfig::from_vars(&vars(&[
+            (TOPIC_ARN, "t"),
+            (STATE_TABLE, "s"),
+            (
+                SUBSCRIBERS,
+                r#"[{"name":"ann","sms":true,"rules":["cheap"]}]"#,
+            ),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, SUBSCRIBERS);
+        assert!(err.problem.contains("\"ann\": rules: \"cheap\""), "{err}");
     }
 
     #[test]

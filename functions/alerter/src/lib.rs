@@ -2,42 +2,49 @@
 //! change). It sees a record only when the consumer stored it as a *change* (a new change
 //! item: DynamoDB Streams INSERT), with the entity's statistics as of that change, so a rule
 //! fires once per change, never on a re-observation, and a replay that writes nothing sends
-//! nothing. Each alert is claimed in DynamoDB before publishing, so a retried batch never
-//! sends the same change twice.
+//! nothing. A rule's re-alert policy (`realert`) keeps it quiet about an entity while the
+//! deal does not get better, until its cooldown has passed; declared subscribers
+//! (`subscribers`) get only what they asked for, outside the rule's quiet hours in their
+//! time zone and within their SMS daily cap. Each alert is claimed in DynamoDB before
+//! publishing, so a retried batch never sends the same change twice.
 
 pub mod adapters;
 pub mod config;
 pub mod gsm;
 pub mod message;
 pub mod ports;
+pub mod realert;
 pub mod rules;
+pub mod subscribers;
 
 /// How far ahead of this function's clock a record's fetched_at may be (the collector's
 /// clock, NTP-synced like this one) before its age is taken as unknowable.
 pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
 
-use adapters::dynamodb::DynamoDedup;
+use adapters::dynamodb::AlertState;
 use adapters::sns::SnsTopic;
 use aws_lambda_events::dynamodb::{Event as TableEvent, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use config::AlerterConfig;
 use lambda_runtime::LambdaEvent;
-use ports::{AlertPublisher, Claim, DedupStore};
+use message::Alert;
+use ports::{AlertPublisher, ArmStore, Claim, DedupStore, Delivery, SmsQuota};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::envelope::Envelope;
 use pricewire_pipeline::metrics::Emf;
 use pricewire_pipeline::table::{self, Change};
-use rules::{History, RuleSet};
+use realert::{Armed, Decision};
+use rules::{History, Rule, RuleSet};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use subscribers::{Recipients, Subscribers};
 
-/// Dedup keys longer than this are replaced by their digest (DynamoDB: partition key ≤ 2048 bytes).
-const DEDUP_KEY_MAX_BYTES: usize = 1024;
+use adapters::dynamodb::KEY_MAX_BYTES as DEDUP_KEY_MAX_BYTES;
 const BASE_DELAY: Duration = Duration::from_millis(50);
 const MAX_DELAY: Duration = Duration::from_secs(2);
 /// The name the alerter checkpoints under.
@@ -45,7 +52,10 @@ pub const FUNCTION: &str = "alerter";
 
 pub struct Alerter {
     pub rules: RuleSet,
+    pub subscribers: Subscribers,
     pub dedup: Arc<dyn DedupStore>,
+    pub arms: Arc<dyn ArmStore>,
+    pub quota: Arc<dyn SmsQuota>,
     pub publisher: Arc<dyn AlertPublisher>,
     pub window: Duration,
     /// Records fetched longer ago raise no alert (see `AlerterConfig::max_age`).
@@ -62,11 +72,29 @@ pub struct BatchSummary {
     pub matched: usize,
     pub published: usize,
     pub duplicates: usize,
+    /// Matches held by the rule's re-alert policy: within its cooldown and no better deal.
+    pub held: usize,
+    /// Subscribers not sent an alert they wanted because of the rule's quiet hours.
+    pub quiet: usize,
+    /// SMS not sent because the subscriber's daily cap was spent.
+    pub over_cap: usize,
+    /// Matches no declared subscriber is to receive (none wants them, or all are quiet
+    /// or capped): nothing published.
+    pub unaddressed: usize,
     pub rule_errors: usize,
     pub skipped_invalid: usize,
     /// Records too old to alert on (replays of old data).
     pub stale: usize,
     pub failed: usize,
+}
+
+/// What became of one (rule, change) that the policy let through.
+enum Sent {
+    Published,
+    /// Claimed and sent before (a retried batch).
+    Before,
+    /// Every recipient's SMS cap was spent and no one else was to get it.
+    NoOne,
 }
 
 /// The de-duplication key of an alert: the rule and the change (entity and change item).
@@ -109,14 +137,18 @@ pub fn new_change(record: &EventRecord) -> Option<Change> {
 impl Alerter {
     pub fn from_config(config: AlerterConfig, sdk: &aws::SdkConfig) -> Alerter {
         let policy = RetryPolicy::new(config.write_max_attempts, BASE_DELAY, MAX_DELAY);
+        let state = Arc::new(AlertState::new(
+            aws::dynamodb(sdk),
+            &config.state_table,
+            policy,
+        ));
         Alerter {
-            dedup: Arc::new(DynamoDedup::new(
-                aws::dynamodb(sdk),
-                &config.state_table,
-                policy,
-            )),
+            dedup: state.clone(),
+            arms: state.clone(),
+            quota: state,
             publisher: Arc::new(SnsTopic::new(aws::sns(sdk), &config.topic_arn, policy)),
             rules: config.rules,
+            subscribers: config.subscribers,
             window: config.dedup_window,
             max_age: config.max_age,
         }
@@ -129,14 +161,23 @@ impl Alerter {
         };
         let mut failed: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
+        // The last alert per (rule, entity) as this batch leaves it: an entity's changes
+        // arrive in order, and later ones must see what earlier ones sent.
+        let mut arms: HashMap<(String, String), Option<Armed>> = HashMap::new();
         let now = Utc::now();
+        let mut changes: Vec<(String, Change)> = Vec::with_capacity(event.records.len());
         for record in &event.records {
             let seq = record.change.sequence_number.clone().unwrap_or_default();
-            let Some(change) = new_change(record) else {
+            match new_change(record) {
+                Some(change) => changes.push((seq, change)),
                 // A rewrite of a change's statistics, a delete, an entity item: not a change.
-                summary.not_changes += 1;
-                continue;
-            };
+                None => summary.not_changes += 1,
+            }
+        }
+        // Each entity's changes in their own time order: a stream orders writes per item,
+        // and the consumer may write several changes of an entity in one batch request.
+        changes.sort_by(|(_, a), (_, b)| (&a.pk, a.at_ms).cmp(&(&b.pk, b.at_ms)));
+        for (seq, change) in changes {
             if change.flag.is_some() {
                 summary.flagged += 1;
                 continue;
@@ -169,21 +210,20 @@ impl Alerter {
             let mut record_failed = false;
             for rule in evaluation.matched {
                 summary.matched += 1;
-                let key = dedup_key(&rule.spec.name, &change.pk, &change.sk);
-                if !seen.insert(key.clone()) {
-                    summary.duplicates += 1;
-                    continue;
-                }
-                match self
-                    .alert_once(&key, &rule.spec.name, &envelope, &change)
+                if let Err(e) = self
+                    .consider(
+                        rule,
+                        &envelope,
+                        &change,
+                        now,
+                        &mut seen,
+                        &mut arms,
+                        &mut summary,
+                    )
                     .await
                 {
-                    Ok(true) => summary.published += 1,
-                    Ok(false) => summary.duplicates += 1,
-                    Err(e) => {
-                        tracing::error!(rule = %rule.spec.name, key = %envelope.key, error = %e, "alert not sent");
-                        record_failed = true;
-                    }
+                    tracing::error!(rule = %rule.spec.name, key = %envelope.key, error = %e, "alert not sent");
+                    record_failed = true;
                 }
             }
             if record_failed {
@@ -200,45 +240,190 @@ impl Alerter {
         (response, summary)
     }
 
-    /// Claims the deal, publishes, marks it sent. `Ok(false)`: sent before, within the window.
-    /// A failed publish releases the claim, so the retried record takes it again.
+    /// One matched (rule, change): the re-alert policy, the recipients, then the alert.
+    #[allow(clippy::too_many_arguments)]
+    async fn consider(
+        &self,
+        rule: &Rule,
+        e: &Envelope,
+        change: &Change,
+        now: DateTime<Utc>,
+        seen: &mut HashSet<String>,
+        arms: &mut HashMap<(String, String), Option<Armed>>,
+        summary: &mut BatchSummary,
+    ) -> Result<(), String> {
+        let name = rule.spec.name.as_str();
+        let key = dedup_key(name, &change.pk, &change.sk);
+        if !seen.insert(key.clone()) {
+            summary.duplicates += 1;
+            return Ok(());
+        }
+        let policy = &rule.realert;
+        let slot = (name.to_string(), change.pk.clone());
+        let last = if policy.keeps_state() {
+            match arms.get(&slot) {
+                Some(last) => last.clone(),
+                None => {
+                    let last = self
+                        .arms
+                        .last(name, &change.pk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    arms.insert(slot.clone(), last.clone());
+                    last
+                }
+            }
+        } else {
+            None
+        };
+        if last.as_ref().is_some_and(|a| a.change == change.sk) {
+            // This very change alerted before (a retried batch).
+            summary.duplicates += 1;
+            return Ok(());
+        }
+        if policy.decide(last.as_ref(), change.price, change.at_ms) == Decision::Hold {
+            summary.held += 1;
+            return Ok(());
+        }
+        let alert = {
+            let mut a = message::alert(name, e);
+            a.entity = change.pk.clone();
+            a.change = change.sk.clone();
+            a
+        };
+        let recipients = if self.subscribers.is_declared() {
+            let r = self.subscribers.recipients(
+                name,
+                &alert.source,
+                &alert.about,
+                policy.quiet_hours.as_ref(),
+                now,
+            );
+            summary.quiet += r.quiet.len();
+            if r.is_empty() {
+                summary.unaddressed += 1;
+                return Ok(());
+            }
+            Some(r)
+        } else {
+            // No one declared: the quiet hours are UTC's.
+            if policy.quiet_hours.is_some_and(|q| q.contains(now.time())) {
+                summary.quiet += 1;
+                return Ok(());
+            }
+            None
+        };
+        match self
+            .alert_once(&key, &alert, recipients, now, summary)
+            .await?
+        {
+            Sent::Published => summary.published += 1,
+            Sent::Before => summary.duplicates += 1,
+            Sent::NoOne => {
+                summary.unaddressed += 1;
+                return Ok(());
+            }
+        }
+        if policy.keeps_state() {
+            let armed = Armed {
+                value: change.price,
+                at_ms: change.at_ms,
+                change: change.sk.clone(),
+            };
+            let expires = DateTime::from_timestamp_millis(change.at_ms).unwrap_or(now)
+                + policy.state_lifetime();
+            if let Err(err) = self.arms.record(name, &change.pk, &armed, expires).await {
+                // Sent: the next change of this entity may alert without the policy's hold.
+                tracing::warn!(rule = name, key = %e.key, error = %err, "last alert not recorded");
+            }
+            arms.insert(slot, Some(armed));
+        }
+        Ok(())
+    }
+
+    /// Claims the deal, spends the recipients' SMS quota, publishes, marks it sent. A failed
+    /// publish gives back the claim and the quota, so the retried record takes them again.
     async fn alert_once(
         &self,
         key: &str,
-        rule: &str,
-        e: &Envelope,
-        change: &Change,
-    ) -> Result<bool, String> {
-        match self
+        alert: &Alert,
+        recipients: Option<Recipients<'_>>,
+        now: DateTime<Utc>,
+        summary: &mut BatchSummary,
+    ) -> Result<Sent, String> {
+        if self
             .dedup
-            .claim(key, &e.id, Utc::now(), self.window)
+            .claim(key, &alert.record_id, now, self.window)
             .await
             .map_err(|e| e.to_string())?
+            == Claim::AlreadySent
         {
-            Claim::AlreadySent => Ok(false),
-            Claim::Acquired => {
-                let mut alert = message::alert(rule, e);
-                alert.entity = change.pk.clone();
-                alert.change = change.sk.clone();
-                let message_id = match self.publisher.publish(&alert).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        if let Err(release) = self.dedup.release(key).await {
-                            // The claim stays pending until its lease runs out; a later retry
-                            // or observation then sends the deal.
-                            tracing::warn!(key, error = %release, "claim not released");
-                        }
-                        return Err(err.to_string());
-                    }
+            return Ok(Sent::Before);
+        }
+        let mut taken: Vec<(&str, String)> = Vec::new();
+        let delivery = match &recipients {
+            None => None,
+            Some(r) => {
+                let mut to = Delivery {
+                    sms_to: Vec::new(),
+                    email_to: r.email.iter().map(|s| s.name.clone()).collect(),
                 };
-                tracing::info!(rule, key = %e.key, message_id = %message_id, sms = %alert.sms, "alert published");
-                if let Err(err) = self.dedup.mark_sent(key, &e.id, &message_id).await {
-                    // Published: report success. The claim stays pending for its lease, so a
-                    // retry within 15 minutes does not send it again; reporting a failure would.
-                    tracing::warn!(rule, key = %e.key, error = %err, "alert sent but not marked sent");
+                for s in &r.sms {
+                    let day = s.local_day(now).to_string();
+                    match self.quota.take(&s.name, &day, s.sms_daily_cap).await {
+                        Ok(true) => {
+                            to.sms_to.push(s.name.clone());
+                            taken.push((&s.name, day));
+                        }
+                        Ok(false) => {
+                            summary.over_cap += 1;
+                            tracing::warn!(subscriber = %s.name, day = %day, cap = s.sms_daily_cap, rule = %alert.rule, key = %alert.key, "SMS daily cap reached; SMS not sent");
+                        }
+                        Err(err) => {
+                            self.give_back(&taken, key).await;
+                            return Err(err.to_string());
+                        }
+                    }
                 }
-                Ok(true)
+                if to.sms_to.is_empty() && to.email_to.is_empty() {
+                    self.give_back(&taken, key).await;
+                    return Ok(Sent::NoOne);
+                }
+                Some(to)
             }
+        };
+        let message_id = match self.publisher.publish(alert, delivery.as_ref()).await {
+            Ok(id) => id,
+            Err(err) => {
+                self.give_back(&taken, key).await;
+                return Err(err.to_string());
+            }
+        };
+        tracing::info!(rule = %alert.rule, key = %alert.key, message_id = %message_id, sms = %alert.sms,
+            sms_to = ?delivery.as_ref().map(|d| &d.sms_to), email_to = ?delivery.as_ref().map(|d| &d.email_to),
+            "alert published");
+        if let Err(err) = self
+            .dedup
+            .mark_sent(key, &alert.record_id, &message_id)
+            .await
+        {
+            // Published: report success. The claim stays pending for its lease, so a
+            // retry within 15 minutes does not send it again; reporting a failure would.
+            tracing::warn!(rule = %alert.rule, key = %alert.key, error = %err, "alert sent but not marked sent");
+        }
+        Ok(Sent::Published)
+    }
+
+    /// Returns the SMS quota taken and the claim after an alert that was not sent.
+    async fn give_back(&self, taken: &[(&str, String)], key: &str) {
+        for (subscriber, day) in taken {
+            if let Err(e) = self.quota.give_back(subscriber, day).await {
+                tracing::warn!(subscriber, day = %day, error = %e, "SMS quota not given back");
+            }
+        }
+        if let Err(release) = self.dedup.release(key).await {
+            // The claim stays pending until its lease runs out; a later retry then sends it.
+            tracing::warn!(key, error = %release, "claim not released");
         }
     }
 }
@@ -255,6 +440,10 @@ pub async fn handle(
         matched = s.matched,
         published = s.published,
         duplicates = s.duplicates,
+        held = s.held,
+        quiet = s.quiet,
+        over_cap = s.over_cap,
+        unaddressed = s.unaddressed,
         rule_errors = s.rule_errors,
         skipped_invalid = s.skipped_invalid,
         stale = s.stale,
@@ -267,6 +456,9 @@ pub async fn handle(
         .count("RulesMatched", s.matched as u64)
         .count("AlertsPublished", s.published as u64)
         .count("AlertDuplicates", s.duplicates as u64)
+        .count("AlertsHeld", s.held as u64)
+        .count("AlertsQuiet", s.quiet as u64)
+        .count("SmsOverCap", s.over_cap as u64)
         .count("RuleErrors", s.rule_errors as u64)
         .count("StaleRecords", s.stale as u64)
         .count("FailedRecords", s.failed as u64)
@@ -277,7 +469,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::MemoryPublisher;
+    use crate::adapters::memory::{MemoryArms, MemoryPublisher, MemoryQuota};
     use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
@@ -357,7 +549,7 @@ mod tests {
     }
 
     /// A state table in memory behind the real DynamoDB adapter: conditional puts honoured.
-    fn state_table() -> (Arc<DynamoDedup>, Arc<Mutex<HashMap<String, String>>>) {
+    fn state_table() -> (Arc<AlertState>, Arc<Mutex<HashMap<String, String>>>) {
         let claims: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let c = claims.clone();
         let put = mock!(aws_sdk_dynamodb::Client::put_item).then_compute_response(move |input| {
@@ -400,7 +592,7 @@ mod tests {
                 .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         );
         let policy = RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(2));
-        (Arc::new(DynamoDedup::new(client, "state", policy)), claims)
+        (Arc::new(AlertState::new(client, "state", policy)), claims)
     }
 
     fn alerter(phone: Arc<MemoryPublisher>) -> (Alerter, Arc<Mutex<HashMap<String, String>>>) {
@@ -408,7 +600,10 @@ mod tests {
         (
             Alerter {
                 rules: RuleSet::from_json(RULES).unwrap(),
+                subscribers: Subscribers::default(),
                 dedup,
+                arms: Arc::new(MemoryArms::default()),
+                quota: Arc::new(MemoryQuota::default()),
                 publisher: phone,
                 window: Duration::from_secs(3600),
                 max_age: Duration::from_secs(3600),
@@ -445,6 +640,114 @@ mod tests {
         // A new change of the same entity is a new alert.
         let (_, s) = a.process(event(&[deal(5, 4700, "Aeroflot")])).await;
         assert_eq!(s.published, 1);
+    }
+
+    /// The same fare (entity) seen at these prices, one change each, in order.
+    fn fares(prices: &[i64]) -> Vec<Envelope> {
+        prices.iter().map(|&p| deal(5, p, "Aeroflot")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_fare_alerts_again_only_when_it_gets_better() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (a, _) = alerter(phone.clone());
+        // The issue's demo run: 3080, 3430, 3450 sent three SMS; now one.
+        let (_, s) = a.process(event(&fares(&[3080, 3430, 3450]))).await;
+        assert_eq!((s.published, s.held), (1, 2), "{s:?}");
+        // Across batches too: 3240 is not better than 3080, 3000 is.
+        let (_, s) = a.process(event(&fares(&[3240, 3000]))).await;
+        assert_eq!((s.published, s.held), (1, 1), "{s:?}");
+        let prices: Vec<String> = phone
+            .sent()
+            .iter()
+            .map(|a| a.sms[..19].to_string())
+            .collect();
+        assert_eq!(prices, ["LED-KZN 05 Dec 3080", "LED-KZN 05 Dec 3000"]);
+        // A retried batch meets its own alert: a duplicate, not a hold.
+        let (_, s) = a.process(event(&fares(&[3000]))).await;
+        assert_eq!((s.published, s.duplicates, s.held), (0, 1, 0), "{s:?}");
+    }
+
+    fn with_subscribers(a: &mut Alerter, json: &str) {
+        a.subscribers = Subscribers::from_json(json, &a.rules).unwrap();
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_what_they_asked_for_within_their_sms_cap() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (mut a, _) = alerter(phone.clone());
+        let quota = Arc::new(MemoryQuota::default());
+        a.quota = quota.clone();
+        with_subscribers(
+            &mut a,
+            r#"[{"name":"ann","sms":true,"rules":["cheap-aeroflot"],"subjects":["LED-KZN"],"sms_daily_cap":2},
+                {"name":"bob","email":true,"sources":["travelpayouts"]},
+                {"name":"cat","sms":true,"subjects":["MOW-AER"]}]"#,
+        );
+        // Three cheap fares on three dates: ann's cap is 2, bob reads them all, cat wants
+        // another route.
+        let batch: Vec<Envelope> = (1..=3).map(|d| deal(d, 4000, "Aeroflot")).collect();
+        let (response, s) = a.process(event(&batch)).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "over the cap is not a failure"
+        );
+        assert_eq!((s.published, s.over_cap), (3, 1), "{s:?}");
+        let to: Vec<(Vec<String>, Vec<String>)> = phone
+            .deliveries()
+            .into_iter()
+            .map(|d| {
+                let d = d.expect("declared subscribers: addressed");
+                (d.sms_to, d.email_to)
+            })
+            .collect();
+        let (ann, bob) = (vec!["ann".to_string()], vec!["bob".to_string()]);
+        assert_eq!(
+            to,
+            [
+                (ann.clone(), bob.clone()),
+                (ann, bob.clone()),
+                (vec![], bob)
+            ]
+        );
+        let today = Utc::now().date_naive().to_string();
+        assert_eq!(quota.used("ann", &today), 2);
+    }
+
+    #[tokio::test]
+    async fn quiet_hours_hold_an_alert_nobody_may_get_now() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (mut a, _) = alerter(phone.clone());
+        // Quiet all day but one minute from now: whatever the clock says, it is quiet.
+        let now = Utc::now().time();
+        let from = (now - chrono::Duration::minutes(1)).format("%H:%M");
+        let to = (now + chrono::Duration::minutes(2)).format("%H:%M");
+        let rules = format!(
+            r#"[{{"name":"cheap-aeroflot","source":"travelpayouts","kind":"flight_price","when":"price < 5000","quiet_hours":"{from}-{to}"}}]"#
+        );
+        a.rules = RuleSet::from_json(&rules).unwrap();
+        with_subscribers(&mut a, r#"[{"name":"ann","sms":true}]"#);
+        let (_, s) = a.process(event(&[deal(1, 4000, "Aeroflot")])).await;
+        assert_eq!((s.published, s.quiet, s.unaddressed), (0, 1, 1), "{s:?}");
+        assert!(phone.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_gives_back_the_sms_quota() {
+        let phone = Arc::new(MemoryPublisher::default());
+        phone.fail_call(0);
+        let (mut a, _) = alerter(phone.clone());
+        let quota = Arc::new(MemoryQuota::default());
+        a.quota = quota.clone();
+        with_subscribers(&mut a, r#"[{"name":"ann","sms":true,"sms_daily_cap":1}]"#);
+        let batch = [deal(1, 4000, "Aeroflot")];
+        let (response, _) = a.process(event(&batch)).await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        let today = Utc::now().date_naive().to_string();
+        assert_eq!(quota.used("ann", &today), 0, "given back");
+        let (response, s) = a.process(event(&batch)).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((s.published, s.over_cap), (1, 0), "{s:?}");
     }
 
     #[tokio::test]

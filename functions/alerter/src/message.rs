@@ -25,6 +25,9 @@ pub struct Alert {
     /// sort key (set by the alerter from the stream record).
     pub entity: String,
     pub change: String,
+    /// What the record is about, as subscribers name it: a route (`LED-KZN`), a symbol
+    /// (`BTCUSDT`), a sport key (`basketball_nba`), a generic record's key.
+    pub about: String,
     /// The deal in one SMS segment.
     pub sms: String,
     /// The deal in full, for e-mail and other subscribers.
@@ -380,6 +383,18 @@ fn market_full_text(rule: &str, e: &Envelope, sms: &str) -> String {
     lines.join("\n")
 }
 
+/// What a record is about, as subscribers name it (SNS attribute `subject`).
+pub fn subject_of(e: &Envelope) -> String {
+    match &e.payload {
+        Payload::FlightPrice(f) => format!("{}-{}", f.origin, f.destination),
+        Payload::OddsQuote(q) => q.sport.clone(),
+        Payload::Candle(c) => c.instrument.symbol.clone(),
+        Payload::FundingRate(f) => f.instrument.symbol.clone(),
+        Payload::OpenInterest(o) => o.instrument.symbol.clone(),
+        Payload::Price(_) => e.key.clone(),
+    }
+}
+
 pub fn alert(rule: &str, e: &Envelope) -> Alert {
     let (sms, text, subject) = match &e.payload {
         Payload::FlightPrice(f) => (sms_text(f), full_text(rule, e, f), subject(f)),
@@ -401,6 +416,7 @@ pub fn alert(rule: &str, e: &Envelope) -> Alert {
         record_id: e.id.clone(),
         entity: table::entity_pk(e),
         change: table::change_sk(e),
+        about: subject_of(e),
         sms,
         text,
         subject,

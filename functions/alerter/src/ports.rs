@@ -1,7 +1,10 @@
-//! The alerter's ports: where claims are taken (de-duplication) and where alerts are
-//! published. Adapters: `adapters::dynamodb`, `adapters::sns`, `adapters::memory`.
+//! The alerter's ports: where claims are taken (de-duplication), where a rule's last alert
+//! per entity is kept (re-alerting), where SMS are counted against subscribers' daily caps,
+//! and where alerts are published. Adapters: `adapters::dynamodb`, `adapters::sns`,
+//! `adapters::memory`.
 
 use crate::message::Alert;
+use crate::realert::Armed;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -38,6 +41,39 @@ pub trait DedupStore: Send + Sync {
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// The last alert of a rule per entity (`realert`).
+#[async_trait]
+pub trait ArmStore: Send + Sync {
+    async fn last(&self, rule: &str, entity: &str) -> Result<Option<Armed>, StoreError>;
+    /// Records an alert as the rule's last about the entity, kept until `expires`; an
+    /// older alert never replaces a newer one.
+    async fn record(
+        &self,
+        rule: &str,
+        entity: &str,
+        armed: &Armed,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// SMS sent per subscriber and local day, against a cap.
+#[async_trait]
+pub trait SmsQuota: Send + Sync {
+    /// Takes one SMS of the subscriber's `day`; `Ok(false)`: the cap is spent.
+    async fn take(&self, subscriber: &str, day: &str, cap: u32) -> Result<bool, StoreError>;
+    /// Gives one back (the publish failed; the retry takes it again).
+    async fn give_back(&self, subscriber: &str, day: &str) -> Result<(), StoreError>;
+}
+
+/// Whom SNS delivers an alert to: the subscribers named here, through their subscriptions'
+/// filter policies (`sms_to`, `email_to`). `None` at publish: no one is declared, every
+/// subscription gets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub sms_to: Vec<String>,
+    pub email_to: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SNS publish: {0}")]
 pub struct PublishError(pub String);
@@ -45,5 +81,5 @@ pub struct PublishError(pub String);
 #[async_trait]
 pub trait AlertPublisher: Send + Sync {
     /// Publishes one alert; returns the SNS message id.
-    async fn publish(&self, alert: &Alert) -> Result<String, PublishError>;
+    async fn publish(&self, alert: &Alert, to: Option<&Delivery>) -> Result<String, PublishError>;
 }

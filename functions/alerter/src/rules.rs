@@ -5,6 +5,7 @@
 //! (`PRICEWIRE_ALERT_RULES`, a JSON list); a rule that does not parse, names an unknown
 //! field, or does not yield a boolean fails at start, naming the rule.
 
+use crate::realert::{Better, QuietHours, Realert, MAX_COOLDOWN_MINUTES};
 use cel::{Context, Program, Value};
 use pricewire_pipeline::envelope::{
     Candle, Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, OpenInterest,
@@ -30,6 +31,19 @@ pub struct RuleSpec {
     pub rule_type: Option<String>,
     #[serde(default)]
     pub params: Option<BTreeMap<String, Decimal>>,
+    /// Re-alert policy (`realert`): minutes before the rule speaks about an entity again
+    /// whatever the value; default by kind (`Realert::default_for`).
+    #[serde(default)]
+    pub cooldown_minutes: Option<u32>,
+    /// `lower` | `higher` | `none`: which way a deal gets better.
+    #[serde(default)]
+    pub better: Option<String>,
+    /// How much better than the last alert (percent) a deal must be to alert again.
+    #[serde(default)]
+    pub step_percent: Option<Decimal>,
+    /// `HH:MM-HH:MM` in each subscriber's time zone: nothing is sent then.
+    #[serde(default)]
+    pub quiet_hours: Option<String>,
 }
 
 /// A named rule type: the record kinds it applies to (empty: every kind), its parameters
@@ -232,10 +246,40 @@ impl RuleSpec {
 /// A compiled rule.
 pub struct Rule {
     pub spec: RuleSpec,
+    pub realert: Realert,
     program: Program,
     windows: Vec<u32>,
     /// The history variables the rule names.
     history: Vec<String>,
+}
+
+/// A rule's re-alert policy: the kind's default with what the rule sets.
+fn realert_of(spec: &RuleSpec) -> Result<Realert, String> {
+    let mut policy = Realert::default_for(&spec.kind);
+    if let Some(minutes) = spec.cooldown_minutes {
+        if minutes > MAX_COOLDOWN_MINUTES {
+            return Err(format!(
+                "cooldown_minutes {minutes} is more than {MAX_COOLDOWN_MINUTES} (a year)"
+            ));
+        }
+        policy.cooldown_minutes = minutes;
+    }
+    if let Some(better) = &spec.better {
+        policy.better = Better::parse(better)
+            .ok_or_else(|| format!("better {better:?} is not one of lower, higher, none"))?;
+    }
+    if let Some(step) = spec.step_percent {
+        if step.is_sign_negative() || step >= Decimal::ONE_HUNDRED {
+            return Err(format!(
+                "step_percent {step} is not from 0 up to (not including) 100"
+            ));
+        }
+        policy.step_percent = step;
+    }
+    if let Some(q) = &spec.quiet_hours {
+        policy.quiet_hours = Some(QuietHours::parse(q)?);
+    }
+    Ok(policy)
 }
 
 impl std::fmt::Debug for Rule {
@@ -815,8 +859,10 @@ impl Rule {
             .filter(|v| history.iter().any(|h| h == v))
             .map(str::to_string)
             .collect();
+        let realert = realert_of(&spec).map_err(&invalid)?;
         let rule = Rule {
             spec,
+            realert,
             program,
             windows: windows.to_vec(),
             history: named,

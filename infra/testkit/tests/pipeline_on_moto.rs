@@ -565,13 +565,13 @@ async fn collector_to_dynamodb_and_alerts_on_moto() {
 /// "sent", which would hold back a deal nobody was told about.
 #[tokio::test]
 async fn a_claim_is_marked_sent_only_while_it_is_pending_on_moto() {
-    use alerter::adapters::dynamodb::DynamoDedup;
+    use alerter::adapters::dynamodb::AlertState;
     use alerter::ports::{Claim, DedupStore};
     use pricewire_pipeline::backoff::RetryPolicy;
     let moto = Moto::start();
     let db = aws::dynamodb(&sdk(&moto).await);
     create_table(&db, "state").await;
-    let dedup = DynamoDedup::new(
+    let dedup = AlertState::new(
         db.clone(),
         "state",
         RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(2)),

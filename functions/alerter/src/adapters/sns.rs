@@ -2,10 +2,11 @@
 //!
 //! `MessageStructure=json` lets one Publish carry the one-segment SMS text for phones, the
 //! full text for e-mail, and the alert as JSON for queues. Message attributes (source, kind,
-//! rule) let subscribers filter.
+//! rule, subject) let subscriptions filter; `sms_to` / `email_to` (String.Array) name the
+//! declared subscribers this alert is for, which their subscriptions' filter policies ask for.
 
 use crate::message::Alert;
-use crate::ports::{AlertPublisher, PublishError};
+use crate::ports::{AlertPublisher, Delivery, PublishError};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 use pricewire_pipeline::adapters::{describe, RetriedCall};
@@ -51,19 +52,42 @@ fn attribute(value: &str) -> Option<MessageAttributeValue> {
         .ok()
 }
 
+fn list_attribute(values: &[String]) -> Option<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String.Array")
+        .string_value(serde_json::to_string(values).ok()?)
+        .build()
+        .ok()
+}
+
+/// The message attributes of an alert: what it is about, and whom it is for.
+pub fn attributes(
+    alert: &Alert,
+    to: Option<&Delivery>,
+) -> Vec<(&'static str, MessageAttributeValue)> {
+    let mut out: Vec<(&'static str, MessageAttributeValue)> = [
+        ("source", &alert.source),
+        ("kind", &alert.kind),
+        ("rule", &alert.rule),
+        ("subject", &alert.about),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
+    .collect();
+    if let Some(to) = to {
+        out.extend(list_attribute(&to.sms_to).map(|a| ("sms_to", a)));
+        out.extend(list_attribute(&to.email_to).map(|a| ("email_to", a)));
+    }
+    out.truncate(SNS_MAX_MESSAGE_ATTRIBUTES);
+    out
+}
+
 #[async_trait]
 impl AlertPublisher for SnsTopic {
-    async fn publish(&self, alert: &Alert) -> Result<String, PublishError> {
+    async fn publish(&self, alert: &Alert, to: Option<&Delivery>) -> Result<String, PublishError> {
         let document = message_document(alert);
-        let attributes: Vec<(&str, MessageAttributeValue)> = [
-            ("source", &alert.source),
-            ("kind", &alert.kind),
-            ("rule", &alert.rule),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
-        .take(SNS_MAX_MESSAGE_ATTRIBUTES)
-        .collect();
+        let attributes = attributes(alert, to);
         let attempt = || async {
             let mut req = self
                 .client

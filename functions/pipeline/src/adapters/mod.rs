@@ -48,6 +48,22 @@ pub fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
     }
 }
 
+/// A conditional write's outcome: `Ok(true)` written, `Ok(false)` its condition did not
+/// hold (`ConditionalCheckFailedException`), else the error as one line.
+pub fn conditional<T, E: ProvideErrorMetadata + std::error::Error + 'static>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, dynamodb::StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(se))
+            if se.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(dynamodb::StoreError(describe(&e))),
+    }
+}
+
 /// An SDK error as one line with its code and message (`SdkError`'s Display says only
 /// "service error").
 pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
