@@ -223,6 +223,36 @@ alert_rules = [
     kind   = "candle"
     when   = "range_percent >= 0.6"
   },
+  # Rules on history, exercised by the scripted history twin_e2e puts on the stream
+  # (route LED-EVN, event scripted-final, SCRIPTUSDT), and by whatever else matches.
+  {
+    name   = "fare-drop"
+    source = "travelpayouts"
+    kind   = "flight_price"
+    type   = "drop_from_previous"
+    params = { percent = 5 }
+    when   = "route == \"LED-EVN\""
+  },
+  {
+    name   = "fare-30-day-low"
+    source = "travelpayouts"
+    kind   = "flight_price"
+    type   = "new_low"
+    params = { days = 30, min_days_tracked = 7 }
+  },
+  {
+    name   = "odds-shortening"
+    source = "odds"
+    kind   = "odds_quote"
+    type   = "odds_shortening"
+    params = { points = 5, minutes = 30 }
+  },
+  {
+    name   = "funding-flip"
+    source = "binance"
+    kind   = "funding_rate"
+    type   = "funding_flip"
+  },
 ]
 
 # Consumer and alerter event source mappings (bisect on error and
@@ -235,7 +265,18 @@ stream_max_record_age_seconds  = 3600
 # The alerter only receives the kinds its rules are about (Kinesis filter criteria).
 alerter_filter_kinds = ["flight_price", "odds_quote", "candle", "funding_rate", "price"]
 
-sms_subscribers         = ["+15555550123"]
+# An SMS subscriber of one rule and route, an e-mail subscriber of everything; taps let
+# the twin read what SNS delivers to each (through the subscriptions' filter policies).
+subscribers = {
+  ann = {
+    sms       = "+15555550123"
+    rules     = ["fare-30-day-low"]
+    subjects  = ["LED-EVN"]
+    time_zone = "Europe/Moscow"
+  }
+  ops = { email = "ops@example.com" }
+}
+subscriber_taps         = true
 manage_sms_preferences  = true
 sms_monthly_spend_limit = 1
 

@@ -6,6 +6,7 @@
 
 use crate::simulator::Served;
 use crate::twin::Twin;
+use alerter::realert::{Armed, Decision};
 use alerter::rules::RuleSet;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,8 @@ pub struct Report {
     pub quarantine_objects: usize,
     /// (rule, SMS text) as a phone would show them.
     pub alerts: Vec<(String, String)>,
+    /// The inbox's alerts by (rule, entity, change) key, as received (sorted).
+    pub alert_keys: Vec<String>,
     pub dlq_depth: BTreeMap<String, usize>,
     /// queue → the dead-letter messages in it (read, left in place).
     pub dlq_messages: BTreeMap<String, Vec<Value>>,
@@ -182,6 +185,35 @@ pub fn expected_changes(
         .collect()
 }
 
+/// Everything in a queue, read and deleted: each body as JSON (`Null` when it is not).
+pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| format!("ReceiveMessage: {e}"))?;
+        if got.messages().is_empty() {
+            return Ok(out);
+        }
+        for m in got.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null));
+            if let Some(h) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}
+
 pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, String> {
     let sdk = &twin.sdk;
     let db = pricewire_pipeline::aws::dynamodb(sdk);
@@ -289,34 +321,9 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
             }
             r.dlq_messages.insert(name, messages);
         } else if name.ends_with("-inbox") {
-            loop {
-                let out = sqs
-                    .receive_message()
-                    .queue_url(url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await
-                    .map_err(|e| format!("ReceiveMessage: {e}"))?;
-                if out.messages().is_empty() {
-                    break;
-                }
-                for m in out.messages() {
-                    if let Ok(v) = serde_json::from_str::<Value>(m.body().unwrap_or_default()) {
-                        inbox.push(v);
-                    }
-                    // Read like a phone reads: what the report saw is gone, so a later
-                    // look at the inbox shows only what arrived since.
-                    if let Some(h) = m.receipt_handle() {
-                        let _ = sqs
-                            .delete_message()
-                            .queue_url(url)
-                            .receipt_handle(h)
-                            .send()
-                            .await;
-                    }
-                }
-            }
+            // Read like a phone reads: what the report saw is gone, so a later look at the
+            // inbox shows only what arrived since.
+            inbox.extend(receive_all(&sqs, url).await?);
         }
     }
     let observed = twin
@@ -356,12 +363,28 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
                 .push((sent.with_timezone(&Utc) - *fetched).num_milliseconds());
         }
         let field = |k: &str| alert[k].as_str().unwrap_or_default().to_string();
+        r.alert_keys.push(alerter::dedup_key(
+            &rule,
+            &field("entity"),
+            &field("change"),
+        ));
         alert_records.push((rule, record_id, field("entity"), field("change")));
     }
     r.alerts.sort();
+    r.alert_keys.sort();
 
     if let Some(served) = served {
-        let expected = expected_from(served);
+        let mut expected = expected_from(served);
+        // Valid records put on the stream beside the collector's (a scripted history) are
+        // expected like served ones; poison is not.
+        let put = twin.put_log.lock().map(|l| l.clone()).unwrap_or_default();
+        for data in &put {
+            if let Ok(e) = serde_json::from_slice::<Envelope>(data) {
+                if e.verify_id().is_ok() {
+                    expected.insert(e.id.clone(), e);
+                }
+            }
+        }
         let implied = expected_changes(&expected, &observed.2);
         let mut c = Check {
             served_responses: served.iter().filter(|s| s.status == 200).count(),
@@ -436,14 +459,66 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
         let rules_json = twin
             .function_env("alerter", "PRICEWIRE_ALERT_RULES")
             .unwrap_or_else(|| "[]".into());
-        let rules = RuleSet::from_json(&rules_json).map_err(|e| e.to_string())?;
-        // An alert per (rule, implied change) the rule matches: the rules of the twin's
+        let windows: Vec<u32> = twin
+            .function_env("alerter", "PRICEWIRE_STAT_WINDOWS_DAYS")
+            .map(|v| v.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![7, 30]);
+        let rules = RuleSet::from_json_with(&rules_json, &windows).map_err(|e| e.to_string())?;
+        // An alert per (rule, implied change) the rule matches and its re-alert policy lets
+        // through, walking each entity's changes in time order: the rules of the twin's
         // stacks read the record, not its history, so the simulator's record decides.
+        // Rules on history read the statistics stored with the change (the consumer's, unit
+        // tested against hand-computed figures); records older than the alerter's maximum
+        // age alert nobody.
+        let max_age_s: i64 = twin
+            .function_env("alerter", "PRICEWIRE_ALERT_MAX_AGE_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(86_400);
+        let now = Utc::now();
+        let stored_changes: HashMap<(&str, &str), &table::Change> = history
+            .iter()
+            .map(|h| ((h.pk.as_str(), h.sk.as_str()), h))
+            .collect();
         let mut expected_alerts = BTreeSet::new();
+        let mut last_alert: HashMap<(String, String), Armed> = HashMap::new();
         for (pk, changes) in &implied {
             for (sk, id) in changes {
                 let Some(e) = expected.get(id) else { continue };
-                for rule in rules.evaluate(e).matched {
+                let stored = stored_changes.get(&(pk.as_str(), sk.as_str()));
+                if stored.is_some_and(|c| c.flag.is_some()) {
+                    continue;
+                }
+                // Its age as the alerter saw it: the stored record's fetch (one id can be
+                // fetched on many days; the expected envelope holds one of them).
+                let fetched_ms = stored
+                    .map(|c| c.fetched_ms)
+                    .unwrap_or(now.timestamp_millis());
+                if now.timestamp_millis() - fetched_ms > max_age_s * 1000 {
+                    continue;
+                }
+                let value =
+                    table::Change::of(e, Default::default(), None, chrono::Duration::days(1)).price;
+                let at_ms: i64 = sk.get(2..15).and_then(|d| d.parse().ok()).unwrap_or(0);
+                let history = stored.map(|c| alerter::rules::History {
+                    stats: &c.stats,
+                    at_ms: c.at_ms,
+                });
+                for rule in rules.evaluate_with(e, history).matched {
+                    let slot = (rule.spec.name.clone(), pk.clone());
+                    if rule.realert.decide(last_alert.get(&slot), value, at_ms) != Decision::Fire {
+                        continue;
+                    }
+                    if rule.realert.keeps_state() {
+                        let change = sk.clone();
+                        last_alert.insert(
+                            slot,
+                            Armed {
+                                value,
+                                at_ms,
+                                change,
+                            },
+                        );
+                    }
                     if expected_alerts.insert(alerter::dedup_key(&rule.spec.name, pk, sk)) {
                         c.by_source
                             .entry(e.source.clone())

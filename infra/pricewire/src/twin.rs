@@ -130,6 +130,8 @@ pub struct Twin {
     stop_schedules: Arc<AtomicBool>,
     /// Per (mapping, shard), the last sequence number delivered: a later `drain` resumes there.
     positions: Mutex<HashMap<(String, String), String>>,
+    /// Every raw record put on the stream by `put_raw` (the injected ones included), in order.
+    pub put_log: Mutex<Vec<Vec<u8>>>,
 }
 
 fn last_segment(arn: &str, sep: char) -> String {
@@ -501,6 +503,7 @@ impl Twin {
             http: reqwest::Client::new(),
             stop_schedules: Arc::default(),
             positions: Mutex::default(),
+            put_log: Mutex::default(),
         })
     }
 
@@ -1184,6 +1187,13 @@ impl Twin {
 
     /// Puts `opts.inject` on the stream, as something other than the collector would.
     async fn inject(&self) -> Result<(), String> {
+        self.put_raw(&self.opts.inject).await
+    }
+
+    /// Puts raw records on the collector's stream, in order; a record that is an envelope
+    /// goes under its entity's partition key as the collector's would (one entity, one
+    /// shard, in order), anything else under `injected-<i>`.
+    pub async fn put_raw(&self, records: &[Vec<u8>]) -> Result<(), String> {
         let Some(stream) = self
             .mappings
             .iter()
@@ -1193,11 +1203,14 @@ impl Twin {
             return Ok(());
         };
         let kinesis = pricewire_pipeline::aws::kinesis(&self.sdk);
-        for (i, data) in self.opts.inject.iter().enumerate() {
+        for (i, data) in records.iter().enumerate() {
+            let key = serde_json::from_slice::<Envelope>(data)
+                .map(|e| collector::sink::partition_key(&e.key))
+                .unwrap_or_else(|_| format!("injected-{i}"));
             kinesis
                 .put_record()
                 .stream_name(&stream)
-                .partition_key(format!("injected-{i}"))
+                .partition_key(key)
                 .data(aws_sdk_kinesis::primitives::Blob::new(data.clone()))
                 .send()
                 .await
@@ -1207,6 +1220,9 @@ impl Twin {
                         aws_sdk_kinesis::error::DisplayErrorContext(&e)
                     )
                 })?;
+            if let Ok(mut log) = self.put_log.lock() {
+                log.push(data.clone());
+            }
         }
         Ok(())
     }

@@ -1,14 +1,210 @@
 //! The local twin end to end, a short run without faults: the real terraform/ applied to
 //! moto, the release `bootstrap` binaries run through the twin, exact outcomes asserted.
+//! On the same stack, a scripted history (flights dropping to a new 30-day low, odds
+//! shortening at two of three bookmakers, a funding flip, repeats of unchanged values) is
+//! put on the stream: each subscriber gets exactly the alerts written out below, each once,
+//! through the SNS filter policies Terraform made; repeats and a replay write nothing and
+//! send nothing.
 //!
 //! Needs `make build` (release binaries) and terraform; `make e2e` runs it.
 
 mod common;
 
+use chrono::{DateTime, Duration as Span, Utc};
 use pricewire_cli::demo::{self, DemoOptions};
+use pricewire_cli::report;
 use pricewire_cli::simulator::SimConfig;
+use pricewire_pipeline::envelope::{
+    Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, Payload,
+};
+use pricewire_pipeline::table;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+/// The scripted fare: LED → EVN on 24 Dec, one stop, sold by Pobeda (no other rule's deal).
+const FARE_KEY: &str = "LED-EVN/2026-12-24/oneway";
+
+fn fare(rub: i64, fetched: DateTime<Utc>) -> Envelope {
+    let mut f = FlightPrice::new(
+        "LED",
+        "EVN",
+        "2026-12-24",
+        Money {
+            amount: rub.into(),
+            currency: "RUB".into(),
+        },
+    );
+    f.gate = Some("Pobeda".into());
+    f.transfers = Some(1);
+    Envelope::new(
+        "travelpayouts",
+        "scripted",
+        FARE_KEY.into(),
+        None,
+        fetched,
+        Payload::FlightPrice(f),
+    )
+}
+
+fn odds(bookmaker: &str, price: &str, fetched: DateTime<Utc>) -> Envelope {
+    Envelope::new(
+        "odds",
+        "scripted",
+        format!("basketball_nba/scripted-final/{bookmaker}/h2h/Home"),
+        Some(fetched),
+        fetched,
+        Payload::OddsQuote(OddsQuote {
+            sport: "basketball_nba".into(),
+            sport_title: None,
+            event_id: "scripted-final".into(),
+            commence_time: "2026-12-24T01:00:00Z".into(),
+            home_team: Some("Home".into()),
+            away_team: Some("Away".into()),
+            bookmaker: bookmaker.into(),
+            bookmaker_title: None,
+            market: "h2h".into(),
+            outcome: "Home".into(),
+            price: dec(price),
+            point: None,
+        }),
+    )
+}
+
+fn funding(rate: &str, at: DateTime<Utc>, fetched: DateTime<Utc>) -> Envelope {
+    Envelope::new(
+        "binance",
+        "scripted",
+        "binance/linear/SCRIPTUSDT/funding".into(),
+        Some(at),
+        fetched,
+        Payload::FundingRate(FundingRate {
+            instrument: Instrument {
+                exchange: "binance".into(),
+                market: "linear".into(),
+                symbol: "SCRIPTUSDT".into(),
+            },
+            rate: dec(rate),
+            funding_time: at,
+            mark_price: None,
+        }),
+    )
+}
+
+/// The scripted history: `(old, today)`. The old part was fetched days ago (older than the
+/// alerter's maximum age: it builds statistics and pages nobody); today's is fresh.
+fn script(now: DateTime<Utc>) -> (Vec<Envelope>, Vec<Envelope>) {
+    let day = |d: i64| now - Span::days(d) - Span::hours(1);
+    let min = |m: i64| now - Span::minutes(m);
+    let mut old = Vec::new();
+    // 20 daily fares, lowest 8700, each seen twice (the second sighting repeats it).
+    let fares = [
+        9000, 9400, 8800, 9200, 9000, 9600, 8900, 9100, 9300, 8700, 9000, 9500, 8800, 9200, 9000,
+        9400, 8900, 9100, 9300, 9000,
+    ];
+    for (i, rub) in fares.iter().enumerate() {
+        let at = day(20 - i as i64);
+        old.push(fare(*rub, at));
+        old.push(fare(*rub, at + Span::minutes(30)));
+    }
+    // Funding every 8 hours, positive, one point fetched twice.
+    let t0 = now - Span::minutes(10);
+    for k in (3..=9).rev() {
+        let at = t0 - Span::hours(8 * k);
+        old.push(funding("0.0001", at, at + Span::minutes(1)));
+    }
+    old.push(funding(
+        "0.0001",
+        t0 - Span::hours(24),
+        t0 - Span::hours(23),
+    ));
+    let today = vec![
+        fare(8800, min(50)), // −2.2 % from 9000: nothing
+        odds("draftkings", "2.50", min(45)),
+        odds("fanduel", "2.50", min(45)),
+        odds("betmgm", "2.50", min(45)),
+        funding("0.0001", t0 - Span::hours(16), min(50)),
+        fare(8800, min(48)),                              // repeat
+        fare(8300, min(45)), // −5.7 %, below the 30-day low 8700: drop and new low
+        fare(8300, min(42)), // repeat
+        fare(8600, min(40)), // up: nothing
+        fare(8100, min(35)), // −5.8 %, new low, better than 8300: both again
+        fare(9000, min(30)), // up
+        odds("draftkings", "2.00", min(20)), // 40 % → 50 % in 25 min: shortening
+        odds("fanduel", "2.10", min(20)), // 40 % → 47.6 %: shortening
+        odds("betmgm", "2.45", min(20)), // 40 % → 40.8 %: nothing
+        funding("-0.0002", t0 - Span::hours(8), min(20)), // the flip (and negative)
+        fare(8500, min(25)), // −5.6 % but not better than 8100: held
+        odds("draftkings", "2.00", min(18)), // repeat
+        funding("-0.0002", t0 - Span::hours(8), min(15)), // the same point fetched again
+        fare(8500, min(12)), // repeat
+        funding("-0.0001", t0, min(5)), // negative, no flip
+    ];
+    (old, today)
+}
+
+/// The alerts the script implies, (rule, entity key, value), written out by hand.
+fn scripted_alerts() -> BTreeSet<(String, String, String)> {
+    let odds_key = |bk: &str| format!("basketball_nba/scripted-final/{bk}/h2h/Home");
+    let funding_key = "binance/linear/SCRIPTUSDT/funding".to_string();
+    [
+        ("fare-drop", FARE_KEY.to_string(), "8300"),
+        ("fare-30-day-low", FARE_KEY.to_string(), "8300"),
+        ("fare-drop", FARE_KEY.to_string(), "8100"),
+        ("fare-30-day-low", FARE_KEY.to_string(), "8100"),
+        ("odds-shortening", odds_key("draftkings"), "2.00"),
+        ("odds-shortening", odds_key("fanduel"), "2.10"),
+        ("funding-flip", funding_key.clone(), "-0.0002"),
+        ("negative-funding", funding_key.clone(), "-0.0002"),
+        ("negative-funding", funding_key, "-0.0001"),
+    ]
+    .into_iter()
+    .map(|(r, k, v)| (r.to_string(), k, v.to_string()))
+    .collect()
+}
+
+/// An alert as a queue receives it from SNS: its rule, entity key and dedup key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Received {
+    rule: String,
+    key: String,
+    dedup: String,
+}
+
+/// Reads (and deletes) everything in a queue subscribed to the topic.
+async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Received> {
+    report::receive_all(sqs, url)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|envelope| {
+            let alert: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            let field = |k: &str| alert[k].as_str().unwrap_or_default().to_string();
+            Received {
+                rule: field("rule"),
+                key: field("key"),
+                dedup: alerter::dedup_key(&field("rule"), &field("entity"), &field("change")),
+            }
+        })
+        .collect()
+}
+
+/// The consumer's DynamoDB write requests so far, from its EMF lines.
+fn consumer_write_requests(work: &std::path::Path) -> f64 {
+    std::fs::read_to_string(work.join("logs/consumer.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["WriteRequests"].as_f64())
+        .sum()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs release binaries and terraform: run `make e2e`"]
@@ -17,7 +213,7 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
         .join("../..")
         .canonicalize()
         .unwrap();
-    let report = demo::run(DemoOptions {
+    let demo = demo::start(DemoOptions {
         repo: repo.clone(),
         name: "pricewire".into(),
         duration: Duration::from_secs(12),
@@ -36,6 +232,20 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     })
     .await
     .unwrap();
+    demo.run().await.unwrap();
+
+    // The scripted history on the same stack: the old part first, then today's, each
+    // drained before the next, so every entity's changes are stored and alerted in order.
+    let (old, today) = script(Utc::now());
+    let raw = |es: &[Envelope]| -> Vec<Vec<u8>> {
+        es.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+    };
+    demo.twin.put_raw(&raw(&old)).await.unwrap();
+    demo.twin.clone().drain().await.unwrap();
+    demo.twin.put_raw(&raw(&today)).await.unwrap();
+    demo.twin.clone().drain().await.unwrap();
+
+    let report = demo.report().await.unwrap();
     pricewire_cli::report::print(&report);
     let check = report.check.as_ref().unwrap();
     assert!(
@@ -67,4 +277,148 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
         report.dlq_depth
     );
     assert!(report.raw_objects >= check.served_responses);
+
+    // Repeats wrote nothing: the scripted entities hold one change item per new value.
+    let sdk = demo.twin.sdk.clone();
+    let db = pricewire_pipeline::aws::dynamodb(&sdk);
+    let prices = demo
+        .twin
+        .function_env("consumer", "PRICEWIRE_PRICES_TABLE")
+        .unwrap();
+    let items = report::scan_all(&db, &prices).await.unwrap();
+    let changes: Vec<table::Change> = items.iter().filter_map(table::Change::from_item).collect();
+    let count = |key: &str| changes.iter().filter(|c| c.pk.ends_with(key)).count();
+    assert_eq!(
+        count(FARE_KEY),
+        20 + 6,
+        "20 old fares and 6 new values today"
+    );
+    assert_eq!(count("scripted-final/draftkings/h2h/Home"), 2);
+    assert_eq!(count("scripted-final/betmgm/h2h/Home"), 2);
+    assert_eq!(
+        count("SCRIPTUSDT/funding"),
+        7 + 3,
+        "one item per funding time"
+    );
+
+    // Each subscriber got exactly what it asked for, once, through its filter policy.
+    let sqs = pricewire_pipeline::aws::sqs(&sdk);
+    let tap = |name: &str| {
+        let sqs = sqs.clone();
+        let name = name.to_string();
+        async move {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(format!("pricewire-tap-{name}"))
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap()
+                .to_string();
+            (url.clone(), receive_all(&sqs, &url).await)
+        }
+    };
+    let value_of = |r: &Received| -> String {
+        let (rule, key) = (&r.rule, &r.key);
+        changes
+            .iter()
+            .find(|c| alerter::dedup_key(rule, &c.pk, &c.sk) == r.dedup)
+            .map(|c| c.price.normalize().to_string())
+            .unwrap_or_else(|| format!("{rule} {key}: no stored change"))
+    };
+    let scripted = |rs: &[Received]| -> BTreeMap<(String, String, String), usize> {
+        let mut m = BTreeMap::new();
+        for r in rs.iter().filter(|r| {
+            r.key == FARE_KEY || r.key.contains("scripted-final") || r.key.contains("SCRIPTUSDT")
+        }) {
+            let v = Decimal::from_str(&value_of(r)).map(|d| d.normalize().to_string());
+            *m.entry((r.rule.clone(), r.key.clone(), v.unwrap_or_default()))
+                .or_insert(0) += 1;
+        }
+        m
+    };
+    let want: BTreeMap<(String, String, String), usize> = scripted_alerts()
+        .into_iter()
+        .map(|(r, k, v)| ((r, k, dec(&v).normalize().to_string()), 1))
+        .collect();
+    let (ann_url, ann) = tap("ann-sms").await;
+    let (ops_url, ops) = tap("ops-email").await;
+    let ann_want: BTreeMap<_, _> = want
+        .iter()
+        .filter(|((r, _, _), _)| r == "fare-30-day-low")
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(
+        scripted(&ann),
+        ann_want,
+        "ann: her rule on her route, each once"
+    );
+    assert_eq!(ann.len(), 2, "ann gets nothing else: {ann:?}");
+    assert_eq!(scripted(&ops), want, "ops: every scripted alert, each once");
+    let ops_keys: Vec<String> = {
+        let mut k: Vec<String> = ops.iter().map(|r| r.dedup.clone()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        ops_keys, report.alert_keys,
+        "ops gets every alert the inbox got"
+    );
+    println!(
+        "scripted history: {} alerts as written, ann {} SMS, ops {} e-mails",
+        want.len(),
+        ann.len(),
+        ops.len()
+    );
+
+    // A replay of the scripted day writes nothing and sends nothing.
+    let work = repo.join(".work/twin");
+    let writes_before = consumer_write_requests(&work);
+    let before: BTreeMap<(String, String), _> = items
+        .iter()
+        .map(|i| {
+            (
+                (
+                    i["pk"].as_s().unwrap().clone(),
+                    i["sk"].as_s().unwrap().clone(),
+                ),
+                i.clone(),
+            )
+        })
+        .collect();
+    demo.twin
+        .put_raw(&raw(&[old.clone(), today.clone()].concat()))
+        .await
+        .unwrap();
+    demo.twin.clone().drain().await.unwrap();
+    let after: BTreeMap<(String, String), _> = report::scan_all(&db, &prices)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| {
+            (
+                (
+                    i["pk"].as_s().unwrap().clone(),
+                    i["sk"].as_s().unwrap().clone(),
+                ),
+                i,
+            )
+        })
+        .collect();
+    assert!(before == after, "the replay changed the prices table");
+    assert_eq!(
+        consumer_write_requests(&work),
+        writes_before,
+        "the replay wrote"
+    );
+    assert!(receive_all(&sqs, &ann_url).await.is_empty());
+    assert!(receive_all(&sqs, &ops_url).await.is_empty());
+    let again = demo.report().await.unwrap();
+    assert!(
+        again.alerts.is_empty(),
+        "the replay sent {:?}",
+        again.alerts
+    );
+    demo.stop().await;
 }
