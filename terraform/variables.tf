@@ -636,9 +636,14 @@ variable "alert_rules" {
     # HCL evaluates both sides of ||: an unset type stands in as a valid one.
     condition = alltrue([for r in var.alert_rules : contains([
       "price_at_or_under", "drop_from_previous", "drop_from_typical", "new_low",
-      "odds_shortening", "funding_beyond", "funding_flip", "open_interest_change",
+      "odds_shortening", "line_move", "funding_beyond", "funding_flip", "open_interest_change",
     ], coalesce(r.type, "new_low"))])
-    error_message = "alert_rules[*].type must be one of price_at_or_under, drop_from_previous, drop_from_typical, new_low, odds_shortening, funding_beyond, funding_flip, open_interest_change."
+    error_message = "alert_rules[*].type must be one of price_at_or_under, drop_from_previous, drop_from_typical, new_low, odds_shortening, line_move, funding_beyond, funding_flip, open_interest_change."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.alert_rules : try(r.params["bookmakers"] >= 1 && r.params["bookmakers"] <= 50 && floor(r.params["bookmakers"]) == r.params["bookmakers"], true)])
+    error_message = "alert_rules[*].params.bookmakers must be a whole number from 1 to 50 (odds_shortening: how many bookmakers must move together)."
   }
 
   validation {

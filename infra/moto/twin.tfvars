@@ -248,6 +248,21 @@ alert_rules = [
     params = { points = 5, minutes = 30 }
   },
   {
+    name   = "odds-steam"
+    source = "odds"
+    kind   = "odds_quote"
+    type   = "odds_shortening"
+    params = { points = 5, minutes = 30, bookmakers = 2 }
+    when   = "event_id == \"scripted-final\""
+  },
+  {
+    name   = "line-move"
+    source = "odds"
+    kind   = "odds_quote"
+    type   = "line_move"
+    params = { points = 1.5, minutes = 30 }
+  },
+  {
     name   = "funding-flip"
     source = "binance"
     kind   = "funding_rate"

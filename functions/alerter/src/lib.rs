@@ -13,6 +13,7 @@ pub mod config;
 pub mod gsm;
 pub mod message;
 pub mod ports;
+pub mod quorum;
 pub mod realert;
 pub mod rules;
 pub mod subscribers;
@@ -30,7 +31,7 @@ use chrono::{DateTime, Utc};
 use config::AlerterConfig;
 use lambda_runtime::LambdaEvent;
 use message::Alert;
-use ports::{AlertPublisher, ArmStore, Claim, DedupStore, Delivery, SmsQuota};
+use ports::{AlertPublisher, ArmStore, Claim, DedupStore, Delivery, MoveStore, SmsQuota};
 use pricewire_pipeline::aws;
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::envelope::Envelope;
@@ -55,6 +56,7 @@ pub struct Alerter {
     pub subscribers: Subscribers,
     pub dedup: Arc<dyn DedupStore>,
     pub arms: Arc<dyn ArmStore>,
+    pub moves: Arc<dyn MoveStore>,
     pub quota: Arc<dyn SmsQuota>,
     pub publisher: Arc<dyn AlertPublisher>,
     pub window: Duration,
@@ -74,6 +76,8 @@ pub struct BatchSummary {
     pub duplicates: usize,
     /// Matches held by the rule's re-alert policy: within its cooldown and no better deal.
     pub held: usize,
+    /// Moves of one bookmaker that did not (yet) make a market move of K bookmakers.
+    pub below_quorum: usize,
     /// Subscribers not sent an alert they wanted because of the rule's quiet hours.
     pub quiet: usize,
     /// SMS not sent because the subscriber's daily cap was spent.
@@ -145,6 +149,7 @@ impl Alerter {
         Alerter {
             dedup: state.clone(),
             arms: state.clone(),
+            moves: state.clone(),
             quota: state,
             publisher: Arc::new(SnsTopic::new(aws::sns(sdk), &config.topic_arn, policy)),
             rules: config.rules,
@@ -174,9 +179,10 @@ impl Alerter {
                 None => summary.not_changes += 1,
             }
         }
-        // Each entity's changes in their own time order: a stream orders writes per item,
-        // and the consumer may write several changes of an entity in one batch request.
-        changes.sort_by(|(_, a), (_, b)| (&a.pk, a.at_ms).cmp(&(&b.pk, b.at_ms)));
+        // In time order (each entity's changes in their own order, and across entities for
+        // rules that count bookmakers): a stream orders writes per item, and the consumer
+        // may write several changes of an entity in one batch request.
+        changes.sort_by(|(_, a), (_, b)| (a.at_ms, &a.pk).cmp(&(b.at_ms, &b.pk)));
         for (seq, change) in changes {
             if change.flag.is_some() {
                 summary.flagged += 1;
@@ -259,14 +265,35 @@ impl Alerter {
             return Ok(());
         }
         let policy = &rule.realert;
-        let slot = (name.to_string(), change.pk.clone());
+        // What the rule re-alerts about: the entity, or for a market move the group.
+        let about = match rule.quorum {
+            None => change.pk.clone(),
+            Some(q) => {
+                let Some((group, bookmaker)) = quorum::group_of(e) else {
+                    return Ok(());
+                };
+                let expires = DateTime::from_timestamp_millis(change.at_ms).unwrap_or(now)
+                    + chrono::Duration::minutes(i64::from(q.window_minutes));
+                let moves = self
+                    .moves
+                    .record_move(name, &group, &bookmaker, change.at_ms, expires)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !q.reached(&moves, change.at_ms) {
+                    summary.below_quorum += 1;
+                    return Ok(());
+                }
+                group
+            }
+        };
+        let slot = (name.to_string(), about.clone());
         let last = if policy.keeps_state() {
             match arms.get(&slot) {
                 Some(last) => last.clone(),
                 None => {
                     let last = self
                         .arms
-                        .last(name, &change.pk)
+                        .last(name, &about)
                         .await
                         .map_err(|e| e.to_string())?;
                     arms.insert(slot.clone(), last.clone());
@@ -332,7 +359,7 @@ impl Alerter {
             };
             let expires = DateTime::from_timestamp_millis(change.at_ms).unwrap_or(now)
                 + policy.state_lifetime();
-            if let Err(err) = self.arms.record(name, &change.pk, &armed, expires).await {
+            if let Err(err) = self.arms.record(name, &about, &armed, expires).await {
                 // Sent: the next change of this entity may alert without the policy's hold.
                 tracing::warn!(rule = name, key = %e.key, error = %err, "last alert not recorded");
             }
@@ -441,6 +468,7 @@ pub async fn handle(
         published = s.published,
         duplicates = s.duplicates,
         held = s.held,
+        below_quorum = s.below_quorum,
         quiet = s.quiet,
         over_cap = s.over_cap,
         unaddressed = s.unaddressed,
@@ -469,7 +497,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{MemoryArms, MemoryPublisher, MemoryQuota};
+    use crate::adapters::memory::{MemoryArms, MemoryMoves, MemoryPublisher, MemoryQuota};
     use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
@@ -603,6 +631,7 @@ mod tests {
                 subscribers: Subscribers::default(),
                 dedup,
                 arms: Arc::new(MemoryArms::default()),
+                moves: Arc::new(MemoryMoves::default()),
                 quota: Arc::new(MemoryQuota::default()),
                 publisher: phone,
                 window: Duration::from_secs(3600),
@@ -750,6 +779,77 @@ mod tests {
         assert_eq!((s.published, s.over_cap), (1, 0), "{s:?}");
     }
 
+    /// A shortened quote of one bookmaker (2.50 → `price` within 25 minutes), as stored.
+    fn shortened(bookmaker: &str, price: &str, minutes_ago: i64) -> table::Item {
+        use pricewire_pipeline::envelope::OddsQuote;
+        let at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        let e = Envelope::new(
+            "odds",
+            "j",
+            format!("basketball_nba/e1/{bookmaker}/h2h/Home"),
+            Some(at),
+            at,
+            Payload::OddsQuote(OddsQuote {
+                sport: "basketball_nba".into(),
+                sport_title: None,
+                event_id: "e1".into(),
+                commence_time: "2026-12-24T01:00:00Z".into(),
+                home_team: None,
+                away_team: None,
+                bookmaker: bookmaker.into(),
+                bookmaker_title: None,
+                market: "h2h".into(),
+                outcome: "Home".into(),
+                price: price.parse().unwrap(),
+                point: None,
+            }),
+        );
+        let stats = Stats {
+            previous: Some(("2.50".parse().unwrap(), at.timestamp_millis() - 25 * 60_000)),
+            previous_line: None,
+            first_ms: 0,
+            windows: vec![],
+        };
+        Change::of(&e, stats, None, chrono::Duration::days(1)).item()
+    }
+
+    #[tokio::test]
+    async fn a_market_move_needs_k_bookmakers_and_alerts_once_per_window() {
+        let phone = Arc::new(MemoryPublisher::default());
+        let (mut a, _) = alerter(phone.clone());
+        let steam = r#"[{"name":"steam","source":"odds","kind":"odds_quote","type":"odds_shortening","params":{"points":5,"minutes":30,"bookmakers":2}}]"#;
+        a.rules = RuleSet::from_json(steam).unwrap();
+        // One bookmaker: not a market move. The second within 30 minutes: one alert; the
+        // third, 10 minutes later, is the same move: held.
+        let (_, s) = a
+            .process(stream(&[("INSERT", shortened("draftkings", "2.00", 30))]))
+            .await;
+        assert_eq!((s.matched, s.below_quorum, s.published), (1, 1, 0), "{s:?}");
+        let (_, s) = a
+            .process(stream(&[("INSERT", shortened("fanduel", "2.10", 20))]))
+            .await;
+        assert_eq!(s.published, 1, "{s:?}");
+        let (_, s) = a
+            .process(stream(&[("INSERT", shortened("betmgm", "2.05", 10))]))
+            .await;
+        assert_eq!((s.published, s.held), (0, 1), "{s:?}");
+        let sent = phone.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            sent[0].key.contains("/fanduel/"),
+            "the bookmaker that completed it"
+        );
+        // A move 40 minutes after the first bookmaker's is not within its window.
+        let (mut b, _) = alerter(phone.clone());
+        b.rules = RuleSet::from_json(steam).unwrap();
+        b.process(stream(&[("INSERT", shortened("draftkings", "2.00", 60))]))
+            .await;
+        let (_, s) = b
+            .process(stream(&[("INSERT", shortened("fanduel", "2.10", 20))]))
+            .await;
+        assert_eq!((s.below_quorum, s.published), (1, 0), "{s:?}");
+    }
+
     #[tokio::test]
     async fn only_new_plausible_changes_alert() {
         let phone = Arc::new(MemoryPublisher::default());
@@ -793,6 +893,7 @@ mod tests {
                         previous.into(),
                         now.fetched_at.timestamp_millis() - 3_600_000,
                     )),
+                    previous_line: None,
                     first_ms: 0,
                     windows: vec![table::Window {
                         days: 30,

@@ -1,5 +1,5 @@
 //! The alerter's ports: where claims are taken (de-duplication), where a rule's last alert
-//! per entity is kept (re-alerting), where SMS are counted against subscribers' daily caps,
+//! per entity is kept (re-alerting), where bookmakers' moves are counted (quorum), where SMS are counted against subscribers' daily caps,
 //! and where alerts are published. Adapters: `adapters::dynamodb`, `adapters::sns`,
 //! `adapters::memory`.
 
@@ -7,6 +7,7 @@ use crate::message::Alert;
 use crate::realert::Armed;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use pricewire_pipeline::adapters::dynamodb::StoreError;
@@ -54,6 +55,21 @@ pub trait ArmStore: Send + Sync {
         armed: &Armed,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
+
+/// Bookmakers' qualifying moves per (rule, group) (`quorum`).
+#[async_trait]
+pub trait MoveStore: Send + Sync {
+    /// Records that `bookmaker` moved at `at_ms` (kept until `expires`; an older move never
+    /// replaces a newer one) and returns every bookmaker's latest move in the group.
+    async fn record_move(
+        &self,
+        rule: &str,
+        group: &str,
+        bookmaker: &str,
+        at_ms: i64,
+        expires: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, i64>, StoreError>;
 }
 
 /// SMS sent per subscriber and local day, against a cap.

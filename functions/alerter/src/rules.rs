@@ -5,6 +5,7 @@
 //! (`PRICEWIRE_ALERT_RULES`, a JSON list); a rule that does not parse, names an unknown
 //! field, or does not yield a boolean fails at start, naming the rule.
 
+use crate::quorum::{Quorum, MAX_BOOKMAKERS};
 use crate::realert::{Better, QuietHours, Realert, MAX_COOLDOWN_MINUTES};
 use cel::{Context, Program, Value};
 use pricewire_pipeline::envelope::{
@@ -85,8 +86,8 @@ pub const RULE_TYPES: &[RuleType] = &[
     RuleType {
         name: "odds_shortening",
         kinds: &["odds_quote"],
-        params: &[("points", true), ("minutes", false)],
-        means: "implied probability up at least `points` percentage points from the previous price, within `minutes` (default 60)",
+        params: &[("points", true), ("minutes", false), ("bookmakers", false)],
+        means: "implied probability up at least `points` percentage points from the previous price, within `minutes` (default 60); with `bookmakers` K, at K bookmakers of the same outcome within those minutes",
     },
     RuleType {
         name: "funding_beyond",
@@ -99,6 +100,12 @@ pub const RULE_TYPES: &[RuleType] = &[
         kinds: &["funding_rate"],
         params: &[],
         means: "funding rate changed sign from the previous one",
+    },
+    RuleType {
+        name: "line_move",
+        kinds: &["odds_quote"],
+        params: &[("points", true), ("minutes", false)],
+        means: "the line of a spread or total moved at least `points` from the previous quote, within `minutes` (default 60)",
     },
     RuleType {
         name: "open_interest_change",
@@ -200,6 +207,13 @@ fn type_condition(
             format!("rate_percent >= {x} || rate_percent <= -{x}")
         }
         "funding_flip" => "previous * rate < 0.0".to_string(),
+        "line_move" => {
+            let p = positive("points")?;
+            format!(
+                "market != \"h2h\" && (line_change >= {p} || line_change <= -{p}) && minutes_since_previous <= {:.6}",
+                get("minutes").unwrap_or(Decimal::from(60)).normalize()
+            )
+        }
         "open_interest_change" => {
             let x = positive("percent")?;
             let moved = format!("(previous_change_percent >= {x} || previous_change_percent <= -{x})");
@@ -247,10 +261,44 @@ impl RuleSpec {
 pub struct Rule {
     pub spec: RuleSpec,
     pub realert: Realert,
+    /// Bookmakers that must move together (`odds_shortening` with `bookmakers` > 1).
+    pub quorum: Option<Quorum>,
     program: Program,
     windows: Vec<u32>,
     /// The history variables the rule names.
     history: Vec<String>,
+}
+
+/// The bookmakers an `odds_shortening` rule needs to move together; `None` for one.
+fn quorum_of(spec: &RuleSpec) -> Result<Option<Quorum>, String> {
+    let params = spec.params.as_ref();
+    let Some(k) = params.and_then(|p| p.get("bookmakers")) else {
+        return Ok(None);
+    };
+    let bookmakers = k
+        .to_u32()
+        .filter(|n| Decimal::from(*n) == *k && (1..=MAX_BOOKMAKERS).contains(n))
+        .ok_or_else(|| {
+            format!("params.bookmakers: {k} is not a whole number from 1 to {MAX_BOOKMAKERS}")
+        })?;
+    if bookmakers == 1 {
+        return Ok(None);
+    }
+    let minutes = params
+        .and_then(|p| p.get("minutes"))
+        .copied()
+        .unwrap_or(Decimal::from(60));
+    let window_minutes = minutes
+        .ceil()
+        .to_u32()
+        .filter(|m| (1..=MAX_COOLDOWN_MINUTES).contains(m))
+        .ok_or_else(|| {
+            format!("params.minutes: {minutes} is not from 1 to {MAX_COOLDOWN_MINUTES} minutes")
+        })?;
+    Ok(Some(Quorum {
+        bookmakers,
+        window_minutes,
+    }))
 }
 
 /// A rule's re-alert policy: the kind's default with what the rule sets.
@@ -429,7 +477,12 @@ pub const HISTORY_VARIABLES: &[&str] = &[
     "previous_change_percent",
     "minutes_since_previous",
     "days_tracked",
+    "previous_line",
+    "line_change",
 ];
+
+/// The history variables only quotes with a line (spreads, totals) have.
+const LINE_VARIABLES: [&str; 2] = ["previous_line", "line_change"];
 
 /// The window variables of `days`.
 pub fn window_variables(days: u32) -> [String; 4] {
@@ -673,7 +726,7 @@ pub fn bind_with(
     windows: &[u32],
 ) -> (Context<'static, 'static>, Vec<String>) {
     let mut ctx = Context::default();
-    let absent = bind_history(&mut ctx, e.payload.amount(), history, windows);
+    let mut absent = bind_history(&mut ctx, e.payload.amount(), history, windows);
     ctx.add_variable_from_value("key", e.key.as_str());
     ctx.add_variable_from_value("source", e.source.as_str());
     ctx.add_variable_from_value("kind", e.kind());
@@ -721,6 +774,14 @@ pub fn bind_with(
             ctx.add_variable_from_value("bookmaker_title", opt_str(&q.bookmaker_title));
             ctx.add_variable_from_value("market", q.market.as_str());
             ctx.add_variable_from_value("outcome", q.outcome.as_str());
+            // The line before this change and how far it moved (spreads, totals).
+            match (q.point, history.and_then(|h| h.stats.previous_line)) {
+                (Some(now), Some(before)) => {
+                    ctx.add_variable_from_value("previous_line", money_value(before));
+                    ctx.add_variable_from_value("line_change", money_value(now - before));
+                }
+                _ => absent.extend(LINE_VARIABLES.map(String::from)),
+            }
         }
         Payload::Candle(c) => {
             add_instrument(&mut ctx, &c.instrument);
@@ -777,6 +838,9 @@ pub fn bind_with(
             ctx.add_variable_from_value("period", o.period.as_str());
             ctx.add_variable_from_value("timestamp", rfc3339(o.timestamp));
         }
+    }
+    if !matches!(e.payload, Payload::OddsQuote(_)) {
+        absent.extend(LINE_VARIABLES.map(String::from));
     }
     (ctx, absent)
 }
@@ -859,10 +923,16 @@ impl Rule {
             .filter(|v| history.iter().any(|h| h == v))
             .map(str::to_string)
             .collect();
-        let realert = realert_of(&spec).map_err(&invalid)?;
+        let quorum = quorum_of(&spec).map_err(&invalid)?;
+        let mut realert = realert_of(&spec).map_err(&invalid)?;
+        if let (Some(q), None) = (quorum, spec.cooldown_minutes) {
+            // A market move alerts once per window, whichever bookmaker completes it.
+            realert.cooldown_minutes = q.window_minutes;
+        }
         let rule = Rule {
             spec,
             realert,
+            quorum,
             program,
             windows: windows.to_vec(),
             history: named,
@@ -870,6 +940,7 @@ impl Rule {
         if let Some(sample) = sample(&rule.spec.kind) {
             let stats = Stats {
                 previous: Some((Decimal::ONE, 0)),
+                previous_line: Some(Decimal::ONE),
                 first_ms: 0,
                 windows: windows
                     .iter()
@@ -1263,6 +1334,7 @@ mod tests {
     fn history(previous: i64, min30: i64, typical30: i64, tracked_days: i64) -> Stats {
         Stats {
             previous: Some((previous.into(), 0)),
+            previous_line: None,
             first_ms: -tracked_days * 86_400_000,
             windows: vec![Window {
                 days: 30,
@@ -1348,6 +1420,7 @@ mod tests {
         };
         let stats = |previous: &str| Stats {
             previous: Some((previous.parse().unwrap(), 0)),
+            previous_line: None,
             first_ms: 0,
             windows: vec![],
         };
@@ -1369,6 +1442,37 @@ mod tests {
         let beyond = funding("funding_beyond", r#"{"rate_percent":0.05}"#);
         assert!(check(&beyond, "-0.0006", "0"));
         assert!(!check(&beyond, "0.0004", "0"));
+    }
+
+    #[test]
+    fn a_line_move_compares_the_line_with_the_previous_quotes() {
+        let set = RuleSet::from_json(
+            r#"[{"name":"line","source":"odds","kind":"odds_quote","type":"line_move","params":{"points":1.5,"minutes":30}}]"#,
+        )
+        .unwrap();
+        let spread = |point: &str| quote("1.91", Some(point), "spreads");
+        let moved = |point: &str, before: Option<&str>, minutes: i64| {
+            let stats = Stats {
+                previous: Some(("1.91".parse().unwrap(), 0)),
+                previous_line: before.map(|b| b.parse().unwrap()),
+                first_ms: 0,
+                windows: vec![],
+            };
+            let e = set.evaluate_with(
+                &spread(point),
+                Some(History {
+                    stats: &stats,
+                    at_ms: minutes * 60_000,
+                }),
+            );
+            assert!(e.errors.is_empty(), "{:?}", e.errors);
+            !e.matched.is_empty()
+        };
+        assert!(moved("-5.5", Some("-3.5"), 20), "two points in 20 minutes");
+        assert!(moved("-2", Some("-3.5"), 20), "either way");
+        assert!(!moved("-4.5", Some("-3.5"), 20), "one point is under 1.5");
+        assert!(!moved("-5.5", Some("-3.5"), 45), "not within 30 minutes");
+        assert!(!moved("-5.5", None, 20), "no line before: quiet, no error");
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub fn plan(
 pub fn stats_before(prior: &[Change], at: i64, windows: &[u32]) -> Stats {
     let plausible: Vec<&Change> = prior.iter().filter(|c| c.flag.is_none()).collect();
     let previous = plausible.last().map(|c| (c.price, c.at_ms));
+    let previous_line = plausible.last().and_then(|c| c.line());
     let first_ms = prior
         .first()
         .map(|c| c.stats.first_ms.min(c.at_ms))
@@ -223,6 +224,7 @@ pub fn stats_before(prior: &[Change], at: i64, windows: &[u32]) -> Stats {
         .collect();
     Stats {
         previous,
+        previous_line,
         first_ms,
         windows,
     }
@@ -342,6 +344,45 @@ mod tests {
                 .map(|c| c.price.try_into().unwrap())
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_quotes_change_carries_the_line_before_it() {
+        use pricewire_pipeline::envelope::OddsQuote;
+        let spread = |line: &str, minutes: i64| {
+            let t = DateTime::<Utc>::from_timestamp_millis(T0 + minutes * 60_000).unwrap();
+            Envelope::new(
+                "odds",
+                "j",
+                "basketball_nba/e1/draftkings/spreads/Home".into(),
+                Some(t),
+                t,
+                Payload::OddsQuote(OddsQuote {
+                    sport: "basketball_nba".into(),
+                    sport_title: None,
+                    event_id: "e1".into(),
+                    commence_time: "2026-12-24T01:00:00Z".into(),
+                    home_team: None,
+                    away_team: None,
+                    bookmaker: "draftkings".into(),
+                    bookmaker_title: None,
+                    market: "spreads".into(),
+                    outcome: "Home".into(),
+                    price: "1.91".parse().unwrap(),
+                    point: Some(line.parse().unwrap()),
+                }),
+            )
+        };
+        let mut h = History::default();
+        // Same price, the line moves: a change, which remembers the line it moved from.
+        h.apply(&[spread("-3.5", 0), spread("-3.5", 5), spread("-5.5", 10)]);
+        let changes = h.changes();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].stats.previous_line, None);
+        assert_eq!(
+            changes[1].stats.previous_line,
+            Some("-3.5".parse().unwrap())
+        );
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub struct Window {
 pub struct Stats {
     /// The value before this change, and when it was stored.
     pub previous: Option<(Decimal, i64)>,
+    /// The line (spread or total) of the quote before this change, when it had one.
+    pub previous_line: Option<Decimal>,
     /// When the entity was first stored (ms).
     pub first_ms: i64,
     pub windows: Vec<Window>,
@@ -220,6 +222,9 @@ impl Change {
             item.insert("prev".into(), n(value));
             item.insert("prev_at".into(), n(at));
         }
+        if let Some(line) = self.stats.previous_line {
+            item.insert("prev_line".into(), n(line));
+        }
         item.insert("first".into(), n(self.stats.first_ms));
         for w in &self.stats.windows {
             let d = w.days;
@@ -276,12 +281,21 @@ impl Change {
             payload: get_s(item, "p")?,
             stats: Stats {
                 previous,
+                previous_line: get_d(item, "prev_line"),
                 first_ms: get_n(item, "first").unwrap_or(at_ms),
                 windows,
             },
             flag: get_s(item, "flag"),
             expires_at: get_n(item, "expires_at").unwrap_or(0),
         })
+    }
+
+    /// The line of the quote this change stored (spreads and totals), from its payload.
+    pub fn line(&self) -> Option<Decimal> {
+        match serde_json::from_str::<Payload>(&self.payload).ok()? {
+            Payload::OddsQuote(q) => q.point,
+            _ => None,
+        }
     }
 
     /// The record this change was stored from (source, kind and key from its partition key).
@@ -467,6 +481,7 @@ mod tests {
         let e = flight(4830, 5);
         let stats = Stats {
             previous: Some((Decimal::new(5100, 0), 1_700_000_000_000)),
+            previous_line: Some(Decimal::new(-35, 1)),
             first_ms: 1_690_000_000_000,
             windows: vec![Window {
                 days: 7,

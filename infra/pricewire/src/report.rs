@@ -481,8 +481,17 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
             .collect();
         let mut expected_alerts = BTreeSet::new();
         let mut last_alert: HashMap<(String, String), Armed> = HashMap::new();
-        for (pk, changes) in &implied {
-            for (sk, id) in changes {
+        // Bookmakers' latest qualifying moves per (rule, group), for rules that count them.
+        let mut moves: HashMap<(String, String), BTreeMap<String, i64>> = HashMap::new();
+        // In time order across entities, as the alerter takes a batch (ties by entity).
+        let sk_ms = |sk: &str| -> i64 { sk.get(2..15).and_then(|d| d.parse().ok()).unwrap_or(0) };
+        let mut walk: Vec<(i64, &String, &String, &String)> = implied
+            .iter()
+            .flat_map(|(pk, changes)| changes.iter().map(move |(sk, id)| (sk_ms(sk), pk, sk, id)))
+            .collect();
+        walk.sort();
+        {
+            for (at_ms, pk, sk, id) in walk {
                 let Some(e) = expected.get(id) else { continue };
                 let stored = stored_changes.get(&(pk.as_str(), sk.as_str()));
                 if stored.is_some_and(|c| c.flag.is_some()) {
@@ -498,13 +507,29 @@ pub async fn report(twin: &Twin, served: Option<&[Served]>) -> Result<Report, St
                 }
                 let value =
                     table::Change::of(e, Default::default(), None, chrono::Duration::days(1)).price;
-                let at_ms: i64 = sk.get(2..15).and_then(|d| d.parse().ok()).unwrap_or(0);
                 let history = stored.map(|c| alerter::rules::History {
                     stats: &c.stats,
                     at_ms: c.at_ms,
                 });
                 for rule in rules.evaluate_with(e, history).matched {
-                    let slot = (rule.spec.name.clone(), pk.clone());
+                    let about = match rule.quorum {
+                        None => pk.clone(),
+                        Some(q) => {
+                            let Some((group, bookmaker)) = alerter::quorum::group_of(e) else {
+                                continue;
+                            };
+                            let m = moves
+                                .entry((rule.spec.name.clone(), group.clone()))
+                                .or_default();
+                            let t = m.entry(bookmaker).or_insert(at_ms);
+                            *t = (*t).max(at_ms);
+                            if !q.reached(m, at_ms) {
+                                continue;
+                            }
+                            group
+                        }
+                    };
+                    let slot = (rule.spec.name.clone(), about);
                     if rule.realert.decide(last_alert.get(&slot), value, at_ms) != Decision::Fire {
                         continue;
                     }

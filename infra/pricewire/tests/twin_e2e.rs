@@ -1,7 +1,8 @@
 //! The local twin end to end, a short run without faults: the real terraform/ applied to
 //! moto, the release `bootstrap` binaries run through the twin, exact outcomes asserted.
 //! On the same stack, a scripted history (flights dropping to a new 30-day low, odds
-//! shortening at two of three bookmakers, a funding flip, repeats of unchanged values) is
+//! shortening at two of three bookmakers, a spread's line moving, a funding flip, repeats
+//! of unchanged values) is
 //! put on the stream: each subscriber gets exactly the alerts written out below, each once,
 //! through the SNS filter policies Terraform made; repeats and a replay write nothing and
 //! send nothing.
@@ -55,10 +56,25 @@ fn fare(rub: i64, fetched: DateTime<Utc>) -> Envelope {
 }
 
 fn odds(bookmaker: &str, price: &str, fetched: DateTime<Utc>) -> Envelope {
+    quote(bookmaker, "h2h", None, price, fetched)
+}
+
+/// The home side's spread at a bookmaker: its line and price.
+fn spread(bookmaker: &str, line: &str, price: &str, fetched: DateTime<Utc>) -> Envelope {
+    quote(bookmaker, "spreads", Some(line), price, fetched)
+}
+
+fn quote(
+    bookmaker: &str,
+    market: &str,
+    line: Option<&str>,
+    price: &str,
+    fetched: DateTime<Utc>,
+) -> Envelope {
     Envelope::new(
         "odds",
         "scripted",
-        format!("basketball_nba/scripted-final/{bookmaker}/h2h/Home"),
+        format!("basketball_nba/scripted-final/{bookmaker}/{market}/Home"),
         Some(fetched),
         fetched,
         Payload::OddsQuote(OddsQuote {
@@ -70,10 +86,10 @@ fn odds(bookmaker: &str, price: &str, fetched: DateTime<Utc>) -> Envelope {
             away_team: Some("Away".into()),
             bookmaker: bookmaker.into(),
             bookmaker_title: None,
-            market: "h2h".into(),
+            market: market.into(),
             outcome: "Home".into(),
             price: dec(price),
-            point: None,
+            point: line.map(dec),
         }),
     )
 }
@@ -130,6 +146,7 @@ fn script(now: DateTime<Utc>) -> (Vec<Envelope>, Vec<Envelope>) {
         odds("draftkings", "2.50", min(45)),
         odds("fanduel", "2.50", min(45)),
         odds("betmgm", "2.50", min(45)),
+        spread("draftkings", "-3.5", "1.91", min(45)),
         funding("0.0001", t0 - Span::hours(16), min(50)),
         fare(8800, min(48)),                              // repeat
         fare(8300, min(45)), // −5.7 %, below the 30-day low 8700: drop and new low
@@ -140,6 +157,7 @@ fn script(now: DateTime<Utc>) -> (Vec<Envelope>, Vec<Envelope>) {
         odds("draftkings", "2.00", min(20)), // 40 % → 50 % in 25 min: shortening
         odds("fanduel", "2.10", min(20)), // 40 % → 47.6 %: shortening
         odds("betmgm", "2.45", min(20)), // 40 % → 40.8 %: nothing
+        spread("draftkings", "-5.5", "1.91", min(20)), // the line moved 2 points
         funding("-0.0002", t0 - Span::hours(8), min(20)), // the flip (and negative)
         fare(8500, min(25)), // −5.6 % but not better than 8100: held
         odds("draftkings", "2.00", min(18)), // repeat
@@ -161,6 +179,13 @@ fn scripted_alerts() -> BTreeSet<(String, String, String)> {
         ("fare-30-day-low", FARE_KEY.to_string(), "8100"),
         ("odds-shortening", odds_key("draftkings"), "2.00"),
         ("odds-shortening", odds_key("fanduel"), "2.10"),
+        // Two of three bookmakers within 30 minutes: one market move, at the second.
+        ("odds-steam", odds_key("fanduel"), "2.10"),
+        (
+            "line-move",
+            "basketball_nba/scripted-final/draftkings/spreads/Home".to_string(),
+            "1.91",
+        ),
         ("funding-flip", funding_key.clone(), "-0.0002"),
         ("negative-funding", funding_key.clone(), "-0.0002"),
         ("negative-funding", funding_key, "-0.0001"),
@@ -295,6 +320,7 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     );
     assert_eq!(count("scripted-final/draftkings/h2h/Home"), 2);
     assert_eq!(count("scripted-final/betmgm/h2h/Home"), 2);
+    assert_eq!(count("scripted-final/draftkings/spreads/Home"), 2);
     assert_eq!(
         count("SCRIPTUSDT/funding"),
         7 + 3,

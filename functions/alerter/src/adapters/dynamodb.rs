@@ -1,8 +1,9 @@
 //! DynamoDB: the alerter's items in the state table — alert claims (de-duplication), each
-//! rule's last alert per entity (re-alerting), and SMS counts per subscriber and day. One
-//! adapter, three ports (`DedupStore`, `ArmStore`, `SmsQuota`): the same table and client.
+//! rule's last alert per entity (re-alerting), bookmakers' moves per group (quorum), and SMS
+//! counts per subscriber and day. One adapter, four ports (`DedupStore`, `ArmStore`,
+//! `MoveStore`, `SmsQuota`): the same table and client.
 
-use crate::ports::{ArmStore, Claim, DedupStore, SmsQuota, StoreError};
+use crate::ports::{ArmStore, Claim, DedupStore, MoveStore, SmsQuota, StoreError};
 use crate::realert::Armed;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,7 +12,7 @@ use pricewire_pipeline::adapters::dynamodb::Item;
 use pricewire_pipeline::adapters::{conditional, describe, RetriedCall};
 use pricewire_pipeline::backoff::RetryPolicy;
 use pricewire_pipeline::table::bounded_key;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The alerter's items: `pk = ALERT#…`, told apart by `sk`, each with a TTL.
@@ -25,6 +26,8 @@ pub struct AlertState {
 pub const CLAIM_SK: &str = "CLAIM";
 /// A rule's last alert about an entity: `pk = ALERT#<rule>#<entity>`.
 pub const ARM_SK: &str = "ARM";
+/// Bookmakers' moves: `pk = ALERT#<rule>#<group>`, one attribute `bm_<bookmaker>` each.
+pub const MOVES_SK: &str = "MOVES";
 /// An SMS count: `pk = ALERT#SMS#<subscriber>#<local day>`.
 pub const QUOTA_SK: &str = "QUOTA";
 /// Keys longer than this are replaced by their digest (DynamoDB: partition key ≤ 2048 bytes).
@@ -281,5 +284,65 @@ impl SmsQuota for AlertState {
         )
         .await
         .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl MoveStore for AlertState {
+    async fn record_move(
+        &self,
+        rule: &str,
+        group: &str,
+        bookmaker: &str,
+        at_ms: i64,
+        expires: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let key = arm_key(rule, group);
+        let attribute = format!("bm_{bookmaker}");
+        let attempt = || async {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(key.clone()))
+                .key("sk", s(MOVES_SK))
+                .update_expression("SET #b = :at, expires_at = :e")
+                .condition_expression("attribute_not_exists(#b) OR #b < :at")
+                .expression_attribute_names("#b", attribute.clone())
+                .expression_attribute_values(":at", n(at_ms))
+                .expression_attribute_values(":e", n(expires.timestamp()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await
+        };
+        let written = attempt.retried(self.policy).await;
+        let item = match written {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) => {
+                // A newer move of this bookmaker is stored (a retry): read the group as it is.
+                conditional(Err::<(), _>(e))?;
+                let get = || async {
+                    self.client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key("pk", s(key.clone()))
+                        .key("sk", s(MOVES_SK))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                };
+                let out = get
+                    .retried(self.policy)
+                    .await
+                    .map_err(|e| StoreError(describe(&e)))?;
+                out.item().cloned().unwrap_or_default()
+            }
+        };
+        Ok(item
+            .iter()
+            .filter_map(|(k, v)| {
+                let bookmaker = k.strip_prefix("bm_")?;
+                Some((bookmaker.to_string(), v.as_n().ok()?.parse().ok()?))
+            })
+            .collect())
     }
 }

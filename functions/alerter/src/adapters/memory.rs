@@ -1,11 +1,13 @@
 //! In-memory adapters of the alerter's ports, shared by its tests and the bench.
 
 use crate::message::Alert;
-use crate::ports::{AlertPublisher, ArmStore, Delivery, PublishError, SmsQuota, StoreError};
+use crate::ports::{
+    AlertPublisher, ArmStore, Delivery, MoveStore, PublishError, SmsQuota, StoreError,
+};
 use crate::realert::Armed;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -40,6 +42,32 @@ impl ArmStore for MemoryArms {
             *e = armed.clone();
         }
         Ok(())
+    }
+}
+
+/// Bookmakers' latest moves per (rule, group).
+#[derive(Default)]
+pub struct MemoryMoves {
+    moves: Mutex<HashMap<(String, String), BTreeMap<String, i64>>>,
+}
+
+#[async_trait]
+impl MoveStore for MemoryMoves {
+    async fn record_move(
+        &self,
+        rule: &str,
+        group: &str,
+        bookmaker: &str,
+        at_ms: i64,
+        _expires: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut moves = self.moves.lock().map_err(poisoned)?;
+        let group = moves
+            .entry((rule.to_string(), group.to_string()))
+            .or_default();
+        let t = group.entry(bookmaker.to_string()).or_insert(at_ms);
+        *t = (*t).max(at_ms);
+        Ok(group.clone())
     }
 }
 
