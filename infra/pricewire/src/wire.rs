@@ -29,6 +29,9 @@ pub struct WriteCall {
     /// Index write units on top (the prices table's KEYS_ONLY GSI holds entity items, the
     /// items with `lpk`: one unit each; counted for every put of one, an upper bound).
     pub index_units: u64,
+    /// Of `write_units`, those of entity items (the items with `lpk`), written once per entity
+    /// on its first change.
+    pub entity_units: u64,
     /// Kinesis: data plus partition key bytes, and PUT payload units.
     pub kinesis_bytes: u64,
     pub put_units: u64,
@@ -91,9 +94,11 @@ pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Opti
                         .pointer("/PutRequest/Item")
                         .or_else(|| w.pointer("/DeleteRequest/Key"))
                         .and_then(Value::as_object);
-                    call.write_units += item.map_or(1, |i| write_units(item_size(i)));
+                    let units = item.map_or(1, |i| write_units(item_size(i)));
+                    call.write_units += units;
                     if w.pointer("/PutRequest/Item/lpk").is_some() {
                         call.index_units += 1;
+                        call.entity_units += units;
                     }
                 }
             }

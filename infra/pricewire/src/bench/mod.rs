@@ -133,6 +133,10 @@ pub struct TwinRun {
     /// function → (invocations, seconds busy, memory MB).
     pub busy: BTreeMap<String, (u64, f64, i32)>,
     pub history_items: usize,
+    /// Records a replay of the whole run put again (every one a repeat), and the prices-table
+    /// write units (index writes included) the consumer spent on them.
+    pub replayed: u64,
+    pub replay_consumer_units: u64,
     pub alerts: usize,
     pub failures: usize,
     /// Distinct CloudWatch metric series the functions' EMF lines define.
@@ -726,6 +730,7 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
 /// simulator seed 11, through the proxy with every fault rate at zero.
 async fn twin_run(opts: &BenchOptions) -> Result<TwinRun, String> {
     let t0 = Instant::now();
+    let started = Utc::now();
     let demo = demo::start(DemoOptions {
         lambda_dir: opts.lambda_dir.clone(),
         quiet: true,
@@ -734,13 +739,15 @@ async fn twin_run(opts: &BenchOptions) -> Result<TwinRun, String> {
     .await?;
     let ran = demo.run().await;
     let report = demo.report().await;
-    let mut out = TwinRun {
-        stats: demo
-            .twin
+    let stats = || {
+        demo.twin
             .proxy
             .as_ref()
             .map(|p| p.stats())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+    };
+    let mut out = TwinRun {
+        stats: stats(),
         ..TwinRun::default()
     };
     for (name, host) in &demo.twin.functions {
@@ -754,6 +761,46 @@ async fn twin_run(opts: &BenchOptions) -> Result<TwinRun, String> {
                 host.spec.memory_mb,
             ),
         );
+    }
+    // A replay of the whole run from the raw archive: every record a repeat.
+    let replay = async {
+        ran.as_ref().map_err(|e| e.clone())?;
+        let sdk = demo.twin.sdk.clone();
+        let stack = crate::ops::Stack::discover(&sdk, "pricewire").await?;
+        let day = |t: DateTime<Utc>| t.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+        let (from, to) = (
+            day(started).unwrap_or(started),
+            day(Utc::now()).unwrap_or(started) + ChronoDuration::days(1),
+        );
+        let replayed = crate::ops::replay(
+            &sdk,
+            &stack,
+            &crate::ops::ReplayArgs {
+                source: "travelpayouts".into(),
+                from,
+                to,
+                dry_run: false,
+            },
+        )
+        .await?;
+        demo.twin.clone().drain().await?;
+        let before = out.stats.get("consumer").map_or(0, |s| s.writes.len());
+        let after = stats();
+        out.replayed = replayed.put as u64;
+        out.replay_consumer_units = after
+            .get("consumer")
+            .map(|s| {
+                s.writes[before.min(s.writes.len())..]
+                    .iter()
+                    .map(|w| w.write_units + render::index_units(w))
+                    .sum()
+            })
+            .unwrap_or(0);
+        Ok::<(), String>(())
+    }
+    .await;
+    if let Err(e) = &replay {
+        eprintln!("bench: the replay of the twin run failed: {e}");
     }
     let work = demo.twin.opts.work_dir.clone();
     demo.stop().await;

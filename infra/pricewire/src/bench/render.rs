@@ -13,6 +13,9 @@ pub const TARGET_COLD_START_RATIO: f64 = 20.0;
 pub const TARGET_PEAK_RSS_MB: f64 = 20.0;
 pub const TARGET_CONSUMER_RECORDS_PER_CORE_SECOND: f64 = 100_000.0;
 pub const TARGET_BATCH_FILL: f64 = 0.95;
+/// Prices-table write units (index writes included) per stored change, and per repeat.
+pub const TARGET_WCU_PER_CHANGE: f64 = 1.2;
+pub const TARGET_WCU_PER_REPEAT: f64 = 0.05;
 
 /// How full a function's batch calls were.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -101,6 +104,19 @@ pub struct TwinFigures {
     pub wcu_collector: f64,
     pub wcu_total: f64,
     pub wcu_base_tables: f64,
+    /// The consumer's write units over the changes it stored (every write of the run is
+    /// charged to a change: an upper bound), and a replay's over the records replayed
+    /// (every one a repeat).
+    pub wcu_per_change: f64,
+    /// The same without the entity items and their index entries (written once per entity,
+    /// on its first change): what a change of an entity already tracked costs.
+    pub wcu_per_known_change: f64,
+    /// Entity items written, and their write units with the index entries, per entity.
+    pub entities: u64,
+    pub wcu_per_entity: f64,
+    pub wcu_per_repeat: Option<f64>,
+    pub changes: usize,
+    pub replayed: u64,
     pub put_units: f64,
     pub kinesis_bytes: f64,
     pub s3_puts: f64,
@@ -142,6 +158,17 @@ pub fn twin_figures(t: &TwinRun) -> TwinFigures {
         wcu_alerter: wcu(&alerter),
         wcu_collector: wcu(&collector),
         wcu_total,
+        wcu_per_change: sum(&consumer, None, |w| w.write_units + index_units(w)) as f64
+            / t.history_items.max(1) as f64,
+        wcu_per_known_change: sum(&consumer, None, |w| w.write_units - w.entity_units) as f64
+            / t.history_items.max(1) as f64,
+        entities: sum(&consumer, None, index_units),
+        wcu_per_entity: sum(&consumer, None, |w| w.entity_units + index_units(w)) as f64
+            / sum(&consumer, None, index_units).max(1) as f64,
+        wcu_per_repeat: (t.replayed > 0)
+            .then(|| t.replay_consumer_units as f64 / t.replayed as f64),
+        changes: t.history_items,
+        replayed: t.replayed,
         wcu_base_tables: [&collector, &consumer, &alerter]
             .iter()
             .map(|w| per(sum(w, None, |w| w.write_units)))
@@ -368,6 +395,30 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
                 ratio.map_or("n/a", |x| yes(x >= TARGET_BATCH_FILL))
             );
         }
+    }
+
+    if let Some((f, _)) = &modelled {
+        let _ = writeln!(
+            o,
+            "| prices-table write units per change ≤ {TARGET_WCU_PER_CHANGE} (index writes included) | {:.3} per change of an entity already tracked; {:.3} per change overall ({} changes of {} records, {} of them an entity's first, which also writes the entity item and its index entry: {:.2} units once per entity) | {} |",
+            f.wcu_per_known_change,
+            f.wcu_per_change,
+            f.changes,
+            f.records,
+            f.entities,
+            f.wcu_per_entity,
+            yes(f.wcu_per_known_change <= TARGET_WCU_PER_CHANGE)
+        );
+        let _ = writeln!(
+            o,
+            "| prices-table write units per repeat ≤ {TARGET_WCU_PER_REPEAT} | {} | {} |",
+            f.wcu_per_repeat.map_or("no replay".into(), |x| format!(
+                "{x:.4} (a replay of all {} records)",
+                f.replayed
+            )),
+            f.wcu_per_repeat
+                .map_or("n/a", |x| yes(x <= TARGET_WCU_PER_REPEAT))
+        );
     }
 
     // 1. Cold start.
@@ -612,6 +663,7 @@ const METHOD: &[&str] = &[
     "CPU is the process's own, every thread: the scheduler's nanosecond counters (`/proc/<pid>/task/*/schedstat`) where the kernel keeps them, else utime + stime in 10 ms ticks (this machine: the counters read 0), so short runs are summed over many invocations. It includes receiving and parsing the event JSON, decoding base64, validating each envelope and its id, building the items or messages, signing and sending the calls. The stub runs in the bench process and is not counted. A 10,000-record event of this size exceeds Lambda's 6 MB invocation payload; the figure is per record either way.",
     "The Rust consumer writes `latest` items 16 at a time; the baseline one at a time, as the usual handler does. That changes wall time, not CPU.",
     "Lambda's bill: each invocation's CPU time on an event of the twin's batch size (100 records), divided by the function's share of a vCPU (256 MB / 1,769 MB), rounded up to the millisecond. Waiting on AWS is not in it: the same calls add their latency to both designs (more to the baseline's one-at-a-time puts). The collector is billed at its wall time on the twin (dominated by the simulator and moto).",
+    "Write units per change: every prices-table write of the run (change items, entity items, statistics rewrites, deletes, index writes) divided by the change items it stored, an upper bound, and the same without the entity items and their index entries (written once per entity, on its first change: in a short run most entities are new); per repeat: the same after a replay of the whole run from the raw archive (`pricewire replay`), divided by the records it put, every one of which repeats a stored value.",
     "Write units are estimated from the request item sizes by DynamoDB's rules (`wire.rs`), plus the index writes of the prices table (its KEYS_ONLY GSI `latest_by_source` holds only entity items, one unit per entity item put; `render::index_units`). A conditional put that fails is counted as if it succeeded (an upper bound).",
     "The classic design's Lambdas: the consumer is the Python baseline's consumer; the alert Lambda is invoked by KDA with matched rows only, at most once per alert, each billed at the Python alerter's CPU per published alert. KDA for SQL applications is end-of-life (no new applications since 2025-10-15); its last list price is used.",
     "Calls per record come from one seeded workload: 500 offers per job answer in one PutRecords call; consumer batches of 100 records (the event source mapping's batch size) give the BatchWriteItem fill. The Kinesis stream is provisioned (1 shard); on-demand streams are not modelled.",
@@ -671,6 +723,41 @@ mod tests {
             ..m
         };
         assert_eq!(index_units(&state), 0, "no indexes there");
+    }
+
+    #[test]
+    fn write_units_are_charged_to_changes_and_to_a_replays_repeats() {
+        let prices = |units, index| WriteCall {
+            operation: "BatchWriteItem".into(),
+            table: "pricewire-prices".into(),
+            write_units: units,
+            index_units: index,
+            entity_units: index,
+            ..WriteCall::default()
+        };
+        let mut stats = BTreeMap::new();
+        stats.insert(
+            "consumer".to_string(),
+            crate::faultproxy::FaultStats {
+                writes: vec![prices(25, 5), prices(10, 2)],
+                ..Default::default()
+            },
+        );
+        let t = TwinRun {
+            stats,
+            history_items: 35,
+            replayed: 1000,
+            replay_consumer_units: 3,
+            ..TwinRun::default()
+        };
+        let f = twin_figures(&t);
+        assert!((f.wcu_per_change - 42.0 / 35.0).abs() < 1e-12);
+        // 7 entity items of 1 unit, with 7 index entries: 2 per entity; the rest per change.
+        assert_eq!((f.entities, f.wcu_per_entity), (7, 2.0));
+        assert!((f.wcu_per_known_change - 28.0 / 35.0).abs() < 1e-12);
+        assert_eq!(f.wcu_per_repeat, Some(0.003));
+        let none = twin_figures(&TwinRun::default());
+        assert_eq!(none.wcu_per_repeat, None, "no replay, no figure");
     }
 
     #[test]
