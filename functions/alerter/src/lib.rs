@@ -781,29 +781,8 @@ mod tests {
 
     /// A shortened quote of one bookmaker (2.50 → `price` within 25 minutes), as stored.
     fn shortened(bookmaker: &str, price: &str, minutes_ago: i64) -> table::Item {
-        use pricewire_pipeline::envelope::OddsQuote;
         let at = Utc::now() - chrono::Duration::minutes(minutes_ago);
-        let e = Envelope::new(
-            "odds",
-            "j",
-            format!("basketball_nba/e1/{bookmaker}/h2h/Home"),
-            Some(at),
-            at,
-            Payload::OddsQuote(OddsQuote {
-                sport: "basketball_nba".into(),
-                sport_title: None,
-                event_id: "e1".into(),
-                commence_time: "2026-12-24T01:00:00Z".into(),
-                home_team: None,
-                away_team: None,
-                bookmaker: bookmaker.into(),
-                bookmaker_title: None,
-                market: "h2h".into(),
-                outcome: "Home".into(),
-                price: price.parse().unwrap(),
-                point: None,
-            }),
-        );
+        let e = pricewire_pipeline::fixtures::odds_quote("e1", bookmaker, "h2h", price, None, at);
         let stats = Stats {
             previous: Some(("2.50".parse().unwrap(), at.timestamp_millis() - 25 * 60_000)),
             previous_line: None,

@@ -68,30 +68,9 @@ mod tests {
 
     #[test]
     fn the_group_is_the_outcome_at_every_bookmaker() {
-        use pricewire_pipeline::envelope::OddsQuote;
-        let quote = |bookmaker: &str| {
-            Envelope::new(
-                "odds",
-                "j",
-                format!("basketball_nba/e1/{bookmaker}/h2h/Home"),
-                None,
-                chrono::Utc::now(),
-                Payload::OddsQuote(OddsQuote {
-                    sport: "basketball_nba".into(),
-                    sport_title: None,
-                    event_id: "e1".into(),
-                    commence_time: "2026-12-24T01:00:00Z".into(),
-                    home_team: None,
-                    away_team: None,
-                    bookmaker: bookmaker.into(),
-                    bookmaker_title: None,
-                    market: "h2h".into(),
-                    outcome: "Home".into(),
-                    price: "2.0".parse().unwrap(),
-                    point: None,
-                }),
-            )
-        };
+        use pricewire_pipeline::fixtures::odds_quote;
+        let quote =
+            |bookmaker: &str| odds_quote("e1", bookmaker, "h2h", "2.0", None, chrono::Utc::now());
         let (a, dk) = group_of(&quote("draftkings")).unwrap();
         let (b, fd) = group_of(&quote("fanduel")).unwrap();
         assert_eq!(a, b);

@@ -348,29 +348,15 @@ mod tests {
 
     #[test]
     fn a_quotes_change_carries_the_line_before_it() {
-        use pricewire_pipeline::envelope::OddsQuote;
         let spread = |line: &str, minutes: i64| {
             let t = DateTime::<Utc>::from_timestamp_millis(T0 + minutes * 60_000).unwrap();
-            Envelope::new(
-                "odds",
-                "j",
-                "basketball_nba/e1/draftkings/spreads/Home".into(),
-                Some(t),
+            pricewire_pipeline::fixtures::odds_quote(
+                "e1",
+                "draftkings",
+                "spreads",
+                "1.91",
+                Some(line),
                 t,
-                Payload::OddsQuote(OddsQuote {
-                    sport: "basketball_nba".into(),
-                    sport_title: None,
-                    event_id: "e1".into(),
-                    commence_time: "2026-12-24T01:00:00Z".into(),
-                    home_team: None,
-                    away_team: None,
-                    bookmaker: "draftkings".into(),
-                    bookmaker_title: None,
-                    market: "spreads".into(),
-                    outcome: "Home".into(),
-                    price: "1.91".parse().unwrap(),
-                    point: Some(line.parse().unwrap()),
-                }),
             )
         };
         let mut h = History::default();

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod envelope;
 pub mod fields;
+pub mod fixtures;
 pub mod job;
 pub mod limits;
 pub mod metrics;

@@ -16,7 +16,7 @@ use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::report;
 use pricewire_cli::simulator::SimConfig;
 use pricewire_pipeline::envelope::{
-    Envelope, FlightPrice, FundingRate, Instrument, Money, OddsQuote, Payload,
+    Envelope, FlightPrice, FundingRate, Instrument, Money, Payload,
 };
 use pricewire_pipeline::table;
 use rust_decimal::Decimal;
@@ -71,27 +71,16 @@ fn quote(
     price: &str,
     fetched: DateTime<Utc>,
 ) -> Envelope {
-    Envelope::new(
-        "odds",
-        "scripted",
-        format!("basketball_nba/scripted-final/{bookmaker}/{market}/Home"),
-        Some(fetched),
+    let mut e = pricewire_pipeline::fixtures::odds_quote(
+        "scripted-final",
+        bookmaker,
+        market,
+        price,
+        line,
         fetched,
-        Payload::OddsQuote(OddsQuote {
-            sport: "basketball_nba".into(),
-            sport_title: None,
-            event_id: "scripted-final".into(),
-            commence_time: "2026-12-24T01:00:00Z".into(),
-            home_team: Some("Home".into()),
-            away_team: Some("Away".into()),
-            bookmaker: bookmaker.into(),
-            bookmaker_title: None,
-            market: market.into(),
-            outcome: "Home".into(),
-            price: dec(price),
-            point: line.map(dec),
-        }),
-    )
+    );
+    e.job = "scripted".into();
+    e
 }
 
 fn funding(rate: &str, at: DateTime<Utc>, fetched: DateTime<Utc>) -> Envelope {
