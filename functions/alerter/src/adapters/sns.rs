@@ -76,8 +76,13 @@ pub fn attributes(
     .filter_map(|(k, v)| attribute(v).map(|a| (k, a)))
     .collect();
     if let Some(to) = to {
-        out.extend(list_attribute(&to.sms_to).map(|a| ("sms_to", a)));
-        out.extend(list_attribute(&to.email_to).map(|a| ("email_to", a)));
+        // An attribute's value must not be empty: a list nobody is on is left out, and
+        // a filter policy asking for it then does not match.
+        for (name, list) in [("sms_to", &to.sms_to), ("email_to", &to.email_to)] {
+            if !list.is_empty() {
+                out.extend(list_attribute(list).map(|a| (name, a)));
+            }
+        }
     }
     out.truncate(SNS_MAX_MESSAGE_ATTRIBUTES);
     out
@@ -105,5 +110,41 @@ impl AlertPublisher for SnsTopic {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
             Err(e) => Err(PublishError(describe(&e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message;
+    use pricewire_pipeline::fixtures::odds_quote;
+
+    #[test]
+    fn attributes_say_what_an_alert_is_about_and_whom_it_is_for() {
+        let e = odds_quote("e1", "fanduel", "h2h", "2.1", None, chrono::Utc::now());
+        let alert = message::alert("steam", &e);
+        let names = |to: Option<&Delivery>| -> Vec<(&str, String)> {
+            attributes(&alert, to)
+                .into_iter()
+                .map(|(k, v)| (k, v.string_value().unwrap_or_default().to_string()))
+                .collect()
+        };
+        let all = names(None);
+        assert_eq!(
+            all,
+            [
+                ("source", "odds".to_string()),
+                ("kind", "odds_quote".into()),
+                ("rule", "steam".into()),
+                ("subject", "basketball_nba".into()),
+            ]
+        );
+        let to = Delivery {
+            sms_to: vec![],
+            email_to: vec!["ops".into(), "ann".into()],
+        };
+        let addressed = names(Some(&to));
+        assert_eq!(addressed.len(), 5, "no empty sms_to: {addressed:?}");
+        assert_eq!(addressed[4], ("email_to", r#"["ops","ann"]"#.to_string()));
     }
 }
