@@ -49,53 +49,57 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_actions       = var.alarm_actions
 }
 
-# Per job, from the collector's EMF metrics (namespace pricewire, dimensions source and
-# job). None of these is a function error, so none would show in the Errors alarm.
+# Per source, from the collector's EMF metrics (namespace pricewire, dimensions function
+# and source; the job is a property of the log line, so metric series and these alarms
+# grow with the sources, not the jobs). Each run reports its own job's figures and the
+# alarm takes the maximum, so one bad job of a source is enough; which one is in the
+# logs: `fields job, StalledMinutes | filter source = "<source>" and StalledMinutes > 0`.
+# None of these is a function error, so none would show in the Errors alarm.
 locals {
-  job_alarms = {
-    # The circuit breaker for the job's upstream is open (BreakerState 2): no requests.
+  source_alarms = {
+    # The circuit breaker for an upstream of the source is open (BreakerState 2).
     breaker-open = {
-      metric = "BreakerState", statistic = "Maximum", period = 300, periods = 3, threshold = 2
-      says   = "the circuit breaker for its upstream is open: requests are not being made"
+      metric = "BreakerState", period = 300, periods = 3, threshold = 2
+      says   = "the circuit breaker for an upstream of the source is open: requests are not being made"
     }
     # The upstream told the source to stay away: quota spent (The Odds API's
     # OUT_OF_USAGE_CREDITS, x-requests-remaining: 0) or the host banned us.
     held = {
-      metric = "Held", statistic = "Maximum", period = 300, periods = 1, threshold = 1
-      says   = "its source is held (quota spent or banned): no requests until the hold ends"
+      metric = "Held", period = 300, periods = 1, threshold = 1
+      says   = "the source is held (quota spent or banned): no requests until the hold ends"
     }
     # Runs that make no progress and end without an error: a request timeout the deadline
     # leaves no room for, an upstream that never answers in time, a Retry-After longer
-    # than the invocation (Stalled: incomplete, no page collected, not held). Every run
-    # of the job in an hour stalled (for a job scheduled hourly or less often: its run).
+    # than the invocation. A job's runs have collected no page for an hour (the run
+    # record keeps when its streak began, so the job's schedule does not matter).
     stalled = {
-      metric = "Stalled", statistic = "Minimum", period = 3600, periods = 1, threshold = 1
-      says   = "every run in the last hour ended without collecting a page (see the log's stopped reason)"
+      metric = "StalledMinutes", period = 300, periods = 1, threshold = 60
+      says   = "a job's runs have collected no page for an hour (see the log's job and stopped reason)"
     }
-    # A walk that never finishes: every run in six hours ended incomplete (a walk cut by
-    # the deadline normally completes within a few runs, resuming from its cursor).
+    # A walk that never finishes: a job's runs have ended incomplete for six hours (a walk
+    # cut by the deadline normally completes within a few runs, resuming from its cursor).
     incomplete = {
-      metric = "Incomplete", statistic = "Minimum", period = 21600, periods = 1, threshold = 1
-      says   = "no run completed its walk in six hours: it never reaches its last page"
+      metric = "IncompleteMinutes", period = 300, periods = 1, threshold = 360
+      says   = "a job has not completed its walk in six hours: it never reaches its last page"
     }
   }
+  job_sources = toset([for job in values(var.jobs) : job.source])
 }
 
-resource "aws_cloudwatch_metric_alarm" "job" {
+resource "aws_cloudwatch_metric_alarm" "source" {
   for_each = {
-    for pair in setproduct(keys(var.jobs), keys(local.job_alarms)) : "${pair[1]}-${pair[0]}" => {
-      job   = pair[0]
-      alarm = local.job_alarms[pair[1]]
+    for pair in setproduct(local.job_sources, keys(local.source_alarms)) : "${pair[1]}-${pair[0]}" => {
+      source = pair[0]
+      alarm  = local.source_alarms[pair[1]]
     }
   }
-  # <name>-<alarm>-<job>: grouped by what is wrong; not the <name>-<job>-<alarm> of the
-  # separate resources these replaced, so an upgrade's create and delete cannot collide.
+  # <name>-<alarm>-<source>, grouped by what is wrong.
   alarm_name          = "${var.name}-${each.key}"
-  alarm_description   = "Job ${each.value.job} (source ${var.jobs[each.value.job].source}): ${each.value.alarm.says}."
+  alarm_description   = "Source ${each.value.source}: ${each.value.alarm.says}."
   namespace           = "pricewire"
   metric_name         = each.value.alarm.metric
-  dimensions          = { source = var.jobs[each.value.job].source, job = each.value.job }
-  statistic           = each.value.alarm.statistic
+  dimensions          = { function = "collector", source = each.value.source }
+  statistic           = "Maximum"
   period              = each.value.alarm.period
   evaluation_periods  = each.value.alarm.periods
   datapoints_to_alarm = each.value.alarm.periods

@@ -205,6 +205,12 @@ pub struct Summary {
     pub failed_part_count: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_parts: Vec<String>,
+    /// Minutes this job's runs have been stalling, and ending incomplete, in a row (0:
+    /// this run did not): from its run record, for the per-source alarms.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stalled_minutes: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub incomplete_minutes: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -372,14 +378,28 @@ impl Collector {
         }
     }
 
-    /// Records a successful run of a job (what `pricewire status` shows).
-    async fn record_run(&self, summary: &Summary) {
+    /// Records a successful run of a job (what `pricewire status` shows) and how long its
+    /// runs have been stalling or ending incomplete. Only such a run reads the record
+    /// before it; a healthy run writes without reading.
+    async fn record_run(&self, summary: &mut Summary) {
         let run = state::RunRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
             records_out: summary.put as u64,
             pages: summary.pages as u64,
             complete: summary.complete,
+            ..state::RunRecord::default()
         };
+        let before = match summary.complete {
+            true => None,
+            false => self.state.load_run(&summary.job).await.unwrap_or_else(|e| {
+                tracing::warn!(job = %summary.job, error = %e, "last run not readable; its streak starts again");
+                None
+            }),
+        };
+        let run = state::RunRecord::after(before.as_ref(), run, summary.stalled());
+        let (stalled, incomplete) = run.streak_minutes();
+        summary.stalled_minutes = u32::try_from(stalled).unwrap_or(u32::MAX);
+        summary.incomplete_minutes = u32::try_from(incomplete).unwrap_or(u32::MAX);
         if let Err(e) = self.state.save_run(&summary.job, &run).await {
             tracing::warn!(job = %summary.job, error = %e, "last run not recorded");
         }
@@ -453,37 +473,43 @@ pub async fn handle(
     }
 }
 
-/// The run's metrics as one EMF document, dimensions source and job.
+/// The run's metrics as one EMF document: dimensions function and source (series grow
+/// with the sources, not the jobs), the job a property of the line.
 pub fn metrics(job: &Job, summary: Option<&Summary>) -> Emf {
-    let emf = Emf::new(&[("source", job.source.as_str()), ("job", &job.name)]);
+    let emf = Emf::new(&[("function", "collector"), ("source", job.source.as_str())])
+        .property("job", &job.name);
     match summary {
+        // Metrics (billed series, one per source): what the alarms and the dashboard
+        // read. Details: in the line for Logs Insights, no series.
         Some(s) => emf
             .count("Runs", 1)
             .count("Failures", u64::from(s.failed_part_count > 0))
             .count("Requests", s.requests.into())
-            .count("Retries", s.retries.into())
             .count("Throttled", s.throttled.into())
-            .count("Skipped", s.skipped.into())
-            .count("Pages", s.pages.into())
-            .count("Incomplete", u64::from(!s.complete))
-            .count("Stalled", u64::from(s.stalled()))
             .count("Held", u64::from(s.held.is_some()))
-            .count("Fetched", s.fetched as u64)
+            .count("StalledMinutes", s.stalled_minutes.into())
+            .count("IncompleteMinutes", s.incomplete_minutes.into())
             .count("Quarantined", s.quarantined as u64)
             .count("RecordsOut", s.put as u64)
-            .count("Archived", s.archived as u64)
-            .count("DroppedValues", s.dropped_values as u64)
             .count(
                 "BreakerState",
                 breaker::Phase::parse(&s.breaker)
                     .unwrap_or_default()
                     .gauge(),
             )
-            .count("BreakerTransitions", s.breaker_transitions.len() as u64)
-            .count("RateLimitRpm", s.rate_rpm.into())
-            .count("RateLimitDecreases", s.rate_decreases.into())
-            .count("HostPauses", s.host_pauses.into())
-            .millis("RateLimitWait", s.waited_ms),
+            .detail("Retries", s.retries.into())
+            .detail("Skipped", s.skipped.into())
+            .detail("Pages", s.pages.into())
+            .detail("Incomplete", u64::from(!s.complete))
+            .detail("Stalled", u64::from(s.stalled()))
+            .detail("Fetched", s.fetched as u64)
+            .detail("Archived", s.archived as u64)
+            .detail("DroppedValues", s.dropped_values as u64)
+            .detail("BreakerTransitions", s.breaker_transitions.len() as u64)
+            .detail("RateLimitRpm", s.rate_rpm.into())
+            .detail("RateLimitDecreases", s.rate_decreases.into())
+            .detail("HostPauses", s.host_pauses.into())
+            .detail("RateLimitWaitMs", s.waited_ms),
         None => emf.count("Runs", 1).count("Failures", 1),
     }
 }
@@ -623,6 +649,18 @@ mod tests {
     #[tokio::test]
     async fn a_run_past_its_deadline_starts_no_request_and_says_so() {
         let (c, parts) = collector(vec![Ok(reply(200, "{}", &[]))], MemorySink::default());
+        // The job's runs have stalled for 90 minutes already.
+        let since = Utc::now().timestamp_millis() - 90 * 60_000;
+        parts.state.runs.lock().unwrap().insert(
+            "led-kzn".into(),
+            state::RunRecord {
+                at_ms: since + 60_000,
+                complete: false,
+                stalled_since_ms: Some(since),
+                incomplete_since_ms: Some(since),
+                ..state::RunRecord::default()
+            },
+        );
         let mut context = Context::default();
         context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 500;
         let summary = handle(&c, LambdaEvent::new(job(), context)).await.unwrap();
@@ -645,6 +683,19 @@ mod tests {
         .unwrap();
         assert_eq!(line["Stalled"], 1.0);
         assert_eq!(line["Incomplete"], 1.0);
+        // The streak goes on from the record before it: what the per-source alarm reads.
+        assert_eq!(
+            (
+                line["StalledMinutes"].as_f64(),
+                line["IncompleteMinutes"].as_f64()
+            ),
+            (Some(90.0), Some(90.0))
+        );
+        let run = parts.state.runs.lock().unwrap()["led-kzn"].clone();
+        assert_eq!(
+            (run.stalled_since_ms, run.incomplete_since_ms),
+            (Some(since), Some(since))
+        );
     }
 
     /// A paginating upstream: `total` offers, served by the `page` and `limit` asked for,
@@ -1208,7 +1259,7 @@ mod tests {
     }
 
     #[test]
-    fn metrics_carry_the_run_with_source_and_job_dimensions() {
+    fn metrics_carry_the_run_by_function_and_source_with_the_job_a_property() {
         let job = Job::from_value(&job()).unwrap();
         let summary = Summary {
             requests: 3,
@@ -1225,7 +1276,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["source", "job"]])
+            json!([["function", "source"]])
         );
         assert_eq!(
             (

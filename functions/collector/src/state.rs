@@ -81,10 +81,46 @@ pub struct RunRecord {
     /// False when the run stopped early (deadline, open breaker, long Retry-After, a hold)
     /// and left a cursor for the next one.
     pub complete: bool,
+    /// When the job's runs began ending without collecting a page (stalled), while they
+    /// still do; `None` after a run that collected.
+    #[serde(default)]
+    pub stalled_since_ms: Option<i64>,
+    /// When the job's runs began ending incomplete, while they still do; `None` after a
+    /// run that completed its walk.
+    #[serde(default)]
+    pub incomplete_since_ms: Option<i64>,
+}
+
+impl RunRecord {
+    /// This run's record, carrying the streaks of `before` on: a run that stalls (or ends
+    /// incomplete) after runs that did keeps their start; one that does not ends them.
+    pub fn after(before: Option<&RunRecord>, mut run: RunRecord, stalled: bool) -> RunRecord {
+        let since = |streak: Option<i64>, on: bool| match on {
+            true => Some(streak.unwrap_or(run.at_ms).min(run.at_ms)),
+            false => None,
+        };
+        run.stalled_since_ms = since(before.and_then(|b| b.stalled_since_ms), stalled);
+        run.incomplete_since_ms = since(before.and_then(|b| b.incomplete_since_ms), !run.complete);
+        run
+    }
+
+    /// Whole minutes the job has been stalled, and has been ending incomplete, as of this
+    /// run (0 when it is not): the alarms' figures, one series per source, not per job.
+    pub fn streak_minutes(&self) -> (u64, u64) {
+        let minutes =
+            |since: Option<i64>| since.map_or(0, |s| ((self.at_ms - s).max(0) / 60_000) as u64);
+        (
+            minutes(self.stalled_since_ms),
+            minutes(self.incomplete_since_ms),
+        )
+    }
 }
 
 #[async_trait]
 pub trait RunLog: Send + Sync {
+    /// The job's last run, read only after a run that stalled or ended incomplete (to
+    /// carry its streak on), so a healthy run costs no read.
+    async fn load_run(&self, job: &str) -> Result<Option<RunRecord>, StoreError>;
     async fn save_run(&self, job: &str, run: &RunRecord) -> Result<(), StoreError>;
 }
 
@@ -92,3 +128,47 @@ pub trait RunLog: Send + Sync {
 pub trait HostState: BreakerStore + LimitStore + CursorStore + HoldStore + RunLog {}
 
 impl<T: BreakerStore + LimitStore + CursorStore + HoldStore + RunLog> HostState for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(at_min: i64, pages: u64, complete: bool) -> RunRecord {
+        RunRecord {
+            at_ms: at_min * 60_000,
+            pages,
+            complete,
+            ..RunRecord::default()
+        }
+    }
+
+    #[test]
+    fn streaks_start_at_the_first_bad_run_and_end_at_a_good_one() {
+        // Stalled at 0, 30 and 60 minutes: 60 minutes stalled, and incomplete.
+        let mut last: Option<RunRecord> = None;
+        for at in [0, 30, 60] {
+            last = Some(RunRecord::after(last.as_ref(), run(at, 0, false), true));
+        }
+        let r = last.clone().unwrap();
+        assert_eq!(r.streak_minutes(), (60, 60));
+        // A page collected but the walk cut again: no longer stalled, still incomplete.
+        let r = RunRecord::after(Some(&r), run(75, 3, false), false);
+        assert_eq!((r.stalled_since_ms, r.streak_minutes()), (None, (0, 75)));
+        // A complete run ends both.
+        let r = RunRecord::after(Some(&r), run(90, 3, true), false);
+        assert_eq!(
+            (
+                r.stalled_since_ms,
+                r.incomplete_since_ms,
+                r.streak_minutes()
+            ),
+            (None, None, (0, 0))
+        );
+        // With no record before it a bad run starts its streak at itself.
+        let r = RunRecord::after(None, run(5, 0, false), true);
+        assert_eq!(
+            (r.stalled_since_ms, r.streak_minutes()),
+            (Some(300_000), (0, 0))
+        );
+    }
+}

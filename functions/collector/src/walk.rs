@@ -759,7 +759,7 @@ impl Run<'_> {
             });
         }
         if self.part.is_none() {
-            self.collector.record_run(&summary).await;
+            self.collector.record_run(&mut summary).await;
         }
         Ok(summary)
     }
@@ -844,7 +844,7 @@ impl Parts<'_> {
         summary.parts = self.plans.len() as u32;
         summary.failed_part_count = failed as u32;
         self.collector.remember(gate, breaker, &mut summary).await;
-        self.collector.record_run(&summary).await;
+        self.collector.record_run(&mut summary).await;
         Ok(summary)
     }
 }

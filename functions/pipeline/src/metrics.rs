@@ -1,7 +1,9 @@
 //! CloudWatch Embedded Metric Format: one JSON line on stdout per invocation, which
 //! CloudWatch Logs turns into metrics without a PutMetricData call (no extra IAM, no
-//! latency). One namespace; the collector's dimensions are source and job, the stream
-//! functions' the function name.
+//! latency). One namespace; dimensions are the function and, for the collector, the
+//! source: the number of metric series (each billed per month) grows with the sources,
+//! not the jobs. The job is a property: a top-level field of the same log line that
+//! Logs Insights searches (`filter job = "led-kzn"`), not a dimension.
 
 use serde_json::{json, Map, Value};
 
@@ -29,6 +31,9 @@ impl Unit {
 #[derive(Debug, Clone, Default)]
 pub struct Emf {
     dimensions: Vec<(&'static str, String)>,
+    /// Top-level fields that are not dimensions or metrics: searchable and summable in the
+    /// logs (Logs Insights), no metric series.
+    properties: Vec<(&'static str, Value)>,
     metrics: Vec<(&'static str, Unit, f64)>,
 }
 
@@ -40,8 +45,24 @@ impl Emf {
                 .take(EMF_MAX_DIMENSIONS)
                 .map(|(k, v)| (*k, v.to_string()))
                 .collect(),
+            properties: Vec::new(),
             metrics: Vec::new(),
         }
+    }
+
+    /// A field of the log line that is not a dimension (the job): no metric series.
+    pub fn property(mut self, name: &'static str, value: &str) -> Emf {
+        self.properties
+            .push((name, Value::String(value.to_string())));
+        self
+    }
+
+    /// A figure kept in the log line only (Logs Insights can sum it), not a metric: each
+    /// metric is a billed series per dimension value, so only what an alarm or the
+    /// dashboard reads is one.
+    pub fn detail(mut self, name: &'static str, value: u64) -> Emf {
+        self.properties.push((name, json!(value)));
+        self
     }
 
     pub fn count(mut self, name: &'static str, value: u64) -> Emf {
@@ -74,6 +95,9 @@ impl Emf {
                 "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dimension_names], "Metrics": definitions}],
             }),
         );
+        for (k, v) in &self.properties {
+            root.insert((*k).into(), v.clone());
+        }
         for (k, v) in &self.dimensions {
             root.insert((*k).into(), Value::String(v.clone()));
         }
@@ -95,7 +119,9 @@ mod tests {
 
     #[test]
     fn documents_follow_the_embedded_metric_format() {
-        let line = Emf::new(&[("source", "travelpayouts"), ("job", "led-kzn")])
+        let line = Emf::new(&[("function", "collector"), ("source", "travelpayouts")])
+            .property("job", "led-kzn")
+            .detail("Pages", 2)
             .count("Requests", 3)
             .count("Throttled", 1)
             .millis("FetchTime", 250)
@@ -105,7 +131,8 @@ mod tests {
         let spec = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(v["_aws"]["Timestamp"], 1_790_000_000_000i64);
         assert_eq!(spec["Namespace"], "pricewire");
-        assert_eq!(spec["Dimensions"], json!([["source", "job"]]));
+        // The job is a property, not a dimension: series do not grow with the jobs.
+        assert_eq!(spec["Dimensions"], json!([["function", "source"]]));
         assert_eq!(
             spec["Metrics"][0],
             json!({"Name": "Requests", "Unit": "Count"})
@@ -114,11 +141,19 @@ mod tests {
             spec["Metrics"][2],
             json!({"Name": "FetchTime", "Unit": "Milliseconds"})
         );
-        // Every dimension and metric named in the spec has its value at the top level.
+        // Every dimension and metric named in the spec has its value at the top level,
+        // and so has the property.
         assert_eq!(
-            (v["source"].as_str(), v["job"].as_str()),
-            (Some("travelpayouts"), Some("led-kzn"))
+            (
+                v["function"].as_str(),
+                v["source"].as_str(),
+                v["job"].as_str()
+            ),
+            (Some("collector"), Some("travelpayouts"), Some("led-kzn"))
         );
+        // A detail is in the line, not among the metrics.
+        assert_eq!(v["Pages"].as_f64(), Some(2.0));
+        assert_eq!(spec["Metrics"].as_array().map(Vec::len), Some(3));
         assert_eq!(
             (
                 v["Requests"].as_f64(),

@@ -267,13 +267,35 @@ impl HoldStore for DynamoHostState {
 
 #[async_trait]
 impl RunLog for DynamoHostState {
+    async fn load_run(&self, job: &str) -> Result<Option<RunRecord>, StoreError> {
+        let item = self.get(format!("{RUN_PREFIX}{job}")).await?;
+        Ok(item.and_then(|item| {
+            Some(RunRecord {
+                at_ms: get_n(&item, "at_ms")?,
+                records_out: get_n(&item, "records_out").unwrap_or(0),
+                pages: get_n(&item, "pages").unwrap_or(0),
+                complete: matches!(item.get("complete"), Some(AttributeValue::Bool(true))),
+                stalled_since_ms: get_n(&item, "stalled_since_ms"),
+                incomplete_since_ms: get_n(&item, "incomplete_since_ms"),
+            })
+        }))
+    }
+
     async fn save_run(&self, job: &str, run: &RunRecord) -> Result<(), StoreError> {
-        let item: Item = HashMap::from([
+        let mut item: Item = HashMap::from([
             ("at_ms".to_string(), n(run.at_ms)),
             ("records_out".to_string(), n(run.records_out)),
             ("pages".to_string(), n(run.pages)),
             ("complete".to_string(), AttributeValue::Bool(run.complete)),
         ]);
+        for (name, since) in [
+            ("stalled_since_ms", run.stalled_since_ms),
+            ("incomplete_since_ms", run.incomplete_since_ms),
+        ] {
+            if let Some(ms) = since {
+                item.insert(name.to_string(), n(ms));
+            }
+        }
         self.put(item, format!("{RUN_PREFIX}{job}")).await
     }
 }

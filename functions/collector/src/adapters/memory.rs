@@ -102,6 +102,10 @@ impl HoldStore for MemoryHostState {
 
 #[async_trait]
 impl RunLog for MemoryHostState {
+    async fn load_run(&self, job: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.runs.lock().map_err(poisoned)?.get(job).cloned())
+    }
+
     async fn save_run(&self, job: &str, run: &RunRecord) -> Result<(), StoreError> {
         self.runs
             .lock()
