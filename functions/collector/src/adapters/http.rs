@@ -57,10 +57,14 @@ fn secure_enough(url: &reqwest::Url) -> bool {
     url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
 }
 
-/// The process's HTTP client, shared by every upstream: one TLS configuration (the system
-/// certificates are loaded once) and one connection pool. Redirects are this adapter's.
+/// The process's HTTP client, shared by every upstream: one TLS configuration trusting the
+/// compiled-in roots (`aws::root_certificates`: no certificate store read at start) and
+/// one connection pool. Redirects are this adapter's.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    let roots = pricewire_pipeline::aws::root_certificates()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok());
     reqwest::Client::builder()
+        .tls_certs_only(roots)
         .timeout(timeout)
         .connect_timeout(timeout.min(CONNECT_TIMEOUT))
         .redirect(reqwest::redirect::Policy::none())
