@@ -336,21 +336,26 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Decodes and checks an envelope read from the stream.
+    /// Decodes and checks an envelope read from the stream: one parse; only bytes that are
+    /// not an envelope of this schema are read again, to say whether the schema is why.
     pub fn from_slice(data: &[u8]) -> Result<Envelope, EnvelopeError> {
         #[derive(Deserialize)]
         struct Probe {
             schema: u32,
         }
-        let probe: Probe =
-            serde_json::from_slice(data).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        if probe.schema != SCHEMA_VERSION {
-            return Err(EnvelopeError::UnsupportedSchema {
-                found: probe.schema,
-            });
+        let unsupported = |found| EnvelopeError::UnsupportedSchema { found };
+        let envelope: Envelope = match serde_json::from_slice(data) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(match serde_json::from_slice::<Probe>(data) {
+                    Ok(p) if p.schema != SCHEMA_VERSION => unsupported(p.schema),
+                    _ => EnvelopeError::Malformed(e.to_string()),
+                })
+            }
+        };
+        if envelope.schema != SCHEMA_VERSION {
+            return Err(unsupported(envelope.schema));
         }
-        let envelope: Envelope =
-            serde_json::from_slice(data).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if envelope.key.is_empty() {
             return Err(EnvelopeError::Malformed("key: empty".into()));
         }
@@ -359,18 +364,21 @@ impl Envelope {
 
     /// Recomputes the id from the content. The envelope does not say whether `observed_at`
     /// came from the upstream (part of the identity) or is the fetch time (not part of it),
-    /// so both derivations are tried; a tampered record matches neither.
+    /// so both derivations are tried; a tampered record matches neither. The payload's
+    /// canonical form, the costly part, is made once for both.
     pub fn verify_id(&self) -> Result<(), EnvelopeError> {
-        let with_time = derive_id(
+        let payload = canonical_payload(&self.payload);
+        let with_time = id_of(
             &self.source,
+            self.payload.kind(),
             &self.key,
             Some(self.observed_at),
-            &self.payload,
+            &payload,
         );
         if with_time == self.id {
             return Ok(());
         }
-        let without = derive_id(&self.source, &self.key, None, &self.payload);
+        let without = id_of(&self.source, self.payload.kind(), &self.key, None, &payload);
         if without == self.id {
             Ok(())
         } else {
@@ -389,20 +397,60 @@ fn derive_id(
     upstream_time: Option<DateTime<Utc>>,
     payload: &Payload,
 ) -> String {
-    let identity = serde_json::json!([
-        SCHEMA_VERSION,
+    id_of(
         source,
         payload.kind(),
         key,
-        upstream_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        payload,
-    ]);
-    let mut canonical = String::new();
-    write_canonical(&identity, &mut canonical);
+        upstream_time,
+        &canonical_payload(payload),
+    )
+}
+
+/// The payload as canonical JSON (keys sorted at every level).
+fn canonical_payload(payload: &Payload) -> String {
+    let mut out = String::new();
+    // Serialising owned strings, decimals and dates cannot fail.
+    write_canonical(&serde_json::to_value(payload).unwrap_or_default(), &mut out);
+    out
+}
+
+/// The id: the first hex digits of SHA-256 over the canonical array
+/// `[schema, source, kind, key, upstream time or null, payload]`.
+fn id_of(
+    source: &str,
+    kind: &str,
+    key: &str,
+    upstream_time: Option<DateTime<Utc>>,
+    canonical_payload: &str,
+) -> String {
+    let mut canonical = String::with_capacity(canonical_payload.len() + 128);
+    canonical.push('[');
+    canonical.push_str(&SCHEMA_VERSION.to_string());
+    for s in [source, kind, key] {
+        canonical.push(',');
+        push_json_string(s, &mut canonical);
+    }
+    canonical.push(',');
+    match upstream_time {
+        Some(t) => push_json_string(
+            &t.to_rfc3339_opts(SecondsFormat::Millis, true),
+            &mut canonical,
+        ),
+        None => canonical.push_str("null"),
+    }
+    canonical.push(',');
+    canonical.push_str(canonical_payload);
+    canonical.push(']');
     let digest = Sha256::digest(canonical.as_bytes());
     let mut id = hex::encode(digest);
     id.truncate(ID_HEX_CHARS);
     id
+}
+
+/// `s` as a JSON string literal, as serde_json writes it.
+fn push_json_string(s: &str, out: &mut String) {
+    // Writing a str to a String cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
 /// JSON with object keys sorted at every level. `serde_json::Value`'s own key order depends
@@ -419,7 +467,7 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
+                push_json_string(k, out);
                 out.push(':');
                 write_canonical(&map[k], out);
             }
