@@ -1,7 +1,9 @@
 """The consumer as the usual Python Lambda writes it (benchmark baseline): boto3 resource,
-Table.batch_writer for history, a conditional put per entity for latest, a checkpoint per
-shard. Same items, same calls as functions/consumer."""
+Table.batch_writer putting every record as a new history item under a fresh uuid (no
+change detection: a repeat, a redelivery or a replay is another item), a conditional put
+per entity for latest, a checkpoint per shard."""
 import os
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -44,7 +46,7 @@ def handler(event, context):
     with prices.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
         for e in envelopes:
             item = common(e)
-            item["sk"] = "H#" + e["id"]
+            item["sk"] = "H#" + str(uuid.uuid4())
             item["expires_at"] = int((e["_observed"] + timedelta(days=TTL_DAYS)).timestamp())
             batch.put_item(Item=item)
     newest = {}

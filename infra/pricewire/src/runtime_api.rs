@@ -55,6 +55,10 @@ struct Api {
     open: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
     function_arn: String,
     init_error: Arc<Mutex<Option<String>>>,
+    /// When the process was spawned, and when it first asked for an event: its init
+    /// (Lambda's Init phase, what a cold start costs before the first invocation).
+    spawned: std::time::Instant,
+    first_next: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 /// The executable and environment of one function, as Terraform configured it.
@@ -109,6 +113,9 @@ fn now_ms() -> u64 {
 }
 
 async fn next(State(api): State<Api>) -> Response {
+    if let Ok(mut first) = api.first_next.lock() {
+        first.get_or_insert_with(std::time::Instant::now);
+    }
     let pending = {
         let mut queue = api.queue.lock().await;
         queue.recv().await
@@ -201,6 +208,8 @@ impl FunctionHost {
             open: Arc::default(),
             function_arn: self.function_arn.clone(),
             init_error: Arc::default(),
+            spawned: std::time::Instant::now(),
+            first_next: Arc::default(),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -258,6 +267,15 @@ impl FunctionHost {
             tx,
             api,
         })
+    }
+
+    /// The current execution environment's init: spawn → its first `GET …/next`, once it
+    /// asked.
+    pub async fn init_time(&self) -> Option<Duration> {
+        let instance = self.instance.lock().await;
+        let api = &instance.as_ref()?.api;
+        let first = (*api.first_next.lock().ok()?)?;
+        Some(first.duration_since(api.spawned))
     }
 
     /// The current execution environment's process id, if one is running.

@@ -35,10 +35,23 @@ pub struct WriteCall {
     /// Kinesis: data plus partition key bytes, and PUT payload units.
     pub kinesis_bytes: u64,
     pub put_units: u64,
+    /// DynamoDB: bytes of the items put, as DynamoDB sizes them (what the table stores).
+    pub item_bytes: u64,
+    /// S3: the object's bytes as sent (a PUT's body).
+    pub object_bytes: u64,
 }
 
 /// Reads a write call; `None` for calls that write nothing or bodies that are not JSON.
 pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Option<WriteCall> {
+    if (service, operation) == ("s3", "PUT") {
+        return Some(WriteCall {
+            operation: operation.to_string(),
+            trace: trace.to_string(),
+            entries: 1,
+            object_bytes: body.len() as u64,
+            ..Default::default()
+        });
+    }
     let writes = matches!(
         (service, operation),
         ("kinesis", "PutRecords")
@@ -94,8 +107,12 @@ pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Opti
                         .pointer("/PutRequest/Item")
                         .or_else(|| w.pointer("/DeleteRequest/Key"))
                         .and_then(Value::as_object);
-                    let units = item.map_or(1, |i| write_units(item_size(i)));
+                    let size = item.map_or(0, item_size);
+                    let units = write_units(size).max(1);
                     call.write_units += units;
+                    if w.get("PutRequest").is_some() {
+                        call.item_bytes += size as u64;
+                    }
                     if w.pointer("/PutRequest/Item/lpk").is_some() {
                         call.index_units += 1;
                         call.entity_units += units;
@@ -105,12 +122,12 @@ pub fn measure(service: &str, operation: &str, body: &[u8], trace: &str) -> Opti
         }
         "PutItem" => {
             call.entries = 1;
-            call.write_units = write_units(
-                request
-                    .get("Item")
-                    .and_then(Value::as_object)
-                    .map_or(0, item_size),
-            );
+            let size = request
+                .get("Item")
+                .and_then(Value::as_object)
+                .map_or(0, item_size);
+            call.write_units = write_units(size);
+            call.item_bytes = size as u64;
         }
         _ => {
             // UpdateItem / DeleteItem: the key, plus the values an update sets.

@@ -96,6 +96,9 @@ pub struct ColdStart {
     pub imp: Imp,
     /// Spawn → first response, per run.
     pub ms: Vec<f64>,
+    /// Of it, spawn → the first `GET …/next` (init), per run; the rest is the first
+    /// invocation.
+    pub init_ms: Vec<f64>,
     /// Peak resident set (VmHWM) after the first response, per run.
     pub rss_kib: Vec<u64>,
     /// The AWS calls of the first invocation.
@@ -429,7 +432,7 @@ impl Bench {
         function: &'static str,
         imp: Imp,
         event: &Value,
-    ) -> Result<(f64, u64, StubCalls), String> {
+    ) -> Result<(f64, f64, u64, StubCalls), String> {
         self.stub.take();
         let spec = self.spec(function, imp);
         let log = spec.log_file.clone();
@@ -439,12 +442,16 @@ impl Bench {
             .map_err(|e| format!("{function} ({}): cannot start: {e}", imp.label()))?;
         let outcome = host.invoke(event).await;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let init_ms = host
+            .init_time()
+            .await
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
         let rss = host.pid().and_then(peak_rss_kib);
         let calls = self.stub.take();
         host.shutdown().await;
         check(function, imp, &outcome, &log)?;
         let rss = rss.ok_or_else(|| format!("{function} ({}): cannot read VmHWM", imp.label()))?;
-        Ok((ms, rss, calls))
+        Ok((ms, init_ms, rss, calls))
     }
 
     async fn throughput(
@@ -662,7 +669,7 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
         };
         for function in FUNCTIONS {
             for imp in order {
-                let (ms, rss, calls) = bench
+                let (ms, init_ms, rss, calls) = bench
                     .cold_start(function, imp, &cold_event(function))
                     .await?;
                 if run == 0 {
@@ -672,20 +679,23 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
                     function,
                     imp,
                     ms: vec![],
+                    init_ms: vec![],
                     rss_kib: vec![],
                     calls,
                 });
                 c.ms.push(ms);
+                c.init_ms.push(init_ms);
                 c.rss_kib.push(rss);
             }
         }
     }
     for c in cold.values() {
         bench.say(format!(
-            "  {:<9} {:<20} median {:>7.1} ms, peak RSS {:>6.1} MiB, {} AWS calls",
+            "  {:<9} {:<20} median {:>7.1} ms (init {:.1} ms), peak RSS {:>6.1} MiB, {} AWS calls",
             c.function,
             c.imp.label(),
             median(&c.ms),
+            median(&c.init_ms),
             median(&c.rss_kib.iter().map(|k| *k as f64).collect::<Vec<_>>()) / 1024.0,
             c.calls.total()
         ));
