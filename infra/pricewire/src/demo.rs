@@ -101,6 +101,68 @@ impl Demo {
         report::report(&self.twin, Some(&self.served())).await
     }
 
+    /// Charts the route with the most stored fare changes (its busiest entities) into
+    /// `<dir>/chart-<source>-<route>.png` and `.svg`; `None` when no fare was stored.
+    pub async fn chart_busiest_route(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Option<BusiestRoute>, String> {
+        use crate::history::{self, Selector};
+        let stack = crate::ops::Stack::discover(&self.twin.sdk, &self.twin.opts.name).await?;
+        let db = pricewire_pipeline::aws::dynamodb(&self.twin.sdk);
+        let mut best: Option<(usize, String, String)> = None;
+        for sim in &self.sims {
+            if sim.personality() != Personality::Travelpayouts {
+                continue;
+            }
+            let all = Selector {
+                source: sim.source().to_string(),
+                kind: Some("flight_price".into()),
+                ..Selector::default()
+            };
+            let mut per_route: std::collections::BTreeMap<String, usize> = Default::default();
+            for pk in history::entities(&db, &stack, &all).await? {
+                let n = history::changes(&db, &stack.prices_table, &pk, None, None)
+                    .await?
+                    .len();
+                let route = pk.rsplit('#').next().unwrap_or_default();
+                let route = route.split('/').next().unwrap_or_default().to_string();
+                *per_route.entry(route).or_insert(0) += n;
+            }
+            for (route, n) in per_route {
+                if best.as_ref().is_none_or(|(m, _, _)| n > *m) {
+                    best = Some((n, sim.source().to_string(), route));
+                }
+            }
+        }
+        let Some((_, source, route)) = best else {
+            return Ok(None);
+        };
+        let sel = Selector {
+            source: source.clone(),
+            kind: Some("flight_price".into()),
+            key_prefix: Some(Selector::route_prefix(&route)),
+            ..Selector::default()
+        };
+        let changes = history::history(&self.twin.sdk, &stack, &sel, None, None).await?;
+        let fired = history::fired(&db, &stack, &changes).await?;
+        let rows = history::busiest(history::rows(&changes, &fired, None), CHART_ENTITIES);
+        let data = crate::chart::ChartData::of(format!("{source} · {route} fares"), &rows);
+        let (png, svg) = crate::chart::write(
+            &data,
+            chrono::Utc::now(),
+            &dir.join(format!("chart-{source}-{route}")),
+        )?;
+        Ok(Some(BusiestRoute {
+            source,
+            route,
+            changes: rows.len(),
+            alerts: rows.iter().filter(|r| !r.rules.is_empty()).count(),
+            png,
+            svg,
+        }))
+    }
+
     pub async fn stop(self) {
         self.twin.shutdown().await;
         if let Some(p) = &self.twin.proxy {
@@ -111,6 +173,21 @@ impl Demo {
         }
         drop(self.moto);
     }
+}
+
+/// Entities of the demo's busiest route drawn in its chart.
+const CHART_ENTITIES: usize = 4;
+
+/// The chart `make demo` ends with.
+#[derive(Debug, Clone)]
+pub struct BusiestRoute {
+    pub source: String,
+    pub route: String,
+    /// Stored changes drawn, and how many of them were alerted about.
+    pub changes: usize,
+    pub alerts: usize,
+    pub png: PathBuf,
+    pub svg: PathBuf,
 }
 
 /// Runs the whole demo: start, run, report, stop.

@@ -8,6 +8,7 @@ use pricewire_cli::bench::{self, BenchOptions};
 use pricewire_cli::demo::{self, DemoOptions};
 use pricewire_cli::faultproxy::{FaultPlan, KillAt};
 use pricewire_cli::ops::{self, RedriveArgs, ReplayArgs, Stack};
+use pricewire_cli::progress::Progress;
 use pricewire_cli::report;
 use pricewire_cli::simulator::{Personality, SimConfig, Simulator};
 use pricewire_cli::soak::{self, SoakConfig};
@@ -74,6 +75,49 @@ enum Command {
         max_messages: usize,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// An entity's or a route's stored history: time, price, change, the rolling minimum
+    /// and typical value, and which rules fired (alerts within the de-duplication window).
+    History {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// The latest value of every entity of a source (and kind), each once.
+    Latest {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        select: Select,
+        /// Order of the rows.
+        #[arg(long, value_enum, default_value = "key")]
+        sort: pricewire_cli::history::SortBy,
+        /// Largest first (for --sort change: the biggest rise first).
+        #[arg(long)]
+        desc: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// A price-history chart (PNG and SVG) of one or several entities: the price, the
+    /// rolling minimum and typical value, a marker at each alert.
+    Chart {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        range: Range,
+        /// With a route or prefix: chart the N entities with the most changes.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=20))]
+        top: u64,
+        /// Write <OUT>.png and <OUT>.svg (default: charts/<source>-<key or route>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// What would the collector make of this response? Prints one JSON document: records,
     /// quarantined (with reasons), dropped values, the next page or cursor, and the verdict
@@ -225,6 +269,175 @@ impl Target {
         let stack = Stack::discover(&sdk, &self.name).await?;
         Ok((sdk, stack))
     }
+}
+
+/// How `history` and `latest` print their rows: a table by default.
+#[derive(Args, Clone, Copy)]
+struct Output {
+    /// Print JSON (an array of rows) instead of a table.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV with a header line instead of a table.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Which entities `history`, `latest` and `chart` read.
+#[derive(Args, Clone)]
+struct Select {
+    /// The source (a key of Terraform's `sources`, or a module used by jobs).
+    #[arg(long)]
+    source: String,
+    /// The record kind (flight_price, odds_quote, price, candle, funding_rate,
+    /// open_interest); default: every kind stored under the key.
+    #[arg(long)]
+    kind: Option<String>,
+    /// One entity's key, e.g. LED-KZN/2026-12-24/oneway.
+    #[arg(long, conflicts_with_all = ["route", "key_prefix"])]
+    key: Option<String>,
+    /// A flight route, ORIGIN-DESTINATION: every fare of it.
+    #[arg(long, conflicts_with = "key_prefix")]
+    route: Option<String>,
+    /// Every entity whose key starts with this.
+    #[arg(long)]
+    key_prefix: Option<String>,
+    /// The statistics window (days) of the minimum and typical columns; default 30 when
+    /// stored, else the longest.
+    #[arg(long)]
+    window: Option<u32>,
+}
+
+impl Select {
+    fn selector(&self) -> pricewire_cli::history::Selector {
+        use pricewire_cli::history::Selector;
+        Selector {
+            source: self.source.clone(),
+            kind: self.kind.clone(),
+            key: self.key.clone(),
+            key_prefix: self
+                .route
+                .as_deref()
+                .map(Selector::route_prefix)
+                .or_else(|| self.key_prefix.clone()),
+        }
+    }
+}
+
+type Since = Option<DateTime<Utc>>;
+type Until = Option<DateTime<Utc>>;
+
+/// A time range, by when each value took effect.
+#[derive(Args, Clone)]
+struct Range {
+    /// From (inclusive): RFC 3339, a date (2026-12-01) or an age (90m, 36h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until (exclusive), in the same forms.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl Range {
+    fn bounds(&self) -> Result<(Since, Until), String> {
+        let now = Utc::now();
+        let at = |s: &Option<String>, what: &str| {
+            s.as_deref()
+                .map(|s| {
+                    pricewire_cli::history::parse_when(s, now).map_err(|e| format!("{what}: {e}"))
+                })
+                .transpose()
+        };
+        let (since, until) = (at(&self.since, "--since")?, at(&self.until, "--until")?);
+        if let (Some(a), Some(b)) = (since, until) {
+            if a >= b {
+                return Err("--since must be before --until".into());
+            }
+        }
+        Ok((since, until))
+    }
+}
+
+/// `history`: rows of the selected entities' changes in the range.
+async fn history_rows(
+    target: &Target,
+    select: &Select,
+    range: &Range,
+) -> Result<Vec<pricewire_cli::history::Row>, String> {
+    use pricewire_cli::history;
+    let (since, until) = range.bounds()?;
+    let (sdk, stack) = target.connect().await?;
+    let changes = history::history(&sdk, &stack, &select.selector(), since, until).await?;
+    let db = pricewire_pipeline::aws::dynamodb(&sdk);
+    let fired = history::fired(&db, &stack, &changes).await?;
+    Ok(history::rows(&changes, &fired, select.window))
+}
+
+/// `latest`: the newest change of every selected entity.
+async fn latest_rows(
+    target: &Target,
+    select: &Select,
+) -> Result<Vec<pricewire_cli::history::Row>, String> {
+    use pricewire_cli::history;
+    let (sdk, stack) = target.connect().await?;
+    let db = pricewire_pipeline::aws::dynamodb(&sdk);
+    let pks = history::entities(&db, &stack, &select.selector()).await?;
+    let newest = history::newest(&db, &stack.prices_table, &pks).await?;
+    let fired = history::fired(&db, &stack, &newest).await?;
+    Ok(history::rows(&newest, &fired, select.window))
+}
+
+/// Prints rows as a table, JSON or CSV.
+fn print_rows(rows: &[pricewire_cli::history::Row], output: Output) -> Result<(), String> {
+    use pricewire_cli::history;
+    if output.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(rows).map_err(|e| e.to_string())?
+        );
+    } else if output.csv {
+        print!("{}", history::csv(rows)?);
+    } else {
+        let keys: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        print!("{}", history::table(rows, keys.len() > 1));
+        eprintln!("{} rows", rows.len());
+    }
+    Ok(())
+}
+
+/// `chart`: the chart's data from the history, the top entities by changes, two files.
+async fn chart_command(
+    target: &Target,
+    select: &Select,
+    range: &Range,
+    top: usize,
+    out: Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf, usize), String> {
+    use pricewire_cli::chart::{self, ChartData};
+    let rows = history_rows(target, select, range).await?;
+    let rows = pricewire_cli::history::busiest(rows, top);
+    let what = select
+        .key
+        .clone()
+        .or_else(|| select.route.clone())
+        .or_else(|| select.key_prefix.clone())
+        .unwrap_or_else(|| "all".into());
+    let data = ChartData::of(format!("{} · {what}", select.source), &rows);
+    let (_, until) = range.bounds()?;
+    let stem = out.unwrap_or_else(|| {
+        let slug: String = format!("{}-{what}", select.source)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        PathBuf::from("charts").join(slug)
+    });
+    let (png, svg) = chart::write(&data, until.unwrap_or_else(Utc::now), &stem)?;
+    Ok((png, svg, rows.len()))
 }
 
 /// Faults between the functions and AWS (the fault proxy), for `demo`.
@@ -511,6 +724,54 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::History {
+            target,
+            select,
+            range,
+            output,
+        } => match history_rows(&target, &select, &range)
+            .await
+            .and_then(|rows| print_rows(&rows, output))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("history: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Latest {
+            target,
+            select,
+            sort,
+            desc,
+            output,
+        } => match latest_rows(&target, &select).await.and_then(|mut rows| {
+            pricewire_cli::history::sort(&mut rows, sort, desc);
+            print_rows(&rows, output)
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("latest: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Chart {
+            target,
+            select,
+            range,
+            top,
+            out,
+        } => match chart_command(&target, &select, &range, top as usize, out).await {
+            Ok((png, svg, points)) => {
+                println!("{}\n{}", png.display(), svg.display());
+                eprintln!("chart: {points} stored changes drawn");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("chart: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Replay {
             target,
             source,
@@ -536,16 +797,20 @@ async fn main() -> ExitCode {
                 to,
                 dry_run,
             };
+            let progress = Progress::new(&format!("replay {}", args.source), None);
             let r = match target.connect().await {
-                Ok((sdk, stack)) => ops::replay(&sdk, &stack, &args).await,
+                Ok((sdk, stack)) => ops::replay_with(&sdk, &stack, &args, &progress).await,
                 Err(e) => Err(e),
             };
+            progress.finish();
+            let secs = progress.elapsed().as_secs_f64();
             match r {
                 Ok(r) => {
                     println!(
-                        "replay {} {} .. {}: {} archived answers ({} skipped), {} records ({} quarantined), {} put in {} requests{}",
+                        "replay {} {} .. {}: {} archived answers ({} skipped), {} records ({} quarantined), {} put in {} requests{}; {secs:.1} s, {:.0} records/s",
                         args.source, from.to_rfc3339(), to.to_rfc3339(), r.objects, r.skipped, r.records, r.quarantined, r.put, r.put_requests,
-                        if dry_run { " (dry run)" } else { "" }
+                        if dry_run { " (dry run)" } else { "" },
+                        r.records as f64 / secs.max(0.001)
                     );
                     exit_for(&r.errors)
                 }
@@ -568,14 +833,17 @@ async fn main() -> ExitCode {
                 max_messages,
                 dry_run,
             };
+            let progress = Progress::new(&format!("redrive {}", args.function), None);
             let r = match target.connect().await {
-                Ok((sdk, stack)) => ops::redrive(&sdk, &stack, &args).await,
+                Ok((sdk, stack)) => ops::redrive_with(&sdk, &stack, &args, &progress).await,
                 Err(e) => Err(e),
             };
+            progress.finish();
+            let secs = progress.elapsed().as_secs_f64();
             match r {
                 Ok(r) => {
                     println!(
-                        "redrive {}: {} messages; {} from the stream, {} from the archive, {} records put; poison: {} redriven, {} kept; {} not redrivable{}",
+                        "redrive {}: {} messages; {} from the stream, {} from the archive, {} records put; poison: {} redriven, {} kept; {} not redrivable{}; {secs:.1} s",
                         args.function, r.messages, r.from_stream, r.from_archive, r.records_put, r.poison_redriven, r.poison_kept, r.not_redrivable,
                         if dry_run { " (dry run)" } else { "" }
                     );
@@ -807,9 +1075,33 @@ async fn main() -> ExitCode {
                     sources
                 },
             };
-            match demo::run(opts).await {
-                Ok(r) => {
+            let run = async {
+                let d = demo::start(opts).await?;
+                let ran = d.run().await;
+                let report = d.report().await;
+                // The demo ends with a chart of its busiest route.
+                let chart = match (&ran, &report) {
+                    (Ok(()), Ok(_)) => d.chart_busiest_route(&repo.join(".work/demo")).await,
+                    _ => Ok(None),
+                };
+                d.stop().await;
+                ran?;
+                Ok::<_, String>((report?, chart))
+            };
+            match run.await {
+                Ok((r, chart)) => {
                     report::print(&r);
+                    match chart {
+                        Ok(Some(c)) => println!(
+                            "● chart of the busiest route, {} {} ({} stored changes, {} alerted):\n  {}\n  {}",
+                            c.source, c.route, c.changes, c.alerts, c.png.display(), c.svg.display()
+                        ),
+                        Ok(None) => println!("● no fares stored: no chart"),
+                        Err(e) => {
+                            eprintln!("demo: chart: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
                     let failures = r.check.as_ref().map(|c| c.failures()).unwrap_or(0);
                     if check && failures > 0 {
                         eprintln!("demo: {failures} check(s) failed");

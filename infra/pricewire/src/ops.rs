@@ -3,6 +3,7 @@
 //! They find a stack's resources from its functions' configuration (the same environment
 //! the functions read), so they need only the stack's `name` and AWS credentials.
 
+use crate::progress::Progress;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
@@ -48,15 +49,62 @@ pub struct Stack {
     pub dlqs: BTreeMap<String, String>,
     /// The collector's source entries (how to normalise an archived answer of each).
     pub sources: Sources,
+    /// The alerter's rules (which claims to look for in a history).
+    pub rules: Vec<RuleRef>,
 }
 
 fn err<E: std::error::Error + 'static>(what: &str) -> impl Fn(E) -> String + '_ {
-    move |e| {
-        format!(
-            "{what}: {}",
-            aws_sdk_kinesis::error::DisplayErrorContext(&e)
-        )
+    move |e| one_line(what, &e)
+}
+
+/// Longest error line the CLI prints (an SDK error's sources can carry whole responses).
+const ERROR_LINE_MAX: usize = 400;
+
+/// An error and its sources as one line: `what: error: cause: cause`, repeats dropped
+/// (the SDK's wrappers often repeat their source), whitespace folded, at most
+/// `ERROR_LINE_MAX` characters.
+pub fn one_line(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = next {
+        let text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
     }
+    let line = format!("{what}: {}", parts.join(": "));
+    match line.char_indices().nth(ERROR_LINE_MAX) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
+    }
+}
+
+/// A rule of the stack's alerter, as far as reading its history needs: name, source, kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleRef {
+    pub name: String,
+    pub source: String,
+    pub kind: String,
+}
+
+/// The rules in the alerter's `PRICEWIRE_ALERT_RULES` (the alerter validated them at start).
+pub fn rule_refs(json: &str) -> Vec<RuleRef> {
+    let rules: Vec<Value> = serde_json::from_str(json).unwrap_or_default();
+    rules
+        .iter()
+        .filter_map(|r| {
+            Some(RuleRef {
+                name: r["name"].as_str()?.to_string(),
+                source: r["source"].as_str()?.to_string(),
+                kind: r["kind"].as_str()?.to_string(),
+            })
+        })
+        .collect()
 }
 
 impl Stack {
@@ -65,12 +113,24 @@ impl Stack {
         let mut env: HashMap<String, String> = HashMap::new();
         for f in ["collector", "consumer", "alerter"] {
             let fname = format!("{name}-{f}");
-            let c = lambda
+            let c = match lambda
                 .get_function_configuration()
                 .function_name(&fname)
                 .send()
                 .await
-                .map_err(err(&format!("GetFunctionConfiguration {fname}")))?;
+            {
+                Ok(c) => c,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+                    return Err(format!(
+                        "no stack {name:?} in {region}: there is no function {fname} (check --name, --region or --endpoint)"
+                    ));
+                }
+                Err(e) => return Err(err(&format!("GetFunctionConfiguration {fname}"))(e)),
+            };
             if let Some(vars) = c.environment().and_then(|e| e.variables()) {
                 for (k, v) in vars {
                     env.entry(k.clone()).or_insert_with(|| v.clone());
@@ -110,6 +170,11 @@ impl Stack {
             state_table: var(config::STATE_TABLE)?,
             dlqs,
             sources,
+            rules: rule_refs(
+                env.get(alerter::config::ALERT_RULES)
+                    .map(String::as_str)
+                    .unwrap_or("[]"),
+            ),
         })
     }
 }
@@ -539,6 +604,16 @@ pub async fn replay(
     stack: &Stack,
     args: &ReplayArgs,
 ) -> Result<ReplayReport, String> {
+    replay_with(sdk, stack, args, &Progress::hidden()).await
+}
+
+/// [`replay`], reporting its progress (archived answers read) as it goes.
+pub async fn replay_with(
+    sdk: &aws_config::SdkConfig,
+    stack: &Stack,
+    args: &ReplayArgs,
+    progress: &Progress,
+) -> Result<ReplayReport, String> {
     let s3 = pricewire_pipeline::aws::s3(sdk);
     let sink = KinesisSink::new(
         pricewire_pipeline::aws::kinesis(sdk),
@@ -569,6 +644,9 @@ pub async fn replay(
                     }
                 }
                 replay_object(&s3, &sink, stack, args, key, &mut report).await;
+                progress.update(report.objects as u64, "answers", || {
+                    format!("{} records, {} put", report.records, report.put)
+                });
             }
             match page.next_continuation_token() {
                 Some(t) => token = Some(t.to_string()),
@@ -765,6 +843,16 @@ pub async fn redrive(
     stack: &Stack,
     args: &RedriveArgs,
 ) -> Result<RedriveReport, String> {
+    redrive_with(sdk, stack, args, &Progress::hidden()).await
+}
+
+/// [`redrive`], reporting its progress (messages taken) as it goes.
+pub async fn redrive_with(
+    sdk: &aws_config::SdkConfig,
+    stack: &Stack,
+    args: &RedriveArgs,
+    progress: &Progress,
+) -> Result<RedriveReport, String> {
     let url = stack
         .dlqs
         .get(&args.function)
@@ -794,6 +882,9 @@ pub async fn redrive(
         }
         for m in out.messages() {
             report.messages += 1;
+            progress.update(report.messages as u64, "messages", || {
+                format!("{} records put", report.records_put)
+            });
             let receipt = m.receipt_handle().unwrap_or_default().to_string();
             let body: Value =
                 serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
