@@ -79,8 +79,8 @@ build: $(ZIPS) ## release zips for Lambda: target/lambda/<fn>/bootstrap.zip
 tf-check: ## terraform fmt + validate (offline)
 	bash infra/scripts/tf-moto.sh --validate-only
 
-tf-apply-moto: tools build ## apply terraform/ to a throwaway moto server
-	LAMBDA_ZIP_DIR=$(LAMBDA_ZIP_DIR) bash infra/scripts/tf-moto.sh --check-rejects
+tf-apply-moto: tools build ## apply terraform/ to a throwaway moto server, bad settings rejected, every example applied
+	LAMBDA_ZIP_DIR=$(LAMBDA_ZIP_DIR) bash infra/scripts/tf-moto.sh --check-rejects --examples
 
 cli: ## the operator CLI, target/debug/pricewire
 	cargo build -p pricewire --bin pricewire

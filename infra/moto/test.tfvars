@@ -162,7 +162,7 @@ alert_rules = [
     name   = "btc-under-60k"
     source = "coingecko"
     kind   = "price"
-    when   = "attributes[\"id\"] == \"bitcoin\" && price < 60000.0"
+    when   = "key == \"bitcoin\" && price < 60000.0"
   },
 ]
 

@@ -26,6 +26,12 @@
 #            job's params, plain http to a public host, a request timeout the
 #            collector's timeout has no room for, ...) and require each to fail
 #            naming the setting.
+#   --examples
+#            after the apply (and --check-rejects), apply each
+#            terraform/examples/*.tfvars in turn to the same state and server
+#            (each an in-place update of the stack before it: they share name and
+#            region), with only lambda_zip_dir and force_destroy_bucket=true added
+#            (not the --var values); each must succeed. The log has each one's time.
 #   --keep   keep the scratch directory after success; it is always kept after
 #            a failure.
 #
@@ -37,7 +43,9 @@
 # Steps: terraform fmt -check, copy terraform/*.tf to the scratch dir, init,
 # validate (production configuration, then with the emulator override), apply
 # with the var files (default infra/moto/test.tfvars), check every output is
-# non-empty, print a summary. Exit status 0 only if every step succeeded.
+# non-empty (and, with test.tfvars, the subscribers' SNS filter policies), the bad
+# plans (--check-rejects), the examples (--examples), print a summary. Exit status 0
+# only if every step succeeded.
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -48,6 +56,7 @@ PORT=""
 SCRATCH_ARG=""
 VALIDATE_ONLY=0
 CHECK_REJECTS=0
+EXAMPLES=0
 VAR_FILES=()
 VARS=()
 while [ $# -gt 0 ]; do
@@ -72,6 +81,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1 ;;
     --validate-only) VALIDATE_ONLY=1 ;;
     --check-rejects) CHECK_REJECTS=1 ;;
+    --examples) EXAMPLES=1 ;;
     --scratch) SCRATCH_ARG="$val" ;;
     --var-file)
       [ -f "$val" ] || die_usage "--var-file: no such file: $val"
@@ -92,6 +102,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$VALIDATE_ONLY" -eq 0 ] || [ -z "$PORT" ] || die_usage "--validate-only does not use a moto server (drop PORT)"
+[ "$VALIDATE_ONLY" -eq 0 ] || [ "$EXAMPLES" -eq 0 ] || die_usage "--examples needs an apply (drop --validate-only)"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$REPO/.work"
@@ -365,7 +376,33 @@ if [ "$CHECK_REJECTS" -eq 1 ]; then
     'alert_rules=[{name="night",source="travelpayouts",kind="flight_price",when="price < 1",quiet_hours="22-7"}]'
 fi
 
+# What the main apply made (the examples below replace it).
 COUNT="$(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true)"
+
+# --- every example configuration applies ------------------------------------------
+# Each is applied over the stack before it (same name and region: an update, not a
+# rebuild) with only what the emulator run needs added; none gets the --var values.
+EXAMPLES_SAID=""
+if [ "$EXAMPLES" -eq 1 ]; then
+  EXAMPLE_FILES=()
+  for f in "$REPO"/terraform/examples/*.tfvars; do [ -f "$f" ] && EXAMPLE_FILES+=("$f"); done
+  [ "${#EXAMPLE_FILES[@]}" -gt 0 ] || { echo "tf-moto: --examples: no terraform/examples/*.tfvars" >&2; exit 1; }
+  APPLIED=0
+  EXAMPLES_START=$SECONDS
+  for f in "${EXAMPLE_FILES[@]}"; do
+    t0=$SECONDS
+    step "terraform apply example ${f#"$REPO"/} (vars: lambda_zip_dir force_destroy_bucket)"
+    if ! run terraform apply -no-color -input=false -auto-approve "-var-file=$f" \
+      -var "lambda_zip_dir=$ZIP_DIR" -var force_destroy_bucket=true; then
+      echo "tf-moto: example ${f#"$REPO"/} failed to apply (see $LOG)" >&2
+      exit 1
+    fi
+    APPLIED=$((APPLIED + 1))
+    step "example ${f##*/} applied in $((SECONDS - t0)) s ($(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true) resources)"
+  done
+  EXAMPLES_SAID=", $APPLIED examples applied ($((SECONDS - EXAMPLES_START)) s)"
+fi
+
 REJECTS_SAID=""
 [ "$CHECK_REJECTS" -eq 0 ] || REJECTS_SAID=", $REJECTED bad settings rejected by plan"
-echo "tf-moto: OK: $COUNT resources created against moto at $ENDPOINT$REJECTS_SAID in $((SECONDS - START)) s (log: $LOG)"
+echo "tf-moto: OK: $COUNT resources created against moto at $ENDPOINT$REJECTS_SAID$EXAMPLES_SAID in $((SECONDS - START)) s (log: $LOG)"
