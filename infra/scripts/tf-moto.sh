@@ -376,6 +376,46 @@ if [ "$CHECK_REJECTS" -eq 1 ]; then
     'alert_rules=[{name="night",source="travelpayouts",kind="flight_price",when="price < 1",quiet_hours="22-7"}]'
 fi
 
+# --- the functions accept the configuration Terraform gave them ---------------------
+# moto stores functions but never starts them, so a setting only the function can judge
+# (a rule that does not compile, a field a rule reads that records lack) would pass every
+# apply. Each release binary is started with its applied environment (read back from the
+# emulator) and no Runtime API: a binary that accepted its configuration gets as far as
+# the Lambda runtime, which stops it for want of AWS_LAMBDA_FUNCTION_NAME; one that did
+# not stops earlier with a ConfigError naming the variable.
+BIN_DIR="$SCRATCH/bin"
+check_function_configs() {
+  local what="$1"
+  step "functions start with the configuration of $what"
+  python3 - "$ENDPOINT" "$ZIP_DIR" "$BIN_DIR" "$what" >>"$LOG" 2>&1 <<'PY' || { echo "tf-moto: a function rejects the configuration of $what (see $LOG)" >&2; exit 1; }
+import json, os, subprocess, sys, urllib.request, zipfile
+endpoint, zips, bins, what = sys.argv[1:5]
+out = json.loads(subprocess.run(["terraform", "output", "-no-color", "-json", "function_names"],
+                                capture_output=True, text=True, check=True).stdout)
+failed = []
+for role, name in sorted(out.items()):
+    exe = os.path.join(bins, role, "bootstrap")
+    if not os.path.exists(exe):
+        zipfile.ZipFile(os.path.join(zips, role, "bootstrap.zip")).extractall(os.path.dirname(exe))
+        os.chmod(exe, 0o755)
+    req = urllib.request.Request(f"{endpoint}/2015-03-31/functions/{name}/configuration", headers={
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=x"})
+    variables = json.load(urllib.request.urlopen(req)).get("Environment", {}).get("Variables", {})
+    env = {"PATH": "/usr/bin:/bin", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true",
+           **variables}
+    p = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60)
+    said = (p.stdout + p.stderr).strip()
+    if "Missing AWS_LAMBDA_FUNCTION_NAME" in said and "ConfigError" not in said:
+        print(f"{what}: {role} accepts its configuration ({', '.join(sorted(variables))})")
+    else:
+        failed.append(role)
+        print(f"{what}: {role} stopped before the runtime (exit {p.returncode}):\n{said[-2000:]}")
+sys.exit(1 if failed else 0)
+PY
+}
+check_function_configs "${VAR_FILES[*]##*/}"
+
 # What the main apply made (the examples below replace it).
 COUNT="$(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true)"
 
@@ -397,6 +437,7 @@ if [ "$EXAMPLES" -eq 1 ]; then
       echo "tf-moto: example ${f#"$REPO"/} failed to apply (see $LOG)" >&2
       exit 1
     fi
+    check_function_configs "${f##*/}"
     APPLIED=$((APPLIED + 1))
     step "example ${f##*/} applied in $((SECONDS - t0)) s ($(terraform state list 2>>"$LOG" | grep -vc '^data\.' || true) resources)"
   done
