@@ -67,3 +67,13 @@ output "subscriber_filter_policies" {
   description = "Per subscriber endpoint (\"<subscriber>/<sms|email>\"), the SNS filter policy of its subscription."
   value       = local.subscriber_filter_policies
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the stack (alarms, pipeline, a row per source); null unless dashboard is true."
+  value       = one(aws_cloudwatch_dashboard.overview[*].dashboard_name)
+}
+
+output "dashboard_body" {
+  description = "The dashboard's JSON body as it was created, read by the tests to check it names only metrics the functions emit; null unless dashboard is true."
+  value       = one(aws_cloudwatch_dashboard.overview[*].dashboard_body)
+}

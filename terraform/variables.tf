@@ -877,6 +877,13 @@ variable "iterator_age_alarm_threshold_ms" {
   }
 }
 
+variable "dashboard" {
+  description = "Create the CloudWatch dashboard <name> (dashboard.tf): alarms, stream iterator age, records stored, alerts sent, DLQ depths, and a row per source. A dashboard beyond the account's first three costs about 3 USD a month."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 # ---------------------------------------------------------------------------
 # Sources
 # ---------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 //!
 //! Each entity is drawn as its stored value holding until the next change (a step line),
 //! with the rolling minimum (dashed) and typical value (thin) of one statistics window as
-//! the consumer stored them with each change, and a marker at each change an alert was sent
-//! about. Text is drawn with DejaVu Sans compiled in (plotters' ab_glyph backend), so the
+//! the consumer stored them with each change (also holding until the next), and a black
+//! marker at each change an alert was sent about. Text is drawn with DejaVu Sans compiled in (plotters' ab_glyph backend), so the
 //! chart looks the same on a machine without fonts.
 //!
 //! The data drawn travels in the files: an iTXt chunk of the PNG and a `<metadata>` element
@@ -131,6 +131,26 @@ fn price_label(v: f64, span: f64) -> String {
     format!("{v:.decimals$}")
 }
 
+/// A value that holds from one change to the next (and the last until `end`) as the
+/// corners of a step line; points without a value are skipped.
+fn steps(
+    points: impl Iterator<Item = (DateTime<Utc>, Option<Decimal>)>,
+    end: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, f64)> {
+    let mut out: Vec<(DateTime<Utc>, f64)> = Vec::new();
+    for (at, v) in points {
+        let Some(v) = v else { continue };
+        if let Some(&(_, before)) = out.last() {
+            out.push((at, before));
+        }
+        out.push((at, f(v)));
+    }
+    if let Some(&(_, last)) = out.last() {
+        out.push((end, last));
+    }
+    out
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     data: &ChartData,
@@ -209,27 +229,15 @@ where
     for (i, s) in data.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let key: String = s.key.chars().take(LEGEND_KEY_CHARS).collect();
-        // The value holds from one change to the next, and the last until the range's end.
-        let mut steps: Vec<(DateTime<Utc>, f64)> = Vec::new();
-        for (j, p) in s.points.iter().enumerate() {
-            if j > 0 {
-                steps.push((p.at, f(s.points[j - 1].price)));
-            }
-            steps.push((p.at, f(p.price)));
-        }
-        if let Some(p) = s.points.last() {
-            steps.push((end, f(p.price)));
-        }
         chart
-            .draw_series(LineSeries::new(steps, color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                steps(s.points.iter().map(|p| (p.at, Some(p.price))), end),
+                color.stroke_width(2),
+            ))
             .map_err(e)?
             .label(key.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        let mins: Vec<(DateTime<Utc>, f64)> = s
-            .points
-            .iter()
-            .filter_map(|p| Some((p.at, f(p.min?))))
-            .collect();
+        let mins = steps(s.points.iter().map(|p| (p.at, p.min)), end);
         if !mins.is_empty() {
             chart
                 .draw_series(DashedLineSeries::new(
@@ -244,11 +252,7 @@ where
                     PathElement::new([(x, y), (x + 8, y)], color.mix(0.8).stroke_width(1))
                 });
         }
-        let typical: Vec<(DateTime<Utc>, f64)> = s
-            .points
-            .iter()
-            .filter_map(|p| Some((p.at, f(p.typical?))))
-            .collect();
+        let typical = steps(s.points.iter().map(|p| (p.at, p.typical)), end);
         if !typical.is_empty() {
             chart
                 .draw_series(LineSeries::new(typical, color.mix(0.45).stroke_width(1)))
@@ -269,11 +273,11 @@ where
             .draw_series(
                 alerts
                     .into_iter()
-                    .map(|c| TriangleMarker::new(c, 9, RED.filled())),
+                    .map(|c| TriangleMarker::new(c, 9, BLACK.filled())),
             )
             .map_err(e)?
             .label("alert sent")
-            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, RED.filled()));
+            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
     }
     chart
         .configure_series_labels()
@@ -468,6 +472,18 @@ mod tests {
         assert!(png(&empty, Utc::now())
             .unwrap_err()
             .contains("nothing to chart"));
+    }
+
+    #[test]
+    fn values_hold_until_the_next_change_and_the_last_until_the_end() {
+        let t = |m: i64| DateTime::from_timestamp(m * 60, 0).unwrap();
+        let d = |v: i64| Some(Decimal::from(v));
+        let corners = steps([(t(0), d(5)), (t(1), None), (t(2), d(3))].into_iter(), t(9));
+        assert_eq!(
+            corners,
+            [(t(0), 5.0), (t(2), 5.0), (t(2), 3.0), (t(9), 3.0)],
+            "a point without a value is skipped"
+        );
     }
 
     #[test]

@@ -30,6 +30,16 @@ fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
+/// The twin's sources (`infra/moto/twin.tfvars`), each on its own simulator.
+const SOURCES: [&str; 6] = [
+    "travelpayouts",
+    "odds",
+    "dinger",
+    "binance",
+    "bybit",
+    "shop",
+];
+
 /// The scripted fare: LED → EVN on 24 Dec, one stop, sold by Pobeda (no other rule's deal).
 const FARE_KEY: &str = "LED-EVN/2026-12-24/oneway";
 
@@ -220,6 +230,312 @@ fn consumer_write_requests(work: &std::path::Path) -> f64 {
         .sum()
 }
 
+/// Runs the operator CLI against the twin's emulator: (exit status, stdout, stderr).
+fn cli(repo: &std::path::Path, endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pricewire"))
+        .args(args)
+        .args(["--endpoint", endpoint])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_ok(repo: &std::path::Path, endpoint: &str, args: &[&str]) -> String {
+    let (code, out, err) = cli(repo, endpoint, args);
+    assert_eq!(code, 0, "pricewire {args:?}: {err}");
+    out
+}
+
+/// `history`, `latest` and `chart` against what was stored: the scripted fare's history is
+/// exactly its distinct values in fetch order (from the script, not from the table), with the
+/// written-out alerts on the changes that raised them; `latest` lists every stored entity
+/// once with its newest value (from a raw scan); the chart's files carry exactly the
+/// history's points; a missing stack is one clear line and a failure.
+fn views_show_what_was_stored(
+    repo: &std::path::Path,
+    endpoint: &str,
+    old: &[Envelope],
+    today: &[Envelope],
+    alerts: &BTreeMap<(String, String, String), usize>,
+    scanned: &[table::Change],
+) {
+    // The fare's changes, from the script: a value is stored when it differs from the one
+    // fetched before it.
+    let mut want: Vec<(i64, String)> = Vec::new();
+    let mut fares: Vec<&Envelope> = old
+        .iter()
+        .chain(today)
+        .filter(|e| e.key == FARE_KEY)
+        .collect();
+    fares.sort_by_key(|e| e.fetched_at);
+    for e in fares {
+        let price = e.payload.amount().normalize().to_string();
+        if want.last().map(|(_, p)| p) != Some(&price) {
+            want.push((e.fetched_at.timestamp_millis(), price));
+        }
+    }
+    assert_eq!(want.len(), 26);
+    let rules_at = |price: &str| -> Vec<String> {
+        let mut r: Vec<String> = alerts
+            .keys()
+            .filter(|(_, k, v)| k == FARE_KEY && v == price)
+            .map(|(rule, _, _)| rule.clone())
+            .collect();
+        r.sort();
+        r
+    };
+    let fare = ["history", "--source", "travelpayouts", "--key", FARE_KEY];
+    let rows: Vec<Value> =
+        serde_json::from_str(&cli_ok(repo, endpoint, &[&fare[..], &["--json"]].concat())).unwrap();
+    let got: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| {
+            let at = DateTime::parse_from_rfc3339(r["at"].as_str().unwrap()).unwrap();
+            (
+                at.timestamp_millis(),
+                r["price"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "history: exactly the stored changes, in order");
+    for r in &rows {
+        let mut fired: Vec<String> = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        fired.sort();
+        assert_eq!(fired, rules_at(r["price"].as_str().unwrap()), "{r}");
+    }
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["rules"] != Value::Array(vec![]))
+            .count(),
+        2
+    );
+    // The same as CSV, and a range: today's six changes.
+    let csv = cli_ok(repo, endpoint, &[&fare[..], &["--csv"]].concat());
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let prices: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[3].to_string())
+        .collect();
+    assert_eq!(
+        prices,
+        want.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>()
+    );
+    let since = DateTime::from_timestamp_millis(want[20].0)
+        .unwrap()
+        .to_rfc3339();
+    let recent: Vec<Value> = serde_json::from_str(&cli_ok(
+        repo,
+        endpoint,
+        &[&fare[..], &["--json", "--since", &since]].concat(),
+    ))
+    .unwrap();
+    assert_eq!(recent.len(), 6, "--since: {recent:?}");
+    let table_text = cli_ok(repo, endpoint, &fare);
+    println!("pricewire history --source travelpayouts --key {FARE_KEY}\n{table_text}");
+    assert_eq!(table_text.lines().count(), 1 + 26, "{table_text}");
+
+    // latest: every entity of every source once, with its newest stored value.
+    let mut newest: BTreeMap<String, &table::Change> = BTreeMap::new();
+    for c in scanned {
+        if newest.get(&c.pk).is_none_or(|n| c.sk > n.sk) {
+            newest.insert(c.pk.clone(), c);
+        }
+    }
+    for source in SOURCES {
+        let rows: Vec<Value> = serde_json::from_str(&cli_ok(
+            repo,
+            endpoint,
+            &["latest", "--source", source, "--json", "--sort", "price"],
+        ))
+        .unwrap();
+        let got: BTreeMap<String, String> = rows
+            .iter()
+            .map(|r| {
+                (
+                    format!(
+                        "{source}#{}#{}",
+                        r["kind"].as_str().unwrap(),
+                        r["key"].as_str().unwrap()
+                    ),
+                    r["price"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), rows.len(), "{source}: an entity listed twice");
+        let want: BTreeMap<String, String> = newest
+            .iter()
+            .filter(|(pk, _)| pk.starts_with(&format!("{source}#")))
+            .map(|(pk, c)| (pk.clone(), c.price.normalize().to_string()))
+            .collect();
+        assert!(!want.is_empty(), "{source} stored nothing");
+        assert_eq!(got, want, "latest {source}");
+        let prices: Vec<Decimal> = rows
+            .iter()
+            .map(|r| dec(r["price"].as_str().unwrap()))
+            .collect();
+        assert!(prices.windows(2).all(|w| w[0] <= w[1]), "--sort price");
+    }
+
+    // chart: PNG and SVG whose data points are exactly the history's.
+    let stem = repo.join(".work/twin/charts/fare");
+    let out = cli_ok(
+        repo,
+        endpoint,
+        &[
+            "chart",
+            "--source",
+            "travelpayouts",
+            "--key",
+            FARE_KEY,
+            "--out",
+            stem.to_str().unwrap(),
+        ],
+    );
+    let paths: Vec<&str> = out.lines().collect();
+    assert_eq!(paths.len(), 2, "{out}");
+    let (png_data, size) =
+        pricewire_cli::chart::data_of_png(&std::fs::read(paths[0]).unwrap()).unwrap();
+    assert_eq!(size, pricewire_cli::chart::SIZE);
+    let svg_data =
+        pricewire_cli::chart::data_of_svg(&std::fs::read_to_string(paths[1]).unwrap()).unwrap();
+    assert_eq!(png_data, svg_data);
+    assert_eq!(png_data.series.len(), 1);
+    let points: Vec<(i64, String)> = png_data.series[0]
+        .points
+        .iter()
+        .map(|p| (p.at.timestamp_millis(), p.price.normalize().to_string()))
+        .collect();
+    assert_eq!(points, want, "the chart draws exactly the stored changes");
+    let marked: Vec<String> = png_data.series[0]
+        .points
+        .iter()
+        .filter(|p| !p.rules.is_empty())
+        .map(|p| p.price.normalize().to_string())
+        .collect();
+    assert_eq!(marked, ["8300", "8100"], "a marker at each alerted change");
+
+    // A stack that is not there: one line, non-zero.
+    let (code, _, err) = cli(repo, endpoint, &["status", "--name", "nosuch"]);
+    assert_eq!(code, 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no stack \"nosuch\""), "{err}");
+    let (code, _, err) = cli(
+        repo,
+        endpoint,
+        &["history", "--name", "nosuch", "--source", "x"],
+    );
+    assert_eq!((code, err.trim().lines().count()), (1, 1), "{err}");
+    println!(
+        "views: history {} changes ({} alerted), latest of 6 sources, chart {} and {}",
+        rows.len(),
+        marked.len(),
+        paths[0],
+        paths[1]
+    );
+}
+
+/// Every `pricewire` metric the dashboard draws (name, dimensions and their values) is one
+/// the functions emitted in this run's EMF lines; metrics of AWS namespaces are AWS's own.
+fn dashboard_names_only_emitted_metrics(work: &std::path::Path) {
+    let outputs: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("tf/outputs.json")).unwrap())
+            .unwrap();
+    let body: Value =
+        serde_json::from_str(outputs["dashboard_body"]["value"].as_str().unwrap()).unwrap();
+    type Series = (String, BTreeMap<String, String>);
+    let mut emitted: BTreeSet<Series> = BTreeSet::new();
+    for f in ["collector", "consumer", "alerter"] {
+        let log = std::fs::read_to_string(work.join(format!("logs/{f}.log"))).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
+            let Some(spec) = line["_aws"]["CloudWatchMetrics"].as_array() else {
+                continue;
+            };
+            for d in spec {
+                if d["Namespace"] != "pricewire" {
+                    continue;
+                }
+                for dims in d["Dimensions"].as_array().unwrap() {
+                    let dims: BTreeMap<String, String> = dims
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| {
+                            let k = k.as_str().unwrap();
+                            (
+                                k.to_string(),
+                                line[k].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    for m in d["Metrics"].as_array().unwrap() {
+                        emitted.insert((m["Name"].as_str().unwrap().to_string(), dims.clone()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(emitted.len() >= 20, "EMF lines in the logs: {emitted:?}");
+    let mut referenced = 0;
+    for w in body["widgets"].as_array().unwrap() {
+        let Some(metrics) = w["properties"]["metrics"].as_array() else {
+            continue;
+        };
+        let mut previous: Vec<Value> = Vec::new();
+        for m in metrics {
+            // [namespace, name, dim, value, …, {options}]; "." repeats the row above.
+            let mut row: Vec<Value> = m
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| !v.is_object())
+                .cloned()
+                .collect();
+            for (i, v) in row.iter_mut().enumerate() {
+                if v == "." {
+                    *v = previous.get(i).cloned().unwrap_or(Value::Null);
+                }
+            }
+            previous = row.clone();
+            if row.first().and_then(Value::as_str) != Some("pricewire") {
+                continue;
+            }
+            let name = row[1].as_str().unwrap().to_string();
+            let dims: BTreeMap<String, String> = row[2..]
+                .chunks(2)
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap().to_string(),
+                        p[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            assert!(
+                emitted.contains(&(name.clone(), dims.clone())),
+                "the dashboard draws {name} {dims:?}, which no function emitted"
+            );
+            referenced += 1;
+        }
+    }
+    assert!(
+        referenced >= 10,
+        "the dashboard draws {referenced} pricewire metrics"
+    );
+    println!("dashboard: {referenced} pricewire metrics, each emitted by a function");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs release binaries and terraform: run `make e2e`"]
 async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
@@ -270,14 +586,7 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     assert!(check.expected_records > 100, "{}", check.expected_records);
     common::assert_exactly_once(&report);
     // Each source family on its own simulator, each checked on its own.
-    for source in [
-        "travelpayouts",
-        "odds",
-        "dinger",
-        "binance",
-        "bybit",
-        "shop",
-    ] {
+    for source in SOURCES {
         let b = &check.by_source[source];
         assert!(b.answers > 0 && b.expected_records > 0, "{source}: {b:?}");
         assert_eq!(b.delivered_records, b.expected_records, "{source}: {b:?}");
@@ -386,6 +695,10 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
         ann.len(),
         ops.len()
     );
+
+    // The operator's views of the same stack, through the CLI binary.
+    views_show_what_was_stored(&repo, &demo.moto.endpoint(), &old, &today, &want, &changes);
+    dashboard_names_only_emitted_metrics(&repo.join(".work/twin"));
 
     // A replay of the scripted day writes nothing and sends nothing.
     let work = repo.join(".work/twin");
