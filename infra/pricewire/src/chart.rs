@@ -154,7 +154,7 @@ fn steps(
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     data: &ChartData,
-    until: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -167,9 +167,12 @@ where
         .min()
         .ok_or("nothing to chart: no stored changes in the range")?;
     let last = data.points().map(|p| p.at).max().unwrap_or(first);
-    let end = until.max(last);
-    let span = (end - first).max(Span::minutes(10));
-    let (x0, x1) = (first - span / 50, first + span + span / 50);
+    // The last value holds to the range's end when one was asked for, else a little past
+    // the last change (a chart of the data, not of empty time).
+    let stored = (last - first).max(Span::minutes(1));
+    let end = until.map_or(last + stored / 20, |u| u.max(last));
+    let span = (end - first).max(Span::minutes(1));
+    let (x0, x1) = (first - span / 50, end + span / 50);
     let values: Vec<f64> = data
         .points()
         .flat_map(|p| [Some(p.price), p.min, p.typical])
@@ -198,8 +201,10 @@ where
     };
     let x_format = if span > Span::days(3) {
         "%d %b"
-    } else {
+    } else if span > Span::hours(1) {
         "%d %b %H:%M"
+    } else {
+        "%H:%M:%S"
     };
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -246,22 +251,32 @@ where
                     4,
                     color.mix(0.8).stroke_width(1),
                 ))
-                .map_err(e)?
-                .label(format!("{key} minimum{window}"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 8, y)], color.mix(0.8).stroke_width(1))
-                });
+                .map_err(e)?;
         }
         let typical = steps(s.points.iter().map(|p| (p.at, p.typical)), end);
         if !typical.is_empty() {
             chart
                 .draw_series(LineSeries::new(typical, color.mix(0.45).stroke_width(1)))
-                .map_err(e)?
-                .label(format!("{key} typical{window}"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.mix(0.45).stroke_width(1))
-                });
+                .map_err(e)?;
         }
+    }
+    // One legend entry each for the statistics lines, drawn in each entity's colour.
+    let grey = RGBColor(110, 110, 110);
+    if data.points().any(|p| p.min.is_some()) {
+        chart
+            .draw_series(std::iter::empty::<PathElement<(DateTime<Utc>, f64)>>())
+            .map_err(e)?
+            .label(format!("minimum{window} (dashed)"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 8, y)], grey.stroke_width(1)));
+    }
+    if data.points().any(|p| p.typical.is_some()) {
+        chart
+            .draw_series(std::iter::empty::<PathElement<(DateTime<Utc>, f64)>>())
+            .map_err(e)?
+            .label(format!("typical{window} (thin)"))
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], grey.mix(0.5).stroke_width(1))
+            });
     }
     let alerts: Vec<(DateTime<Utc>, f64)> = data
         .points()
@@ -292,7 +307,7 @@ where
 }
 
 /// The chart as an SVG document, its data in `<metadata id="pricewire-chart-data">`.
-pub fn svg(data: &ChartData, until: DateTime<Utc>) -> Result<String, String> {
+pub fn svg(data: &ChartData, until: Option<DateTime<Utc>>) -> Result<String, String> {
     fonts()?;
     let mut out = String::new();
     {
@@ -316,7 +331,7 @@ pub fn svg(data: &ChartData, until: DateTime<Utc>) -> Result<String, String> {
 }
 
 /// The chart as a PNG image, its data in an iTXt chunk `pricewire-chart-data`.
-pub fn png(data: &ChartData, until: DateTime<Utc>) -> Result<Vec<u8>, String> {
+pub fn png(data: &ChartData, until: Option<DateTime<Utc>>) -> Result<Vec<u8>, String> {
     fonts()?;
     let (w, h) = SIZE;
     let mut pixels = vec![0u8; (w * h * 3) as usize];
@@ -379,10 +394,11 @@ pub fn data_of_svg(text: &str) -> Result<ChartData, String> {
     serde_json::from_str(&json).map_err(|e| format!("SVG chart data: {e}"))
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`; returns their paths.
+/// Writes `<stem>.png` and `<stem>.svg`; returns their paths. `until`: where the time
+/// axis ends (the last value holds to it); default just past the last change.
 pub fn write(
     data: &ChartData,
-    until: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     stem: &Path,
 ) -> Result<(PathBuf, PathBuf), String> {
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -446,7 +462,7 @@ mod tests {
     #[test]
     fn the_png_is_a_png_of_the_chart_size_carrying_its_data() {
         let d = data();
-        let bytes = png(&d, d.series[0].points[1].at).unwrap();
+        let bytes = png(&d, Some(d.series[0].points[1].at)).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let (back, size) = data_of_png(&bytes).unwrap();
         assert_eq!(back, d);
@@ -456,7 +472,7 @@ mod tests {
     #[test]
     fn the_svg_is_svg_carrying_its_data_escaped() {
         let d = data();
-        let text = svg(&d, Utc::now()).unwrap();
+        let text = svg(&d, Some(Utc::now())).unwrap();
         assert!(text.contains("<svg"), "{}", &text[..200.min(text.len())]);
         assert!(
             text.contains("LED-KZN &lt;&amp;&gt; fares"),
@@ -469,9 +485,7 @@ mod tests {
     #[test]
     fn nothing_to_chart_is_an_error_not_an_empty_picture() {
         let empty = ChartData::of("x", &[]);
-        assert!(png(&empty, Utc::now())
-            .unwrap_err()
-            .contains("nothing to chart"));
+        assert!(png(&empty, None).unwrap_err().contains("nothing to chart"));
     }
 
     #[test]

@@ -148,11 +148,8 @@ impl Demo {
         let fired = history::fired(&db, &stack, &changes).await?;
         let rows = history::busiest(history::rows(&changes, &fired, None), CHART_ENTITIES);
         let data = crate::chart::ChartData::of(format!("{source} · {route} fares"), &rows);
-        let (png, svg) = crate::chart::write(
-            &data,
-            chrono::Utc::now(),
-            &dir.join(format!("chart-{source}-{route}")),
-        )?;
+        let (png, svg) =
+            crate::chart::write(&data, None, &dir.join(format!("chart-{source}-{route}")))?;
         Ok(Some(BusiestRoute {
             source,
             route,

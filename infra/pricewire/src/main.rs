@@ -436,7 +436,7 @@ async fn chart_command(
             .collect();
         PathBuf::from("charts").join(slug)
     });
-    let (png, svg) = chart::write(&data, until.unwrap_or_else(Utc::now), &stem)?;
+    let (png, svg) = chart::write(&data, until, &stem)?;
     Ok((png, svg, rows.len()))
 }
 

@@ -84,6 +84,18 @@ pub fn one_line(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// Whether a request never left because the SDK's credential chain found nothing.
+fn is_missing_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.to_string().contains("no credentials found in chain") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// A rule of the stack's alerter, as far as reading its history needs: name, source, kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleRef {
@@ -128,6 +140,12 @@ impl Stack {
                     return Err(format!(
                         "no stack {name:?} in {region}: there is no function {fname} (check --name, --region or --endpoint)"
                     ));
+                }
+                Err(e) if e.as_service_error().is_none() && is_missing_credentials(&e) => {
+                    return Err(
+                        "no AWS credentials: none in the environment, profile, web identity, container or instance (set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --endpoint for the twin)"
+                            .to_string(),
+                    );
                 }
                 Err(e) => return Err(err(&format!("GetFunctionConfiguration {fname}"))(e)),
             };

@@ -429,6 +429,22 @@ fn views_show_what_was_stored(
     assert_eq!(code, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no stack \"nosuch\""), "{err}");
+    // No credentials at all (and no endpoint): one line that says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pricewire"))
+        .args(["latest", "--source", "travelpayouts"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("latest: no AWS credentials"), "{err}");
     let (code, _, err) = cli(
         repo,
         endpoint,
@@ -441,6 +457,53 @@ fn views_show_what_was_stored(
         marked.len(),
         paths[0],
         paths[1]
+    );
+}
+
+/// What `make demo` ends with: the chart of the route with the most stored fare changes,
+/// drawing exactly that route's busiest entities' changes (from a raw scan).
+async fn demo_charts_its_busiest_route(
+    demo: &demo::Demo,
+    repo: &std::path::Path,
+    scanned: &[table::Change],
+) {
+    let c = demo
+        .chart_busiest_route(&repo.join(".work/twin/charts"))
+        .await
+        .unwrap()
+        .expect("fares were stored");
+    let mut per_route: BTreeMap<String, usize> = BTreeMap::new();
+    for ch in scanned {
+        if let Some(key) = ch.pk.strip_prefix("travelpayouts#flight_price#") {
+            *per_route
+                .entry(key.split('/').next().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    let most = per_route.values().max().copied().unwrap();
+    assert_eq!(
+        per_route[&c.route], most,
+        "{c:?} is not the busiest of {per_route:?}"
+    );
+    let (data, _) = pricewire_cli::chart::data_of_png(&std::fs::read(&c.png).unwrap()).unwrap();
+    assert!(!data.series.is_empty() && data.series.len() <= 4);
+    for s in &data.series {
+        let mut want: Vec<String> = scanned
+            .iter()
+            .filter(|ch| ch.pk == format!("travelpayouts#flight_price#{}", s.key))
+            .map(|ch| ch.sk.clone())
+            .collect();
+        want.sort();
+        let got: Vec<String> = s.points.iter().map(|p| p.sk.clone()).collect();
+        assert_eq!(got, want, "{}", s.key);
+        assert!(s.key.starts_with(&format!("{}/", c.route)));
+    }
+    println!(
+        "demo chart: {} ({} changes, {} alerted) {}",
+        c.route,
+        c.changes,
+        c.alerts,
+        c.png.display()
     );
 }
 
@@ -699,6 +762,7 @@ async fn twin_delivers_every_served_record_and_implied_alert_exactly_once() {
     // The operator's views of the same stack, through the CLI binary.
     views_show_what_was_stored(&repo, &demo.moto.endpoint(), &old, &today, &want, &changes);
     dashboard_names_only_emitted_metrics(&repo.join(".work/twin"));
+    demo_charts_its_busiest_route(&demo, &repo, &changes).await;
 
     // A replay of the scripted day writes nothing and sends nothing.
     let work = repo.join(".work/twin");
