@@ -965,6 +965,10 @@ impl Rule {
                 Ok(other) => {
                     return Err(invalid(format!("must yield a boolean, yields {other:?}")))
                 }
+                // A generic source's attributes are its own key fields, which the alerter
+                // does not know (the sample has only `store`): a rule may read any of them.
+                Err(e) if rule.spec.kind == "price" && e.to_string().starts_with("No such key") => {
+                }
                 Err(e) => return Err(invalid(format!("fails on a complete record: {e}"))),
             }
         }
@@ -1185,6 +1189,30 @@ mod tests {
             rules(r#"[{"name":"r","source":"odds","kind":"odds_quote","when":"gate == \"x\""}]"#)
                 .unwrap_err();
         assert!(err.to_string().contains("unknown field(s) gate"), "{err}");
+    }
+
+    #[test]
+    fn a_generic_sources_rule_may_read_its_own_key_fields() {
+        // The sample price record has only `store`; coingecko's records have `id`.
+        let set = rules(r#"[{"name":"btc","source":"coingecko","kind":"price","when":"attributes[\"id\"] == \"bitcoin\" && price < 60000.0"}]"#).unwrap();
+        let coin = |id: &str, usd: i64| {
+            Envelope::new(
+                "coingecko",
+                "coins",
+                id.into(),
+                None,
+                chrono::Utc::now(),
+                Payload::Price(Price {
+                    price: Decimal::from(usd),
+                    currency: Some("USD".into()),
+                    name: None,
+                    attributes: [("id".to_string(), id.to_string())].into(),
+                }),
+            )
+        };
+        assert_eq!(set.evaluate(&coin("bitcoin", 59_000)).matched.len(), 1);
+        assert!(set.evaluate(&coin("bitcoin", 61_000)).matched.is_empty());
+        assert!(set.evaluate(&coin("ethereum", 3_000)).matched.is_empty());
     }
 
     #[test]
