@@ -110,7 +110,14 @@ impl Demo {
         use crate::history::{self, Selector};
         let stack = crate::ops::Stack::discover(&self.twin.sdk, &self.twin.opts.name).await?;
         let db = pricewire_pipeline::aws::dynamodb(&self.twin.sdk);
-        let mut best: Option<(usize, String, String)> = None;
+        let prices = history::reader(&db, &stack.prices_table);
+        // Every stored fare once, grouped by route (the key's first part).
+        let mut best: Option<(
+            usize,
+            String,
+            String,
+            Vec<pricewire_pipeline::table::Change>,
+        )> = None;
         for sim in &self.sims {
             if sim.personality() != Personality::Travelpayouts {
                 continue;
@@ -120,31 +127,22 @@ impl Demo {
                 kind: Some("flight_price".into()),
                 ..Selector::default()
             };
-            let mut per_route: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut per_route: std::collections::BTreeMap<String, Vec<_>> = Default::default();
             for pk in history::entities(&db, &stack, &all).await? {
-                let n = history::changes(&db, &stack.prices_table, &pk, None, None)
-                    .await?
-                    .len();
-                let route = pk.rsplit('#').next().unwrap_or_default();
-                let route = route.split('/').next().unwrap_or_default().to_string();
-                *per_route.entry(route).or_insert(0) += n;
+                let key = pk.rsplit('#').next().unwrap_or_default();
+                let route = key.split('/').next().unwrap_or_default().to_string();
+                let stored = history::changes(&prices, &pk, None, None).await?;
+                per_route.entry(route).or_default().extend(stored);
             }
-            for (route, n) in per_route {
-                if best.as_ref().is_none_or(|(m, _, _)| n > *m) {
-                    best = Some((n, sim.source().to_string(), route));
+            for (route, changes) in per_route {
+                if best.as_ref().is_none_or(|(n, ..)| changes.len() > *n) {
+                    best = Some((changes.len(), sim.source().to_string(), route, changes));
                 }
             }
         }
-        let Some((_, source, route)) = best else {
+        let Some((_, source, route, changes)) = best else {
             return Ok(None);
         };
-        let sel = Selector {
-            source: source.clone(),
-            kind: Some("flight_price".into()),
-            key_prefix: Some(Selector::route_prefix(&route)),
-            ..Selector::default()
-        };
-        let changes = history::history(&self.twin.sdk, &stack, &sel, None, None).await?;
         let fired = history::fired(&db, &stack, &changes).await?;
         let rows = history::busiest(history::rows(&changes, &fired, None), CHART_ENTITIES);
         let data = crate::chart::ChartData::of(format!("{source} · {route} fares"), &rows);

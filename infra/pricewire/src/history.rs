@@ -13,11 +13,15 @@
 use crate::ops::Stack;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Utc};
+use consumer::adapters::dynamodb::DynamoPrices;
+use consumer::ports::HistoryReader;
 use futures_util::{StreamExt, TryStreamExt};
-use pricewire_pipeline::table::{self, Change, CHANGE_SK_END, CHANGE_SK_PREFIX};
+use pricewire_pipeline::backoff::RetryPolicy;
+use pricewire_pipeline::table::{self, Change, CHANGE_SK_PREFIX};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 /// DynamoDB BatchGetItem: at most 100 keys per call.
 const BATCH_GET_MAX: usize = 100;
@@ -402,10 +406,19 @@ pub async fn entities(
     Ok(pks)
 }
 
+/// The consumer's reader of the prices table (its documented Queries, retried): the CLI
+/// reads an entity's history the way the consumer does.
+pub fn reader(db: &aws_sdk_dynamodb::Client, prices_table: &str) -> DynamoPrices {
+    DynamoPrices::new(
+        db.clone(),
+        prices_table,
+        RetryPolicy::new(8, Duration::from_millis(100), Duration::from_secs(5)),
+    )
+}
+
 /// An entity's changes from `since` (inclusive) to `until` (exclusive), in time order.
 pub async fn changes(
-    db: &aws_sdk_dynamodb::Client,
-    prices_table: &str,
+    prices: &DynamoPrices,
     pk: &str,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -413,51 +426,24 @@ pub async fn changes(
     let from = since.map_or(CHANGE_SK_PREFIX.to_string(), |t| {
         table::sk_at(t.timestamp_millis())
     });
-    let to = until.map_or(CHANGE_SK_END.to_string(), |t| {
-        table::sk_at(t.timestamp_millis())
-    });
-    let items: Vec<_> = db
-        .query()
-        .table_name(prices_table)
-        .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
-        .expression_attribute_values(":pk", s(pk))
-        .expression_attribute_values(":a", s(from))
-        .expression_attribute_values(":b", s(to))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(err(&format!("Query {pk}")))?;
     let until_ms = until.map(|t| t.timestamp_millis());
-    Ok(items
-        .iter()
-        .filter_map(Change::from_item)
+    Ok(prices
+        .since(pk, &from)
+        .await
+        .map_err(|e| format!("Query {pk}: {}", e.0))?
+        .into_iter()
         .filter(|c| until_ms.is_none_or(|u| c.at_ms < u))
         .collect())
 }
 
 /// The newest change of each entity (its latest value), `LATEST_CONCURRENCY` at a time.
-pub async fn newest(
-    db: &aws_sdk_dynamodb::Client,
-    prices_table: &str,
-    pks: &[String],
-) -> Result<Vec<Change>, String> {
+pub async fn newest(prices: &DynamoPrices, pks: &[String]) -> Result<Vec<Change>, String> {
     let found: Vec<Option<Change>> = futures_util::stream::iter(pks.iter().cloned())
         .map(|pk| async move {
-            let out = db
-                .query()
-                .table_name(prices_table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":a", s(CHANGE_SK_PREFIX))
-                .expression_attribute_values(":b", s(CHANGE_SK_END))
-                .scan_index_forward(false)
-                .limit(1)
-                .send()
+            prices
+                .newest(&pk)
                 .await
-                .map_err(err(&format!("Query {pk}")))?;
-            Ok::<_, String>(out.items().first().and_then(Change::from_item))
+                .map_err(|e| format!("Query {pk}: {}", e.0))
         })
         .buffer_unordered(LATEST_CONCURRENCY)
         .try_collect()
@@ -586,9 +572,10 @@ pub async fn history(
             (None, None) => format!("source {} has stored nothing", sel.source),
         });
     }
+    let prices = reader(&db, &stack.prices_table);
     let mut all = Vec::new();
     for pk in &pks {
-        all.extend(changes(&db, &stack.prices_table, pk, since, until).await?);
+        all.extend(changes(&prices, pk, since, until).await?);
     }
     Ok(all)
 }

@@ -381,7 +381,7 @@ async fn latest_rows(
     let (sdk, stack) = target.connect().await?;
     let db = pricewire_pipeline::aws::dynamodb(&sdk);
     let pks = history::entities(&db, &stack, &select.selector()).await?;
-    let newest = history::newest(&db, &stack.prices_table, &pks).await?;
+    let newest = history::newest(&history::reader(&db, &stack.prices_table), &pks).await?;
     let fired = history::fired(&db, &stack, &newest).await?;
     Ok(history::rows(&newest, &fired, select.window))
 }

@@ -50,7 +50,7 @@ pub struct Stack {
     /// The collector's source entries (how to normalise an archived answer of each).
     pub sources: Sources,
     /// The alerter's rules (which claims to look for in a history).
-    pub rules: Vec<RuleRef>,
+    pub rules: Vec<alerter::rules::RuleSpec>,
 }
 
 fn err<E: std::error::Error + 'static>(what: &str) -> impl Fn(E) -> String + '_ {
@@ -94,29 +94,6 @@ fn is_missing_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
         next = e.source();
     }
     false
-}
-
-/// A rule of the stack's alerter, as far as reading its history needs: name, source, kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleRef {
-    pub name: String,
-    pub source: String,
-    pub kind: String,
-}
-
-/// The rules in the alerter's `PRICEWIRE_ALERT_RULES` (the alerter validated them at start).
-pub fn rule_refs(json: &str) -> Vec<RuleRef> {
-    let rules: Vec<Value> = serde_json::from_str(json).unwrap_or_default();
-    rules
-        .iter()
-        .filter_map(|r| {
-            Some(RuleRef {
-                name: r["name"].as_str()?.to_string(),
-                source: r["source"].as_str()?.to_string(),
-                kind: r["kind"].as_str()?.to_string(),
-            })
-        })
-        .collect()
 }
 
 impl Stack {
@@ -180,6 +157,12 @@ impl Stack {
                 .unwrap_or("{}"),
         )
         .map_err(|e| format!("stack {name}: {}: {e}", collector::config::SOURCES))?;
+        let rules = serde_json::from_str(
+            env.get(alerter::config::ALERT_RULES)
+                .map(String::as_str)
+                .unwrap_or("[]"),
+        )
+        .map_err(|e| format!("stack {name}: {}: {e}", alerter::config::ALERT_RULES))?;
         Ok(Stack {
             name: name.to_string(),
             stream: var(collector::config::STREAM_NAME)?,
@@ -188,11 +171,7 @@ impl Stack {
             state_table: var(config::STATE_TABLE)?,
             dlqs,
             sources,
-            rules: rule_refs(
-                env.get(alerter::config::ALERT_RULES)
-                    .map(String::as_str)
-                    .unwrap_or("[]"),
-            ),
+            rules,
         })
     }
 }
