@@ -1005,17 +1005,52 @@ mod tests {
         );
     }
 
-    /// A dingerodds-style upstream: `pages` pages of one event, chained by cursor.
-    fn chained(pages: usize) -> Vec<Result<Response, ()>> {
+    /// A dingerodds-style upstream: `pages` pages chained by cursor, page `p` holding the
+    /// events `events(p)` (`g<i>`).
+    fn chained_of(pages: usize, events: impl Fn(usize) -> Vec<usize>) -> Vec<Result<Response, ()>> {
+        let event = |i: usize| {
+            json!({"id": format!("g{i}"), "sport": "baseball", "commence_time": "2026-12-02T00:00:00Z",
+            "bookmakers": [{"key": "dinger", "markets": [{"key": "moneyline", "outcomes": [{"name": "Mets", "price": 1.8}]}]}]})
+        };
         (0..pages)
             .map(|p| {
-                let next = if p + 1 < pages { json!(format!("c{}", p + 1)) } else { json!(null) };
-                let body = json!({"data": [{"id": format!("g{p}"), "sport": "baseball", "commence_time": "2026-12-02T00:00:00Z",
-                    "bookmakers": [{"key": "dinger", "markets": [{"key": "moneyline", "outcomes": [{"name": "Mets", "price": 1.8}]}]}]}],
-                    "next_cursor": next});
+                let next = if p + 1 < pages {
+                    json!(format!("c{}", p + 1))
+                } else {
+                    json!(null)
+                };
+                let data: Vec<serde_json::Value> = events(p).into_iter().map(event).collect();
+                let body = json!({"data": data, "next_cursor": next});
                 Ok(reply(200, &body.to_string(), &[]))
             })
             .collect()
+    }
+
+    /// One event a page.
+    fn chained(pages: usize) -> Vec<Result<Response, ()>> {
+        chained_of(pages, |p| vec![p])
+    }
+
+    /// Invocations of 3.6 s (at 60 rpm, about two requests each) until the walk completes
+    /// (at most six); each cut one must name the cursor to resume at.
+    async fn run_to_completion(c: &Collector, job: &Job) -> Vec<Summary> {
+        let mut runs = Vec::new();
+        for _ in 0..6 {
+            let s = c
+                .run(
+                    job,
+                    Some(std::time::Instant::now() + Duration::from_millis(3_600)),
+                )
+                .await
+                .unwrap();
+            runs.push(s.clone());
+            if s.complete {
+                break;
+            }
+            assert!(matches!(s.resume, Some(Step::Token { .. })), "{s:?}");
+        }
+        assert!(runs.len() > 1 && runs.last().unwrap().complete, "{runs:?}");
+        runs
     }
 
     const DINGER: &str = r#"{"dinger": {"module": "odds", "base_url": "https://up", "auth": {"style": "none"},
@@ -1028,23 +1063,7 @@ mod tests {
         let job =
             Job::from_value(&json!({"job":"mlb","source":"dinger","params":{"sport":"baseball"}}))
                 .unwrap();
-        // 60 rpm = one request a second: a 3.6 s invocation fits about two.
-        let mut runs = Vec::new();
-        for _ in 0..6 {
-            let s = c
-                .run(
-                    &job,
-                    Some(std::time::Instant::now() + Duration::from_millis(3_600)),
-                )
-                .await
-                .unwrap();
-            runs.push(s.clone());
-            if s.complete {
-                break;
-            }
-            assert!(matches!(s.resume, Some(Step::Token { .. })), "{s:?}");
-        }
-        assert!(runs.len() > 1 && runs.last().unwrap().complete, "{runs:?}");
+        run_to_completion(&c, &job).await;
         let cursors: Vec<Option<String>> = up
             .requests
             .lock()
@@ -1076,6 +1095,33 @@ mod tests {
                 .all(|k| k.starts_with("baseball/g") && k.ends_with("/dinger/h2h/Mets")),
             "{keys:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_row_repeated_across_a_page_boundary_is_put_once_even_when_an_invocation_ends_there()
+    {
+        // Page `p` holds `g<p>` and `g<p+1>`: every page's last row is the next one's first,
+        // as on Bybit's cursor pages. A chain's invocation ends at a page boundary, so some
+        // repeats fall inside a run and some between two.
+        let up = Arc::new(ScriptedUpstream::new(chained_of(5, |p| vec![p, p + 1])));
+        let (c, parts) = build(up.clone(), DINGER, MemorySink::default(), 3);
+        let job =
+            Job::from_value(&json!({"job":"mlb","source":"dinger","params":{"sport":"baseball"}}))
+                .unwrap();
+        let runs = run_to_completion(&c, &job).await;
+        let mut keys: Vec<String> = parts
+            .sink
+            .records()
+            .iter()
+            .map(|r| Envelope::from_slice(&r.data).unwrap().key)
+            .collect();
+        keys.sort();
+        let expected: Vec<String> = (0..=5)
+            .map(|i| format!("baseball/g{i}/dinger/h2h/Mets"))
+            .collect();
+        assert_eq!(keys, expected, "each served event once: {runs:?}");
+        let repeats: usize = runs.iter().map(|r| r.duplicates).sum();
+        assert_eq!(repeats, 4, "the four boundary repeats, each counted once");
     }
 
     /// A time-window plan, as a market-data source's: `?from=<ms>&limit=N`, points ascending;

@@ -41,6 +41,21 @@ pub struct Cursor {
     /// at `next` (a time window: everything since the last run).
     #[serde(default)]
     pub mark: bool,
+    /// Ids of the records of the last step collected before `next` (at most
+    /// [`CURSOR_EDGE_IDS_MAX`]): an API that repeats a page's last row as the next page's
+    /// first (Bybit's cursors do) gets that row put once, not once per invocation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge: Vec<String>,
+}
+
+/// Edge ids a cursor keeps: 1,000 ids of 32 hex digits are 33 KB, well inside DynamoDB's
+/// 400 KB item limit (`limits::DYNAMODB_ITEM_MAX_BYTES`) beside the cursor's other fields.
+pub const CURSOR_EDGE_IDS_MAX: usize = 1_000;
+
+/// The edge a cursor keeps of a step's records: their ids, the last ones when there are
+/// more than [`CURSOR_EDGE_IDS_MAX`] (a boundary repeat is of the page's end).
+pub fn edge_of(ids: &[String]) -> Vec<String> {
+    ids[ids.len().saturating_sub(CURSOR_EDGE_IDS_MAX)..].to_vec()
 }
 
 #[async_trait]

@@ -17,7 +17,7 @@ use crate::deadline::Deadline;
 use crate::fetch::{fetch, FetchError, FetchStats, Guards, Upstream};
 use crate::ratelimit::HostGate;
 use crate::sink::StreamRecord;
-use crate::state::{hold_key, Cursor, HoldState};
+use crate::state::{edge_of, hold_key, Cursor, HoldState};
 use crate::{CollectError, Collector, Summary};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -50,6 +50,8 @@ enum StepResult {
 struct Collected {
     next: Option<Step>,
     resume_at: Option<Step>,
+    /// The step's records' ids, for the cursor's edge.
+    ids: Vec<String>,
 }
 
 struct StepRun {
@@ -110,6 +112,9 @@ struct Gathered {
     failure: Option<CollectError>,
     archive_errors: Vec<String>,
     hold: Option<Hold>,
+    /// Ids the previous invocation put last (the resumed cursor's edge): met again, they
+    /// are repeats, not records.
+    known: Vec<String>,
 }
 
 impl Run<'_> {
@@ -301,12 +306,14 @@ impl Run<'_> {
             StepResult::NotStarted => None,
             StepResult::Done(page) => {
                 let n = page.normalised;
+                let ids: Vec<String> = n.records.iter().map(|e| e.id.clone()).collect();
                 g.records.extend(n.records);
                 g.quarantined.extend(n.quarantined);
                 g.dropped_values.extend(n.dropped_values);
                 Some(Collected {
                     next: page.next,
                     resume_at: page.resume_at,
+                    ids,
                 })
             }
             StepResult::Failed(e) => {
@@ -423,7 +430,10 @@ impl Run<'_> {
             .as_ref()
             .map_or_else(|| Utc::now().timestamp_millis(), |c| c.started_ms);
 
-        let mut g = Gathered::default();
+        let mut g = Gathered {
+            known: prior.as_ref().map(|c| c.edge.clone()).unwrap_or_default(),
+            ..Gathered::default()
+        };
         let cursor = match self.plan.walk() {
             Walk::Single => {
                 let run = self.step(Step::Start, guards).await;
@@ -542,6 +552,7 @@ impl Run<'_> {
             })
             .min();
         let mut collected: BTreeSet<u32> = BTreeSet::new();
+        let mut ids_of: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
         for run in runs {
             let page = page_of(&run.step);
             if end_page.is_some_and(|end| page > end) {
@@ -552,8 +563,9 @@ impl Run<'_> {
                 self.gather(unused, g, summary);
                 continue;
             }
-            if self.gather(run, g, summary).is_some() {
+            if let Some(c) = self.gather(run, g, summary) {
                 collected.insert(page);
+                ids_of.insert(page, c.ids);
             }
         }
         if capped.load(Ordering::Relaxed) && summary.stopped.is_none() {
@@ -574,6 +586,13 @@ impl Run<'_> {
                 steps: 0,
                 started_ms,
                 mark: false,
+                // The page before the one to resume at: taken now, or (no progress) the
+                // edge this run resumed with.
+                edge: match ids_of.get(&(next_page - 1)) {
+                    Some(ids) => edge_of(ids),
+                    None if next_page == first => prior.map(|c| c.edge.clone()).unwrap_or_default(),
+                    None => Vec::new(),
+                },
             }),
         }
     }
@@ -595,13 +614,15 @@ impl Run<'_> {
             Some(c) => (c.next.clone(), c.steps, started_ms),
             None => (Step::Start, 0, started_ms),
         };
-        let mark = |next: Step| Cursor {
+        let mut edge = prior.map(|c| c.edge.clone()).unwrap_or_default();
+        let mark = |next: Step, edge: Vec<String>| Cursor {
             plan: self.plan.fingerprint(),
             next,
             done: BTreeSet::new(),
             steps: 0,
             started_ms: Utc::now().timestamp_millis(),
             mark: true,
+            edge,
         };
         loop {
             if steps >= max_steps {
@@ -609,7 +630,7 @@ impl Run<'_> {
                 summary.complete = true;
                 // A time window is a place in time: the next walk goes on from it. A
                 // token belongs to its walk: the next one starts over.
-                return matches!(step, Step::Window { .. }).then(|| mark(step));
+                return matches!(step, Step::Window { .. }).then(|| mark(step, edge));
             }
             let run = self.step(step.clone(), guards).await;
             let held_after = run.hold_after.is_some();
@@ -617,10 +638,11 @@ impl Run<'_> {
                 Some(collected) => {
                     steps += 1;
                     summary.pages += 1;
+                    edge = edge_of(&collected.ids);
                     match collected.next {
                         None => {
                             summary.complete = true;
-                            return collected.resume_at.map(mark);
+                            return collected.resume_at.map(|at| mark(at, edge));
                         }
                         Some(n) => step = n,
                     }
@@ -643,6 +665,7 @@ impl Run<'_> {
             steps,
             started_ms,
             mark: false,
+            edge,
         })
     }
 
@@ -664,6 +687,7 @@ impl Run<'_> {
             failure,
             mut archive_errors,
             hold: _,
+            known,
         } = g;
         summary.fetched = records.len() + quarantined.len();
         summary.dropped_values = dropped_values.len();
@@ -675,7 +699,9 @@ impl Run<'_> {
                 .collect();
             tracing::info!(job = %self.job.name, count = dropped_values.len(), first = ?shown, "optional values dropped as unusable");
         }
-        let mut seen = HashSet::new();
+        // What the last invocation put last counts as seen: a page boundary that repeats a
+        // row across invocations is a duplicate like one within a run.
+        let mut seen: HashSet<String> = known.into_iter().collect();
         let mut out = Vec::with_capacity(records.len());
         for e in records {
             if !seen.insert(e.id.clone()) {

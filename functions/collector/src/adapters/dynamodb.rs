@@ -188,6 +188,14 @@ impl CursorStore for DynamoHostState {
                     .and_then(|v| v.as_bool().ok())
                     .copied()
                     .unwrap_or(false),
+                edge: get_s(&item, "edge")
+                    .map(|s| {
+                        s.split(',')
+                            .filter(|id| !id.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
         }))
     }
@@ -216,6 +224,9 @@ impl CursorStore for DynamoHostState {
                     }),
             ),
         ]);
+        if !c.edge.is_empty() {
+            item.insert("edge".into(), AttributeValue::S(c.edge.join(",")));
+        }
         // For an operator reading the table (and `pricewire status`).
         if let Step::Page { page } = &c.next {
             item.insert("next_page".into(), n(page));
