@@ -408,12 +408,20 @@ impl Collector {
     /// Stores what this run learned about the host (rate, pause, breaker counts) and
     /// copies it into the summary.
     async fn remember(&self, gate: &HostGate, breaker: &Breaker<'_>, summary: &mut Summary) {
-        if gate.changed() {
-            if let Err(e) = self.state.save_limit(gate.key(), &gate.state()).await {
-                tracing::error!(key = gate.key(), error = %e, "learned rate limit not stored");
-            }
+        // The limit and the breaker are separate items: written at once.
+        let (limit, flushed) = tokio::join!(
+            async {
+                match gate.changed() {
+                    true => self.state.save_limit(gate.key(), &gate.state()).await,
+                    false => Ok(()),
+                }
+            },
+            breaker.flush()
+        );
+        if let Err(e) = limit {
+            tracing::error!(key = gate.key(), error = %e, "learned rate limit not stored");
         }
-        if let Err(e) = breaker.flush().await {
+        if let Err(e) = flushed {
             tracing::error!(host = %breaker.host(), error = %e, "breaker counts not stored");
         }
         summary.breaker = breaker.phase().await.as_str().into();

@@ -744,10 +744,13 @@ impl Run<'_> {
                 Err(e) => archive_errors.push(e),
             }
         }
-        let put = self.collector.sink.put_records(out).await;
-        if self.part.is_none() {
-            self.collector.remember(gate, breaker, &mut summary).await;
-        }
+        // What was learned about the host is stored while the records go out: independent
+        // writes, one round trip.
+        let (put, ()) = tokio::join!(self.collector.sink.put_records(out), async {
+            if self.part.is_none() {
+                self.collector.remember(gate, breaker, &mut summary).await;
+            }
+        });
         match put {
             Ok(report) => summary.put = report.put,
             Err(e) => {
@@ -761,11 +764,22 @@ impl Run<'_> {
             }
         }
         let state = self.collector.state.as_ref();
-        let saved = match &cursor {
-            Some(c) => state.save_cursor(&self.cursor_key(), c).await,
-            None if had_cursor => state.clear_cursor(&self.cursor_key()).await,
-            None => Ok(()),
-        };
+        let succeeded = failure.is_none() && archive_errors.is_empty();
+        // The cursor and (after a successful run) the run record: independent writes, at once.
+        let (saved, ()) = tokio::join!(
+            async {
+                match &cursor {
+                    Some(c) => state.save_cursor(&self.cursor_key(), c).await,
+                    None if had_cursor => state.clear_cursor(&self.cursor_key()).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                if succeeded && self.part.is_none() {
+                    self.collector.record_run(&mut summary).await;
+                }
+            }
+        );
         if let Err(e) = saved {
             tracing::error!(job = %self.job.name, error = %e, "cursor not saved; the next run starts over");
         }
@@ -783,9 +797,6 @@ impl Run<'_> {
                 job: self.job.name.clone(),
                 detail: archive_errors.join("; "),
             });
-        }
-        if self.part.is_none() {
-            self.collector.record_run(&mut summary).await;
         }
         Ok(summary)
     }
