@@ -12,20 +12,8 @@ use crate::limits::{EMF_MAX_DIMENSIONS, EMF_MAX_METRICS};
 /// The one namespace of every pricewire metric.
 pub const NAMESPACE: &str = "pricewire";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Count,
-    Milliseconds,
-}
-
-impl Unit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Unit::Count => "Count",
-            Unit::Milliseconds => "Milliseconds",
-        }
-    }
-}
+/// The unit of every metric: each is a count of something (durations are details).
+const UNIT: &str = "Count";
 
 /// One EMF document under construction.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +22,7 @@ pub struct Emf {
     /// Top-level fields that are not dimensions or metrics: searchable and summable in the
     /// logs (Logs Insights), no metric series.
     properties: Vec<(&'static str, Value)>,
-    metrics: Vec<(&'static str, Unit, f64)>,
+    metrics: Vec<(&'static str, f64)>,
 }
 
 impl Emf {
@@ -67,14 +55,7 @@ impl Emf {
 
     pub fn count(mut self, name: &'static str, value: u64) -> Emf {
         if self.metrics.len() < EMF_MAX_METRICS {
-            self.metrics.push((name, Unit::Count, value as f64));
-        }
-        self
-    }
-
-    pub fn millis(mut self, name: &'static str, value: u64) -> Emf {
-        if self.metrics.len() < EMF_MAX_METRICS {
-            self.metrics.push((name, Unit::Milliseconds, value as f64));
+            self.metrics.push((name, value as f64));
         }
         self
     }
@@ -85,7 +66,7 @@ impl Emf {
         let definitions: Vec<Value> = self
             .metrics
             .iter()
-            .map(|(n, u, _)| json!({"Name": n, "Unit": u.as_str()}))
+            .map(|(n, _)| json!({"Name": n, "Unit": UNIT}))
             .collect();
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(k, _)| *k).collect();
         root.insert(
@@ -101,7 +82,7 @@ impl Emf {
         for (k, v) in &self.dimensions {
             root.insert((*k).into(), Value::String(v.clone()));
         }
-        for (n, _, v) in &self.metrics {
+        for (n, v) in &self.metrics {
             root.insert((*n).into(), json!(v));
         }
         Value::Object(root).to_string()
@@ -124,7 +105,6 @@ mod tests {
             .detail("Pages", 2)
             .count("Requests", 3)
             .count("Throttled", 1)
-            .millis("FetchTime", 250)
             .to_line(1_790_000_000_000);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert!(!line.contains('\n'));
@@ -136,10 +116,6 @@ mod tests {
         assert_eq!(
             spec["Metrics"][0],
             json!({"Name": "Requests", "Unit": "Count"})
-        );
-        assert_eq!(
-            spec["Metrics"][2],
-            json!({"Name": "FetchTime", "Unit": "Milliseconds"})
         );
         // Every dimension and metric named in the spec has its value at the top level,
         // and so has the property.
@@ -153,7 +129,7 @@ mod tests {
         );
         // A detail is in the line, not among the metrics.
         assert_eq!(v["Pages"].as_f64(), Some(2.0));
-        assert_eq!(spec["Metrics"].as_array().map(Vec::len), Some(3));
+        assert_eq!(spec["Metrics"].as_array().map(Vec::len), Some(2));
         assert_eq!(
             (
                 v["Requests"].as_f64(),
