@@ -101,6 +101,13 @@ pub struct ColdStart {
     pub init_ms: Vec<f64>,
     /// Peak resident set (VmHWM) after the first response, per run.
     pub rss_kib: Vec<u64>,
+    /// Where the memory is at that moment, per run: anonymous (heap, stacks) and
+    /// file-backed (the binary's and libraries' pages touched) resident KiB.
+    pub anon_kib: Vec<u64>,
+    pub file_kib: Vec<u64>,
+    /// CPU time the process spent on a core up to the first response (all its threads,
+    /// `/proc/<pid>/schedstat`), per run: the rest of `ms` is waiting (stub, simulator).
+    pub cpu_ms: Vec<f64>,
     /// The AWS calls of the first invocation.
     pub calls: StubCalls,
 }
@@ -218,13 +225,37 @@ fn clock_ticks() -> f64 {
     })
 }
 
-/// Peak resident set size of a live process, KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+/// A live process's resident set, KiB: the peak (VmHWM), and anonymous and file-backed now.
+#[derive(Debug, Clone, Copy)]
+struct Rss {
+    peak: u64,
+    anon: u64,
+    file: u64,
+}
+
+/// CPU time of a live process's threads so far (nanosecond counters, unlike `stat`'s ticks).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Some(ns as f64 / 1e6)
+}
+
+fn rss_kib(pid: u32) -> Option<Rss> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some(Rss {
+        peak: field("VmHWM:")?,
+        anon: field("RssAnon:").unwrap_or(0),
+        file: field("RssFile:").unwrap_or(0),
+    })
 }
 
 /// `n` flight offers on 20 routes over 60 days, as the collector would have put them on the
@@ -432,7 +463,7 @@ impl Bench {
         function: &'static str,
         imp: Imp,
         event: &Value,
-    ) -> Result<(f64, f64, u64, StubCalls), String> {
+    ) -> Result<(f64, f64, Rss, f64, StubCalls), String> {
         self.stub.take();
         let spec = self.spec(function, imp);
         let log = spec.log_file.clone();
@@ -446,12 +477,13 @@ impl Bench {
             .init_time()
             .await
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
-        let rss = host.pid().and_then(peak_rss_kib);
+        let rss = host.pid().and_then(rss_kib);
+        let cpu = host.pid().and_then(cpu_ms).unwrap_or(f64::NAN);
         let calls = self.stub.take();
         host.shutdown().await;
         check(function, imp, &outcome, &log)?;
         let rss = rss.ok_or_else(|| format!("{function} ({}): cannot read VmHWM", imp.label()))?;
-        Ok((ms, init_ms, rss, calls))
+        Ok((ms, init_ms, rss, cpu, calls))
     }
 
     async fn throughput(
@@ -669,7 +701,7 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
         };
         for function in FUNCTIONS {
             for imp in order {
-                let (ms, init_ms, rss, calls) = bench
+                let (ms, init_ms, rss, cpu, calls) = bench
                     .cold_start(function, imp, &cold_event(function))
                     .await?;
                 if run == 0 {
@@ -681,22 +713,31 @@ async fn measure(bench: &Bench) -> Result<(Vec<ColdStart>, Vec<Throughput>), Str
                     ms: vec![],
                     init_ms: vec![],
                     rss_kib: vec![],
+                    anon_kib: vec![],
+                    file_kib: vec![],
+                    cpu_ms: vec![],
                     calls,
                 });
                 c.ms.push(ms);
                 c.init_ms.push(init_ms);
-                c.rss_kib.push(rss);
+                c.rss_kib.push(rss.peak);
+                c.anon_kib.push(rss.anon);
+                c.file_kib.push(rss.file);
+                c.cpu_ms.push(cpu);
             }
         }
     }
     for c in cold.values() {
         bench.say(format!(
-            "  {:<9} {:<20} median {:>7.1} ms (init {:.1} ms), peak RSS {:>6.1} MiB, {} AWS calls",
+            "  {:<9} {:<20} median {:>7.1} ms (init {:.1} ms, on a core {:.1} ms), peak RSS {:>6.1} MiB (anon {:.1} / file {:.1}), {} AWS calls",
             c.function,
             c.imp.label(),
             median(&c.ms),
             median(&c.init_ms),
-            median(&c.rss_kib.iter().map(|k| *k as f64).collect::<Vec<_>>()) / 1024.0,
+            median(&c.cpu_ms),
+            render::mib(&c.rss_kib),
+            render::mib(&c.anon_kib),
+            render::mib(&c.file_kib),
             c.calls.total()
         ));
     }

@@ -211,7 +211,7 @@ fn cold<'a>(r: &'a Results, function: &str, imp: Imp) -> Option<&'a ColdStart> {
         .find(|c| c.function == function && c.imp == imp)
 }
 
-fn mib(kib: &[u64]) -> f64 {
+pub fn mib(kib: &[u64]) -> f64 {
     median(&kib.iter().map(|k| *k as f64).collect::<Vec<_>>()) / 1024.0
 }
 
@@ -465,7 +465,7 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "| function | pricewire (Rust) | Python 3.11 + boto3 | ratio | init: spawn → first /next (Rust / Python) | first invocation (Rust / Python) | peak RSS Rust | peak RSS Python | AWS calls of the first invocation (Rust / Python) |\n|---|---|---|---|---|---|---|---|---|"
+        "| function | pricewire (Rust) | Python 3.11 + boto3 | ratio | init: spawn → first /next (Rust / Python) | first invocation (Rust / Python) | peak RSS Rust (anon / file) | peak RSS Python | AWS calls of the first invocation (Rust / Python) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for f in super::FUNCTIONS {
         let (Some(rc), Some(pc)) = (cold(r, f, Imp::Rust), cold(r, f, Imp::Python)) else {
@@ -482,7 +482,7 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
         };
         let _ = writeln!(
             o,
-            "| {f} | {} | {} | 1/{:.0} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} MiB | {:.1} MiB | {} / {} |",
+            "| {f} | {} | {} | 1/{:.0} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} MiB ({:.1} / {:.1}) | {:.1} MiB | {} / {} |",
             range(&rc.ms),
             range(&pc.ms),
             median(&pc.ms) / median(&rc.ms),
@@ -491,6 +491,8 @@ pub fn markdown(r: &Results, commit: &str, command: &str) -> String {
             first(rc),
             first(pc),
             mib(&rc.rss_kib),
+            mib(&rc.anon_kib),
+            mib(&rc.file_kib),
             mib(&pc.rss_kib),
             calls_line(&rc.calls),
             calls_line(&pc.calls)
